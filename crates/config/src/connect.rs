@@ -1,0 +1,73 @@
+//! [`connect`]: a pool with the settings every connection must have.
+
+use std::str::FromStr;
+
+use sea_orm::{DatabaseConnection, SqlxPostgresConnector, SqlxSqliteConnector};
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use tracing::log::LevelFilter;
+
+use crate::{Config, DatabaseTarget};
+
+/// Opening the pool failed. The message names the database (password hidden) and the
+/// driver's reason.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open {target}: {source}")]
+pub struct ConnectError {
+    /// The database, safe to print.
+    pub target: String,
+    /// The driver's error.
+    #[source]
+    pub source: sqlx::Error,
+}
+
+/// Opens a connection pool for `config` and checks that one connection works.
+///
+/// SQLite: the file is created if missing; every connection gets `foreign_keys=ON`,
+/// `journal_mode=WAL`, `synchronous=NORMAL` and the configured busy timeout.
+/// Postgres: TLS as the URL's `sslmode` says, the configured `statement_timeout` and
+/// `application_name`. On both, the pool does not ping a connection on every acquire
+/// (a round trip per call) and statements are logged at `DEBUG`, not `INFO`.
+pub async fn connect(config: &Config) -> Result<DatabaseConnection, ConnectError> {
+    let fail = |source| ConnectError {
+        target: config.describe_target(),
+        source,
+    };
+    match &config.target {
+        DatabaseTarget::Sqlite { path } => {
+            let options = SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .foreign_keys(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(config.busy_timeout)
+                .log_statements(LevelFilter::Debug);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(config.max_connections)
+                .acquire_timeout(config.acquire_timeout)
+                .test_before_acquire(false)
+                .connect_with(options)
+                .await
+                .map_err(fail)?;
+            Ok(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
+        }
+        DatabaseTarget::Postgres { url } => {
+            let mut options = PgConnectOptions::from_str(url.expose_secret())
+                .map_err(fail)?
+                .application_name(&config.application_name)
+                .log_statements(LevelFilter::Debug);
+            let timeout_ms = config.statement_timeout.as_millis().to_string();
+            options = options.options([("statement_timeout", timeout_ms.as_str())]);
+            let pool = PgPoolOptions::new()
+                .max_connections(config.max_connections)
+                .acquire_timeout(config.acquire_timeout)
+                .test_before_acquire(false)
+                .connect_with(options)
+                .await
+                .map_err(fail)?;
+            Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! [`ConfigError`]: what is wrong with the environment, naming the variable.
+
+use crate::AppEnv;
+
+/// The environment does not describe a usable database.
+///
+/// Every message names the variable at fault and the values it accepts. None of them
+/// contains a password: URLs are never echoed, only their scheme.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `APP_ENV` holds something other than `local` or `web`.
+    #[error("APP_ENV={value:?} is not recognised; expected `local` (default) or `web`")]
+    UnknownAppEnv {
+        /// What `APP_ENV` held.
+        value: String,
+    },
+    /// `APP_ENV=web` without a `DATABASE_URL`.
+    #[error(
+        "DATABASE_URL is required when APP_ENV=web; expected postgres://USER:PASSWORD@HOST:5432/DB (optionally ?sslmode=require)"
+    )]
+    MissingDatabaseUrl,
+    /// `DATABASE_URL`'s scheme does not fit `APP_ENV`.
+    #[error(
+        "DATABASE_URL has scheme `{scheme}`, but APP_ENV={app_env} needs {expected} (set APP_ENV to `{other_env}` to use this URL)"
+    )]
+    WrongScheme {
+        /// The environment in force.
+        app_env: AppEnv,
+        /// The scheme found in the URL (never the rest of it).
+        scheme: String,
+        /// The schemes that environment accepts.
+        expected: &'static str,
+        /// The environment that would accept this scheme.
+        other_env: AppEnv,
+    },
+    /// `DATABASE_URL` cannot be used as it is.
+    #[error("DATABASE_URL is not usable: {reason}")]
+    InvalidUrl {
+        /// Why, without the URL itself.
+        reason: String,
+    },
+    /// A numeric or boolean setting does not parse.
+    #[error("{var}={value:?} is not valid; expected {expected}")]
+    InvalidSetting {
+        /// The variable.
+        var: &'static str,
+        /// What it held.
+        value: String,
+        /// What it accepts.
+        expected: &'static str,
+    },
+    /// The `.env` file exists but cannot be read or parsed.
+    #[error("could not read the .env file: {reason}")]
+    DotEnv {
+        /// Why (the offending line's number, never its content: it may hold a secret).
+        reason: String,
+    },
+}

@@ -1,0 +1,178 @@
+//! [`Database`]: the pool an application holds, and [`UnitOfWork`]: a transaction.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use dal_config::{Backend, Config};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
+
+use crate::dialect::Dialect;
+use crate::{DalError, Result};
+
+/// A connection pool to the configured database: the handle an application keeps (it is
+/// cheap to clone) and asks for repositories.
+///
+/// ```no_run
+/// use dal::prelude::*;
+/// # async fn run() -> dal::Result<()> {
+/// // APP_ENV=local (default): ./local.db; APP_ENV=web: Postgres at DATABASE_URL.
+/// let db = Database::from_env().await?;
+/// db.migrate().await?;
+/// println!("{} at schema version {:?}", db.backend(), db.applied_migrations().await?.last());
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Database {
+    pub(crate) inner: DatabaseConnection,
+    pub(crate) dialect: Dialect,
+}
+
+impl Database {
+    /// Reads the configuration from the environment (and `.env`) and connects.
+    pub async fn from_env() -> Result<Database> {
+        Database::connect(&Config::from_env()?).await
+    }
+
+    /// Connects as `config` says, and applies pending migrations first if
+    /// `config.migrate_on_connect` is set.
+    pub async fn connect(config: &Config) -> Result<Database> {
+        let inner = dal_config::connect(config).await?;
+        let db = Database {
+            inner,
+            dialect: Dialect(config.backend()),
+        };
+        if config.migrate_on_connect {
+            db.migrate().await?;
+        }
+        Ok(db)
+    }
+
+    /// The backend behind this pool.
+    pub fn backend(&self) -> Backend {
+        self.dialect.0
+    }
+
+    /// Applies every pending migration, all in one transaction, serialised against other
+    /// processes migrating the same database at the same time (Postgres: an advisory lock;
+    /// SQLite: the write lock of `BEGIN IMMEDIATE`).
+    pub async fn migrate(&self) -> Result<()> {
+        let tx = self
+            .inner
+            .begin_with_options(self.dialect.write_transaction())
+            .await?;
+        if let Some(lock) = self.dialect.migration_lock() {
+            tx.execute_unprepared(lock).await?;
+        }
+        Migrator::up(&tx, None).await.map_err(migration_error)?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Names of the applied migrations, oldest first; the last one is the schema version.
+    pub async fn applied_migrations(&self) -> Result<Vec<String>> {
+        let applied = Migrator::get_applied_migrations(&self.inner)
+            .await
+            .map_err(migration_error)?;
+        Ok(applied.iter().map(|m| m.name().to_owned()).collect())
+    }
+
+    /// Starts a unit of work. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`),
+    /// waiting up to the busy timeout for another writer, so it never fails halfway with
+    /// SQLITE_BUSY. Dropping it without [`UnitOfWork::commit`] rolls back.
+    pub async fn begin(&self) -> Result<UnitOfWork> {
+        let tx = self
+            .inner
+            .begin_with_options(self.dialect.write_transaction())
+            .await?;
+        Ok(UnitOfWork {
+            inner: tx,
+            dialect: self.dialect,
+        })
+    }
+
+    /// Runs `work` in a unit of work: commits if it returns `Ok`, rolls back if it returns
+    /// `Err` (or panics, or the future is dropped).
+    ///
+    /// ```no_run
+    /// use dal::prelude::*;
+    /// use sea_orm::{ActiveModelTrait, Set};
+    /// # async fn run(db: &Database) -> dal::Result<()> {
+    /// let user = db
+    ///     .transaction(|uow| Box::pin(async move {
+    ///         let user = dal::entities::user::ActiveModel {
+    ///             id: Set(Id::new()),
+    ///             email: Set(None),
+    ///             display_name: Set(Some("Ada".into())),
+    ///             created_at: Set(chrono::Utc::now()),
+    ///         };
+    ///         Ok(user.insert(uow).await?)
+    ///     }))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn transaction<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send,
+        F: for<'u> FnOnce(&'u UnitOfWork) -> BoxFuture<'u, Result<T>> + Send,
+    {
+        let uow = self.begin().await?;
+        match work(&uow).await {
+            Ok(value) => {
+                uow.commit().await?;
+                Ok(value)
+            }
+            Err(e) => {
+                // The work's error is the one worth reporting; a failed rollback only
+                // means the connection is gone, and the pool discards it.
+                let _ = uow.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The SeaORM connection underneath. Statements run on it directly do **not** get the
+    /// value mapping (on SQLite a `Uuid` would be stored as a BLOB); prefer `&Database`.
+    pub fn sea_orm_connection(&self) -> &DatabaseConnection {
+        &self.inner
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(self) -> Result<()> {
+        self.inner.close().await?;
+        Ok(())
+    }
+}
+
+/// A boxed future borrowing a unit of work, as [`Database::transaction`] takes.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A transaction handing out the same repositories as [`Database`]. Everything done
+/// through it commits together with [`UnitOfWork::commit`] or not at all; dropping it
+/// rolls back.
+#[derive(Debug)]
+pub struct UnitOfWork {
+    pub(crate) inner: DatabaseTransaction,
+    pub(crate) dialect: Dialect,
+}
+
+impl UnitOfWork {
+    /// Makes every change durable.
+    pub async fn commit(self) -> Result<()> {
+        self.inner.commit().await?;
+        Ok(())
+    }
+
+    /// Discards every change.
+    pub async fn rollback(self) -> Result<()> {
+        self.inner.rollback().await?;
+        Ok(())
+    }
+}
+
+fn migration_error(e: sea_orm::DbErr) -> DalError {
+    match DalError::from(e) {
+        DalError::Database { detail } => DalError::Migration { detail },
+        other => other,
+    }
+}

@@ -1,0 +1,53 @@
+//! `shots`: a named timeline of generations within a project.
+
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::Id;
+
+/// A row of `shots`.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "shots")]
+pub struct Model {
+    /// Primary key.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Id,
+    /// Display name.
+    pub name: String,
+    /// When the row was created (UTC, microseconds).
+    pub created_at: DateTimeUtc,
+    /// Last change (UTC, microseconds).
+    pub updated_at: DateTimeUtc,
+    /// Owning project; deleting it deletes the shot.
+    pub project_id: Id,
+}
+
+/// Foreign keys into and out of `shots`.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    /// `shots.project_id -> projects.id`
+    #[sea_orm(
+        belongs_to = "super::project::Entity",
+        from = "Column::ProjectId",
+        to = "super::project::Column::Id",
+        on_delete = "Cascade"
+    )]
+    Project,
+    /// `shot_generations.shot_id`
+    #[sea_orm(has_many = "super::shot_generation::Entity")]
+    ShotGenerations,
+}
+
+impl Related<super::project::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Project.def()
+    }
+}
+
+impl Related<super::shot_generation::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::ShotGenerations.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,53 @@
+//! `tasks`: units of work with a status, JSON parameters and dependencies on other tasks.
+
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::{Id, IdList, TaskStatus};
+
+/// A row of `tasks`.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "tasks")]
+pub struct Model {
+    /// Primary key.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Id,
+    /// What kind of work this is; workers claim by type.
+    pub task_type: String,
+    /// Arbitrary parameters (`jsonb` / JSON text).
+    #[sea_orm(column_type = "JsonBinary")]
+    pub params: Json,
+    /// One of the six statuses; enforced by a CHECK on both backends.
+    pub status: TaskStatus,
+    /// Ids of the tasks this one waits for (`uuid[]` / JSON array text).
+    pub dependant_on: IdList,
+    /// Where the result was written, once there is one.
+    pub output_location: Option<String>,
+    /// When the row was created (UTC, microseconds).
+    pub created_at: DateTimeUtc,
+    /// Last change (UTC, microseconds).
+    pub updated_at: DateTimeUtc,
+    /// Owning project; deleting it deletes the task.
+    pub project_id: Id,
+}
+
+/// Foreign keys of `tasks`.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    /// `tasks.project_id -> projects.id`
+    #[sea_orm(
+        belongs_to = "super::project::Entity",
+        from = "Column::ProjectId",
+        to = "super::project::Column::Id",
+        on_delete = "Cascade"
+    )]
+    Project,
+}
+
+impl Related<super::project::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Project.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

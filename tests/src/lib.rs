@@ -1,0 +1,229 @@
+//! The harness behind the parity suite: each test body runs once per backend, on a
+//! database of its own that is created for it and dropped after it.
+//!
+//! * SQLite: a file in a fresh temporary directory.
+//! * Postgres: a new database on the server at `DAL_TEST_POSTGRES_URL` (default
+//!   `postgres://postgres@127.0.0.1:5432/postgres`), dropped with `WITH (FORCE)` afterwards.
+//!   If no server answers, the Postgres half **fails** and says how to point it at one.
+//!
+//! `DAL_TEST_BACKENDS` (default `sqlite,postgres`) picks the backends explicitly, e.g. one
+//! per CI job; a test of a backend left out says so in its output.
+//!
+//! ```ignore
+//! parity_test!(async fn creates_a_user(t) {
+//!     let user = t.db.users().create(NewUser::default()).await.unwrap();
+//!     assert_eq!(t.db.users().get(user.id).await.unwrap(), user);
+//! });
+//! ```
+//! expands to `creates_a_user::sqlite` and `creates_a_user::postgres`.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use dal::{Backend, Config, Database};
+use futures::FutureExt;
+use sea_orm::{ConnectionTrait, Statement};
+use sqlx::{Connection, PgConnection};
+
+/// The variable naming the Postgres server tests create their databases on.
+pub const POSTGRES_URL_VAR: &str = "DAL_TEST_POSTGRES_URL";
+/// The backends to test, comma-separated (default: both).
+pub const BACKENDS_VAR: &str = "DAL_TEST_BACKENDS";
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// What a test gets: a connected [`Database`] on a database of its own.
+pub struct TestDb {
+    /// The pool, on the test's own database.
+    pub db: Database,
+    /// The configuration it was opened with (to open more pools, or run the CLI).
+    pub config: Config,
+}
+
+impl TestDb {
+    /// The backend under test.
+    pub fn backend(&self) -> Backend {
+        self.db.backend()
+    }
+
+    /// Another pool on the same database, e.g. with different settings.
+    pub async fn connect(&self, config: &Config) -> Database {
+        Database::connect(config)
+            .await
+            .expect("second pool connects")
+    }
+}
+
+/// Whether the test's database starts empty or with every migration applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setup {
+    /// No tables at all.
+    Empty,
+    /// `Database::migrate` has run.
+    Migrated,
+}
+
+/// A created database and how to remove it.
+enum Owned {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+/// Runs `body` on a fresh database of `backend`, then drops that database, whether the
+/// body passed or panicked.
+pub async fn run<F, Fut>(backend: Backend, setup: Setup, body: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if !selected(backend) {
+        eprintln!("SKIPPED on {backend}: {BACKENDS_VAR} does not include it");
+        return;
+    }
+    let (config, owned) = create(backend).await;
+    let db = Database::connect(&config)
+        .await
+        .expect("test database connects");
+    assert_backend(&db, backend).await;
+    if setup == Setup::Migrated {
+        db.migrate().await.expect("migrations apply");
+    }
+    let outcome = AssertUnwindSafe(body(TestDb {
+        db: db.clone(),
+        config,
+    }))
+    .catch_unwind()
+    .await;
+    let _ = db.close().await;
+    drop_database(owned).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Checks the pool really talks to the backend the test is named after.
+async fn assert_backend(db: &Database, backend: Backend) {
+    assert_eq!(db.backend(), backend);
+    let sql = match backend {
+        Backend::Sqlite => "SELECT 'SQLite ' || sqlite_version() AS v",
+        Backend::Postgres => "SELECT version() AS v",
+    };
+    let row = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect("version query")
+        .expect("a version row");
+    let version: String = row.try_get("", "v").expect("version text");
+    let expected = match backend {
+        Backend::Sqlite => "SQLite",
+        Backend::Postgres => "PostgreSQL",
+    };
+    assert!(
+        version.starts_with(expected),
+        "expected {expected}, connected to {version}"
+    );
+}
+
+/// Whether `DAL_TEST_BACKENDS` includes `backend` (unset: every backend).
+pub fn selected(backend: Backend) -> bool {
+    match std::env::var(BACKENDS_VAR) {
+        Ok(list) => list
+            .split(',')
+            .any(|b| b.trim().eq_ignore_ascii_case(backend.as_str())),
+        Err(_) => true,
+    }
+}
+
+async fn create(backend: Backend) -> (Config, Owned) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let config = Config::sqlite(dir.path().join("test.db"));
+            (config, Owned::Sqlite(dir))
+        }
+        Backend::Postgres => {
+            let admin_url = postgres_admin_url();
+            let name = format!("dal_test_{}", uuid::Uuid::new_v4().simple());
+            let mut admin = admin_connection(&admin_url).await;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut admin)
+                .await
+                .expect("CREATE DATABASE for the test");
+            let _ = admin.close().await;
+            let url = database_url(&admin_url, &name);
+            let config = Config::postgres(&url).expect("test Postgres URL is valid");
+            (config, Owned::Postgres { admin_url, name })
+        }
+    }
+}
+
+async fn drop_database(owned: Owned) {
+    if let Owned::Postgres { admin_url, name } = owned {
+        let mut admin = admin_connection(&admin_url).await;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await
+        .expect("DROP DATABASE after the test");
+        let _ = admin.close().await;
+    }
+}
+
+/// The server URL for test databases.
+pub fn postgres_admin_url() -> String {
+    std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
+}
+
+/// `admin_url` with its database replaced by `name`.
+pub fn database_url(admin_url: &str, name: &str) -> String {
+    let mut url = url_parse(admin_url);
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+fn url_parse(admin_url: &str) -> url::Url {
+    url::Url::parse(admin_url).unwrap_or_else(|e| panic!("{POSTGRES_URL_VAR} is not a URL: {e}"))
+}
+
+async fn admin_connection(admin_url: &str) -> PgConnection {
+    match PgConnection::connect(admin_url).await {
+        Ok(conn) => conn,
+        Err(e) => panic!(
+            "the Postgres half of the parity suite needs a server, and none answered at {shown}: {e}\n\
+             Start the local one (pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start),\n\
+             or point {POSTGRES_URL_VAR} at a server where this user may CREATE DATABASE,\n\
+             or set {BACKENDS_VAR}=sqlite to leave Postgres out explicitly.",
+            shown = dal_config::SecretUrl::new(admin_url),
+        ),
+    }
+}
+
+/// Stamps out one `#[tokio::test]` per backend from one body, named `<test>::sqlite` and
+/// `<test>::postgres`. Prefix the body with `empty` for a database without migrations.
+#[macro_export]
+macro_rules! parity_test {
+    (empty async fn $name:ident($t:ident) $body:block) => {
+        $crate::parity_test!(@emit $name, $t, $crate::Setup::Empty, $body);
+    };
+    (async fn $name:ident($t:ident) $body:block) => {
+        $crate::parity_test!(@emit $name, $t, $crate::Setup::Migrated, $body);
+    };
+    (@emit $name:ident, $t:ident, $setup:expr, $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($t: $crate::TestDb) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $crate::run(dal::Backend::Sqlite, $setup, body).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                $crate::run(dal::Backend::Postgres, $setup, body).await;
+            }
+        }
+    };
+}
