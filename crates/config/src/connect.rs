@@ -44,6 +44,7 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, ConnectError
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(config.busy_timeout)
                 .log_statements(LevelFilter::Debug);
+            probe(options.clone()).await.map_err(fail)?;
             let pool = SqlitePoolOptions::new()
                 .max_connections(config.max_connections)
                 .acquire_timeout(config.acquire_timeout)
@@ -60,6 +61,7 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, ConnectError
                 .log_statements(LevelFilter::Debug);
             let timeout_ms = config.statement_timeout.as_millis().to_string();
             options = options.options([("statement_timeout", timeout_ms.as_str())]);
+            probe(options.clone()).await.map_err(fail)?;
             let pool = PgPoolOptions::new()
                 .max_connections(config.max_connections)
                 .acquire_timeout(config.acquire_timeout)
@@ -70,4 +72,16 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, ConnectError
             Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
         }
     }
+}
+
+/// Opens and closes one connection, so a failure reports the driver's reason (refused,
+/// authentication, no such database, cannot open the file) rather than the pool's
+/// "timed out" after retrying it until the acquire timeout.
+async fn probe<O>(options: O) -> Result<(), sqlx::Error>
+where
+    O: ConnectOptions,
+    O::Connection: Sized,
+{
+    let conn = options.connect().await?;
+    sqlx::Connection::close(conn).await
 }

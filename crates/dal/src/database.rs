@@ -19,7 +19,11 @@ use crate::{DalError, Result};
 /// // APP_ENV=local (default): ./local.db; APP_ENV=web: Postgres at DATABASE_URL.
 /// let db = Database::from_env().await?;
 /// db.migrate().await?;
-/// println!("{} at schema version {:?}", db.backend(), db.applied_migrations().await?.last());
+/// let user = db.users().create(NewUser { display_name: Some("Ada".into()), ..Default::default() }).await?;
+/// let first = db.projects().list_for_user(user.id, PageRequest::first(20)).await?;
+/// if let Some(cursor) = first.next {
+///     let second = db.projects().list_for_user(user.id, PageRequest::after(cursor, 20)).await?;
+/// }
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
@@ -96,17 +100,12 @@ impl Database {
     ///
     /// ```no_run
     /// use dal::prelude::*;
-    /// use sea_orm::{ActiveModelTrait, Set};
-    /// # async fn run(db: &Database) -> dal::Result<()> {
-    /// let user = db
+    /// # async fn run(db: &Database, user: Id) -> dal::Result<()> {
+    /// let (project, shot) = db
     ///     .transaction(|uow| Box::pin(async move {
-    ///         let user = dal::entities::user::ActiveModel {
-    ///             id: Set(Id::new()),
-    ///             email: Set(None),
-    ///             display_name: Set(Some("Ada".into())),
-    ///             created_at: Set(chrono::Utc::now()),
-    ///         };
-    ///         Ok(user.insert(uow).await?)
+    ///         let project = uow.projects().create(NewProject::new(user, "Trailer")).await?;
+    ///         let shot = uow.shots().create(NewShot::new(project.id, "Opening")).await?;
+    ///         Ok((project, shot))
     ///     }))
     ///     .await?;
     /// # Ok(()) }
@@ -157,7 +156,16 @@ pub struct UnitOfWork {
 }
 
 impl UnitOfWork {
-    /// Makes every change durable.
+    /// Starts a nested unit of work (a savepoint): committing it keeps its changes in this
+    /// one, rolling it back (or dropping it) undoes only its own changes.
+    pub async fn begin(&self) -> Result<UnitOfWork> {
+        Ok(UnitOfWork {
+            inner: self.inner.begin().await?,
+            dialect: self.dialect,
+        })
+    }
+
+    /// Makes every change durable (for a nested unit of work: part of its parent).
     pub async fn commit(self) -> Result<()> {
         self.inner.commit().await?;
         Ok(())

@@ -110,6 +110,13 @@ impl DalError {
         )
     }
 
+    pub(crate) fn not_found(entity: &'static str, key: impl fmt::Display) -> DalError {
+        DalError::NotFound {
+            entity,
+            key: key.to_string(),
+        }
+    }
+
     pub(crate) fn invalid(detail: impl Into<String>) -> DalError {
         DalError::InvalidValue {
             detail: detail.into(),
@@ -130,6 +137,14 @@ impl RefusedValue {
             into: "database value",
             source: std::sync::Arc::new(self),
         }
+    }
+}
+
+impl From<entities::UnknownTaskStatus> for DalError {
+    /// A status string that is not one of the six: the same variant the database's CHECK
+    /// gives, so validating early changes nothing for the caller.
+    fn from(e: entities::UnknownTaskStatus) -> Self {
+        DalError::invalid(e.to_string())
     }
 }
 

@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use dal_config::Backend;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, ExecResult, QueryResult, Statement};
 
-use crate::dialect::values;
+use crate::Result;
+use crate::dialect::{Dialect, values};
+use crate::repo::{Generations, Projects, Shots, Tasks, Users};
 use crate::{Database, UnitOfWork};
 
 mod sealed {
@@ -24,17 +26,70 @@ mod sealed {
 ///
 /// ```no_run
 /// use dal::prelude::*;
-/// use sea_orm::EntityTrait;
 /// # async fn run(db: &Database) -> dal::Result<()> {
-/// let users = dal::entities::user::Entity::find().all(db).await?; // on the pool
+/// let user = db.users().create(NewUser::default()).await?; // on the pool
 /// let uow = db.begin().await?;
-/// let same = dal::entities::user::Entity::find().all(&uow).await?; // in a transaction
+/// uow.projects().create(NewProject::new(user.id, "Film")).await?; // in a transaction
 /// uow.commit().await?;
+///
+/// // Service code can take either.
+/// async fn rename<E: Executor>(exec: &E, id: Id, name: &str) -> dal::Result<()> {
+///     let mut project = exec.projects().get(id).await?;
+///     project.name = name.to_owned();
+///     exec.projects().update(project).await?;
+///     Ok(())
+/// }
 /// # Ok(()) }
 /// ```
+#[async_trait]
 pub trait Executor: ConnectionTrait + Send + Sync + sealed::Sealed {
     /// The backend statements run on.
     fn backend(&self) -> Backend;
+
+    /// Starts a unit of work here: a transaction on the pool (`BEGIN IMMEDIATE` on
+    /// SQLite), or a savepoint inside a unit of work. Repositories use it for operations
+    /// of several statements, so they are atomic wherever they are called from.
+    async fn begin(&self) -> Result<UnitOfWork>;
+
+    /// Users.
+    fn users(&self) -> Users<'_, Self>
+    where
+        Self: Sized,
+    {
+        Users::new(self)
+    }
+
+    /// Projects.
+    fn projects(&self) -> Projects<'_, Self>
+    where
+        Self: Sized,
+    {
+        Projects::new(self)
+    }
+
+    /// Tasks.
+    fn tasks(&self) -> Tasks<'_, Self>
+    where
+        Self: Sized,
+    {
+        Tasks::new(self)
+    }
+
+    /// Generations.
+    fn generations(&self) -> Generations<'_, Self>
+    where
+        Self: Sized,
+    {
+        Generations::new(self)
+    }
+
+    /// Shots and their timelines.
+    fn shots(&self) -> Shots<'_, Self>
+    where
+        Self: Sized,
+    {
+        Shots::new(self)
+    }
 }
 
 /// Implements [`ConnectionTrait`] for a wrapper whose `inner` field is a SeaORM connection,
@@ -67,9 +122,14 @@ macro_rules! adapted_connection {
             }
         }
 
+        #[async_trait]
         impl Executor for $wrapper {
             fn backend(&self) -> Backend {
                 self.dialect.0
+            }
+
+            async fn begin(&self) -> Result<UnitOfWork> {
+                <$wrapper>::begin(self).await
             }
         }
     };
@@ -77,3 +137,8 @@ macro_rules! adapted_connection {
 
 adapted_connection!(Database);
 adapted_connection!(UnitOfWork);
+
+/// The dialect of an executor, for the crate's own SQL.
+pub(crate) fn dialect_of<E: Executor>(exec: &E) -> Dialect {
+    Dialect(exec.backend())
+}

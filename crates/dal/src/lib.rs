@@ -6,11 +6,36 @@
 //! migration history (`migration`) define the schema on both; the differences between the
 //! two SQL dialects live in one private module, and every fault comes back as the same
 //! [`DalError`] variant on both backends.
+//!
+//! ```no_run
+//! use dal::prelude::*;
+//! use serde_json::json;
+//!
+//! # async fn run() -> dal::Result<()> {
+//! let db = Database::from_env().await?;
+//! db.migrate().await?;
+//! let user = db.users().create(NewUser::default()).await?;
+//! let project = db.projects().create(NewProject::new(user.id, "Trailer")).await?;
+//! let render = db.tasks().create(NewTask::queued(project.id, "render", json!({"frames": 240}))).await?;
+//! db.tasks().create(NewTask::queued(project.id, "encode", json!({})).depending_on([render.id])).await?;
+//!
+//! // A worker: claim the oldest ready task of a type, atomically, then finish it.
+//! if let Some(task) = db.tasks().claim("render").await? {
+//!     db.tasks().set_status(task.id, TaskStatus::Complete).await?;
+//! }
+//! match db.projects().get(Id::new()).await {
+//!     Err(DalError::NotFound { .. }) => {} // the same variant on SQLite and Postgres
+//!     other => panic!("{other:?}"),
+//! }
+//! # Ok(()) }
+//! ```
 
+pub mod clock;
 mod database;
 mod dialect;
 mod error;
 mod executor;
+pub mod repo;
 
 pub use dal_config::{AppEnv, Backend, Config, ConfigError};
 pub use database::{BoxFuture, Database, UnitOfWork};
@@ -22,6 +47,11 @@ pub use entities;
 
 /// Everything an application service usually needs: `use dal::prelude::*;`.
 pub mod prelude {
+    pub use crate::repo::{
+        Cursor, GenerationRepository, NewGeneration, NewProject, NewShot, NewTask, NewUser, Page,
+        PageRequest, ProjectRepository, ShotRepository, TaskFilter, TaskRepository, TimelineEntry,
+        UserRepository,
+    };
     pub use crate::{Backend, Config, DalError, Database, Executor, UnitOfWork};
     pub use entities::{Id, IdList, TaskStatus};
 }

@@ -3,6 +3,14 @@
 
 mod fixtures;
 
+mod concurrency;
 mod constraints;
+mod errors;
+mod generations;
 mod migrations;
+mod roundtrip;
 mod schema;
+mod tasks;
+mod timeline;
+mod transactions;
+mod users_projects;

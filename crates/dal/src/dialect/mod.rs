@@ -8,7 +8,9 @@
 pub(crate) mod values;
 
 use dal_config::Backend;
+use sea_orm::sea_query::{Expr, IntoColumnRef, SimpleExpr};
 use sea_orm::{SqliteTransactionMode, TransactionOptions};
+use uuid::Uuid;
 
 /// The SQL dialect of one backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +30,19 @@ impl Dialect {
         }
     }
 
+    /// `column` (a uuid list) contains `id`. (Custom-expression placeholders are the
+    /// backend's own: numbered `$N` on Postgres, positional `?` on SQLite.)
+    pub(crate) fn uuid_list_contains(self, column: impl IntoColumnRef, id: Uuid) -> SimpleExpr {
+        let column = Expr::col(column.into_column_ref());
+        match self.0 {
+            Backend::Postgres => Expr::cust_with_exprs("$1 = ANY($2)", [Expr::val(id), column]),
+            Backend::Sqlite => Expr::cust_with_exprs(
+                "EXISTS (SELECT 1 FROM json_each(?) AS item WHERE item.value = ?)",
+                [column, Expr::val(id.hyphenated().to_string())],
+            ),
+        }
+    }
+
     /// A statement that serialises migrations between processes for the rest of the
     /// current transaction. SQLite needs none: `BEGIN IMMEDIATE` already holds the lock.
     pub(crate) fn migration_lock(self) -> Option<&'static str> {
@@ -35,6 +50,66 @@ impl Dialect {
             // An arbitrary constant key; the lock is released at commit or rollback.
             Backend::Postgres => Some("SELECT pg_advisory_xact_lock(7316052144200925)"),
             Backend::Sqlite => None,
+        }
+    }
+}
+
+/// SQL fragments over the `tasks` table.
+impl Dialect {
+    /// True when every id in `tasks.dependant_on` names a task whose status is `Complete`
+    /// (an empty list qualifies; a dangling id does not). Refers to the `tasks` row in scope.
+    pub(crate) fn all_dependencies_complete(self) -> SimpleExpr {
+        let dependencies = match self.0 {
+            Backend::Postgres => r#"SELECT dep.id FROM unnest("tasks"."dependant_on") AS dep(id)"#,
+            Backend::Sqlite => {
+                r#"SELECT dep.value AS id FROM json_each("tasks"."dependant_on") AS dep"#
+            }
+        };
+        Expr::cust(format!(
+            r#"NOT EXISTS (SELECT 1 FROM ({dependencies}) AS deps WHERE NOT EXISTS (SELECT 1 FROM "tasks" AS done WHERE done."id" = deps.id AND done."status" = 'Complete'))"#
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use entities::task::{Column, Entity};
+    use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryTrait};
+
+    #[test]
+    fn custom_expressions_bind_their_values_in_place_on_both_backends() {
+        let project = entities::Id::new();
+        let needle = Uuid::now_v7();
+        for (backend, db) in [
+            (Backend::Sqlite, DbBackend::Sqlite),
+            (Backend::Postgres, DbBackend::Postgres),
+        ] {
+            let stmt = Entity::find()
+                .filter(Column::ProjectId.eq(project))
+                .filter(Dialect(backend).uuid_list_contains((Entity, Column::DependantOn), needle))
+                .build(db);
+            let values = stmt.values.expect("bound values").0;
+            assert_eq!(values.len(), 2, "{backend}: {}", stmt.sql);
+            match backend {
+                Backend::Postgres => {
+                    assert!(
+                        stmt.sql.contains("$2 = ANY(\"tasks\".\"dependant_on\")"),
+                        "{}",
+                        stmt.sql
+                    );
+                    assert_eq!(values[1], sea_orm::Value::Uuid(Some(needle)));
+                }
+                Backend::Sqlite => {
+                    assert!(
+                        stmt.sql.contains("json_each(\"tasks\".\"dependant_on\")"),
+                        "{}",
+                        stmt.sql
+                    );
+                    assert!(!stmt.sql.contains('$'), "{}", stmt.sql);
+                    assert_eq!(values[1], sea_orm::Value::String(Some(needle.to_string())));
+                }
+            }
         }
     }
 }

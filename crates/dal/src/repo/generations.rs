@@ -1,0 +1,133 @@
+//! Generations: produced media and the tasks that made them.
+
+use async_trait::async_trait;
+use entities::generation::{self, Column, Entity as GenerationEntity};
+use entities::{Id, IdList};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+
+use super::tasks::require_tasks_of_project;
+use super::{deleted, found, updated};
+use crate::executor::dialect_of;
+use crate::{Executor, Result, clock};
+
+/// A generation to create.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewGeneration {
+    /// The owning project; must exist.
+    pub project_id: Id,
+    /// Tasks of the same project that produced it.
+    pub tasks: Vec<Id>,
+    /// Where the media lives.
+    pub location: Option<String>,
+    /// The `"type"` column, e.g. `image` or `video`.
+    pub generation_type: Option<String>,
+}
+
+/// Generations.
+#[async_trait]
+pub trait GenerationRepository: Send + Sync {
+    /// Creates a generation with a new id. Every task must be of the same project.
+    async fn create(&self, new: NewGeneration) -> Result<generation::Model>;
+    /// The generation with this id, or `NotFound`.
+    async fn get(&self, id: Id) -> Result<generation::Model>;
+    /// Writes every field but `id` and `created_at`, and sets `updated_at`.
+    async fn update(&self, generation: generation::Model) -> Result<generation::Model>;
+    /// Deletes the generation and, by cascade, its places in shot timelines (the
+    /// timelines are not re-numbered; use the shot repository to remove one cleanly).
+    async fn delete(&self, id: Id) -> Result<()>;
+    /// Generations whose `tasks` contain `task_id`, oldest first.
+    async fn containing_task(&self, task_id: Id) -> Result<Vec<generation::Model>>;
+    /// A project's generations, oldest first; only of `generation_type` when given.
+    async fn list_for_project(
+        &self,
+        project_id: Id,
+        generation_type: Option<&str>,
+    ) -> Result<Vec<generation::Model>>;
+}
+
+/// [`GenerationRepository`] over an executor.
+pub struct Generations<'e, E> {
+    exec: &'e E,
+}
+
+impl<'e, E: Executor> Generations<'e, E> {
+    pub(crate) fn new(exec: &'e E) -> Self {
+        Generations { exec }
+    }
+}
+
+fn id_list(ids: &[Id]) -> IdList {
+    ids.iter().map(|id| id.uuid()).collect()
+}
+
+#[async_trait]
+impl<E: Executor> GenerationRepository for Generations<'_, E> {
+    async fn create(&self, new: NewGeneration) -> Result<generation::Model> {
+        require_tasks_of_project(self.exec, new.project_id, &new.tasks, "generation task").await?;
+        let now = clock::now();
+        let row = generation::ActiveModel {
+            id: Set(Id::new()),
+            tasks: Set(id_list(&new.tasks)),
+            location: Set(new.location),
+            generation_type: Set(new.generation_type),
+            created_at: Set(now),
+            updated_at: Set(now),
+            project_id: Set(new.project_id),
+        };
+        Ok(row.insert(self.exec).await?)
+    }
+
+    async fn get(&self, id: Id) -> Result<generation::Model> {
+        found(
+            GenerationEntity::find_by_id(id).one(self.exec).await?,
+            "generation",
+            id,
+        )
+    }
+
+    async fn update(&self, generation: generation::Model) -> Result<generation::Model> {
+        let tasks: Vec<Id> = generation.tasks.iter().map(|u| Id::from(*u)).collect();
+        require_tasks_of_project(self.exec, generation.project_id, &tasks, "generation task")
+            .await?;
+        let id = generation.id;
+        let mut row = generation::ActiveModel::from(generation).reset_all();
+        row.id = sea_orm::ActiveValue::Unchanged(id);
+        row.created_at = NotSet;
+        row.updated_at = Set(clock::now());
+        updated(row.update(self.exec).await, "generation", id)
+    }
+
+    async fn delete(&self, id: Id) -> Result<()> {
+        let result = GenerationEntity::delete_by_id(id).exec(self.exec).await?;
+        deleted(result.rows_affected, "generation", id)
+    }
+
+    async fn containing_task(&self, task_id: Id) -> Result<Vec<generation::Model>> {
+        let contains = dialect_of(self.exec)
+            .uuid_list_contains((GenerationEntity, Column::Tasks), task_id.uuid());
+        Ok(GenerationEntity::find()
+            .filter(contains)
+            .order_by_asc(Column::CreatedAt)
+            .order_by_asc(Column::Id)
+            .all(self.exec)
+            .await?)
+    }
+
+    async fn list_for_project(
+        &self,
+        project_id: Id,
+        generation_type: Option<&str>,
+    ) -> Result<Vec<generation::Model>> {
+        let mut query = GenerationEntity::find().filter(Column::ProjectId.eq(project_id));
+        if let Some(kind) = generation_type {
+            query = query.filter(Column::GenerationType.eq(kind));
+        }
+        Ok(query
+            .order_by_asc(Column::CreatedAt)
+            .order_by_asc(Column::Id)
+            .all(self.exec)
+            .await?)
+    }
+}

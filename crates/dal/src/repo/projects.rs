@@ -1,0 +1,122 @@
+//! Projects, and a user's projects newest first, a page at a time.
+
+use async_trait::async_trait;
+use entities::Id;
+use entities::project::{self, Entity as ProjectEntity};
+use sea_orm::sea_query::Condition;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+
+use super::page::paginate;
+use super::{Cursor, Page, PageRequest, deleted, found, require_text, updated};
+use crate::{Executor, Result, clock};
+
+/// A project to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewProject {
+    /// The owner; must exist (`MissingParent` otherwise).
+    pub user_id: Id,
+    /// Display name; must not be blank.
+    pub name: String,
+}
+
+impl NewProject {
+    /// A project named `name` owned by `user_id`.
+    pub fn new(user_id: Id, name: impl Into<String>) -> Self {
+        NewProject {
+            user_id,
+            name: name.into(),
+        }
+    }
+}
+
+/// Projects.
+#[async_trait]
+pub trait ProjectRepository: Send + Sync {
+    /// Creates a project with a new id.
+    async fn create(&self, new: NewProject) -> Result<project::Model>;
+    /// The project with this id, or `NotFound`.
+    async fn get(&self, id: Id) -> Result<project::Model>;
+    /// Writes `name` and `user_id`; `created_at` never changes.
+    async fn update(&self, project: project::Model) -> Result<project::Model>;
+    /// Deletes the project and, by cascade, its tasks, generations, shots and timelines.
+    async fn delete(&self, id: Id) -> Result<()>;
+    /// A user's projects, newest first (ties broken by id, so the order is total), one
+    /// page at a time by keyset: a cursor, never an offset.
+    async fn list_for_user(&self, user_id: Id, page: PageRequest) -> Result<Page<project::Model>>;
+}
+
+/// [`ProjectRepository`] over an executor.
+pub struct Projects<'e, E> {
+    exec: &'e E,
+}
+
+impl<'e, E: Executor> Projects<'e, E> {
+    pub(crate) fn new(exec: &'e E) -> Self {
+        Projects { exec }
+    }
+}
+
+#[async_trait]
+impl<E: Executor> ProjectRepository for Projects<'_, E> {
+    async fn create(&self, new: NewProject) -> Result<project::Model> {
+        require_text("project name", &new.name)?;
+        let row = project::ActiveModel {
+            id: Set(Id::new()),
+            name: Set(new.name),
+            user_id: Set(new.user_id),
+            created_at: Set(clock::now()),
+        };
+        Ok(row.insert(self.exec).await?)
+    }
+
+    async fn get(&self, id: Id) -> Result<project::Model> {
+        found(
+            ProjectEntity::find_by_id(id).one(self.exec).await?,
+            "project",
+            id,
+        )
+    }
+
+    async fn update(&self, project: project::Model) -> Result<project::Model> {
+        require_text("project name", &project.name)?;
+        let id = project.id;
+        let mut row = project::ActiveModel::from(project).reset_all();
+        row.id = sea_orm::ActiveValue::Unchanged(id);
+        row.created_at = NotSet;
+        updated(row.update(self.exec).await, "project", id)
+    }
+
+    async fn delete(&self, id: Id) -> Result<()> {
+        let result = ProjectEntity::delete_by_id(id).exec(self.exec).await?;
+        deleted(result.rows_affected, "project", id)
+    }
+
+    async fn list_for_user(&self, user_id: Id, page: PageRequest) -> Result<Page<project::Model>> {
+        use project::Column;
+        let mut query = ProjectEntity::find().filter(Column::UserId.eq(user_id));
+        if let Some(after) = page.after {
+            // Strictly after the cursor in (created_at DESC, id DESC) order.
+            query = query.filter(
+                Condition::any()
+                    .add(Column::CreatedAt.lt(after.created_at))
+                    .add(
+                        Condition::all()
+                            .add(Column::CreatedAt.eq(after.created_at))
+                            .add(Column::Id.lt(after.id)),
+                    ),
+            );
+        }
+        let rows = query
+            .order_by_desc(Column::CreatedAt)
+            .order_by_desc(Column::Id)
+            .limit(u64::from(page.limit()) + 1)
+            .all(self.exec)
+            .await?;
+        Ok(paginate(rows, page.limit(), |p| {
+            Cursor::new(p.created_at, p.id)
+        }))
+    }
+}

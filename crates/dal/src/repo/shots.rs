@@ -1,0 +1,280 @@
+//! Shots and their timelines: the generations of a shot, in a dense order `0..n`.
+
+use async_trait::async_trait;
+use entities::shot::{self, Entity as ShotEntity};
+use entities::shot_generation::{self as link, Entity as LinkEntity};
+use entities::{Id, generation};
+use sea_orm::sea_query::{Expr, ExprTrait, LockType};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+
+use super::{deleted, found, require_text, updated};
+use crate::{DalError, Executor, Result, UnitOfWork, clock};
+
+/// A shot to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewShot {
+    /// The owning project; must exist.
+    pub project_id: Id,
+    /// Display name; must not be blank.
+    pub name: String,
+}
+
+impl NewShot {
+    /// A shot named `name` in `project_id`.
+    pub fn new(project_id: Id, name: impl Into<String>) -> Self {
+        NewShot {
+            project_id,
+            name: name.into(),
+        }
+    }
+}
+
+/// One place in a shot's timeline: the link row and its generation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimelineEntry {
+    /// The `shot_generations` row (its `id` names this place; a generation may appear twice).
+    pub link: link::Model,
+    /// The generation shown there.
+    pub generation: generation::Model,
+}
+
+/// Shots and their timelines.
+///
+/// Timeline positions are always `0..n` without gaps: adding shifts the entries at and
+/// after the position up, removing closes the gap, moving shifts the entries between.
+/// Each operation is atomic, and concurrent operations on one shot are serialised (the
+/// shot's row is locked on Postgres; SQLite has one writer at a time).
+#[async_trait]
+pub trait ShotRepository: Send + Sync {
+    /// Creates a shot with a new id.
+    async fn create(&self, new: NewShot) -> Result<shot::Model>;
+    /// The shot with this id, or `NotFound`.
+    async fn get(&self, id: Id) -> Result<shot::Model>;
+    /// Writes `name` and `project_id` and sets `updated_at`.
+    async fn update(&self, shot: shot::Model) -> Result<shot::Model>;
+    /// Deletes the shot and its timeline (not the generations).
+    async fn delete(&self, id: Id) -> Result<()>;
+    /// A project's shots, oldest first.
+    async fn list_for_project(&self, project_id: Id) -> Result<Vec<shot::Model>>;
+    /// The shot's timeline in order, with each generation, in two statements whatever its
+    /// length. `NotFound` if the shot does not exist.
+    async fn timeline(&self, shot_id: Id) -> Result<Vec<TimelineEntry>>;
+    /// Puts `generation_id` at `position` (clamped to the end; `None` appends), shifting
+    /// later entries up. The generation must belong to the shot's project.
+    async fn add_to_timeline(
+        &self,
+        shot_id: Id,
+        generation_id: Id,
+        position: Option<u32>,
+    ) -> Result<link::Model>;
+    /// Moves the entry `link_id` to `position` (clamped to the end).
+    async fn move_in_timeline(&self, link_id: Id, position: u32) -> Result<link::Model>;
+    /// Removes the entry `link_id`; later entries move down one.
+    async fn remove_from_timeline(&self, link_id: Id) -> Result<()>;
+}
+
+/// [`ShotRepository`] over an executor.
+pub struct Shots<'e, E> {
+    exec: &'e E,
+}
+
+impl<'e, E: Executor> Shots<'e, E> {
+    pub(crate) fn new(exec: &'e E) -> Self {
+        Shots { exec }
+    }
+}
+
+/// Locks the shot for the rest of the unit of work and returns it, or `NotFound`.
+async fn lock_shot(uow: &UnitOfWork, shot_id: Id) -> Result<shot::Model> {
+    let shot = ShotEntity::find_by_id(shot_id)
+        .lock(LockType::Update)
+        .one(uow)
+        .await?;
+    found(shot, "shot", shot_id)
+}
+
+/// How many entries the shot's timeline has.
+async fn timeline_len(uow: &UnitOfWork, shot_id: Id) -> Result<i32> {
+    let n = LinkEntity::find()
+        .filter(link::Column::ShotId.eq(shot_id))
+        .count(uow)
+        .await?;
+    i32::try_from(n).map_err(|_| DalError::invalid("timeline longer than i32::MAX"))
+}
+
+/// Adds `delta` to the position of the shot's entries with `from <= position < to`.
+async fn shift(uow: &UnitOfWork, shot_id: Id, from: i32, to: i32, delta: i32) -> Result<()> {
+    if from >= to {
+        return Ok(());
+    }
+    LinkEntity::update_many()
+        .col_expr(
+            link::Column::Position,
+            Expr::col(link::Column::Position).add(delta),
+        )
+        .filter(link::Column::ShotId.eq(shot_id))
+        .filter(link::Column::Position.gte(from))
+        .filter(link::Column::Position.lt(to))
+        .exec(uow)
+        .await?;
+    Ok(())
+}
+
+/// Marks the shot as changed.
+async fn touch(uow: &UnitOfWork, shot_id: Id) -> Result<()> {
+    ShotEntity::update_many()
+        .col_expr(shot::Column::UpdatedAt, Expr::value(clock::now()))
+        .filter(shot::Column::Id.eq(shot_id))
+        .exec(uow)
+        .await?;
+    Ok(())
+}
+
+/// The link `link_id`, or `NotFound`.
+async fn get_link(uow: &UnitOfWork, link_id: Id) -> Result<link::Model> {
+    found(
+        LinkEntity::find_by_id(link_id).one(uow).await?,
+        "timeline entry",
+        link_id,
+    )
+}
+
+fn clamp(position: u32, len: i32) -> i32 {
+    Ord::min(i32::try_from(position).unwrap_or(i32::MAX), len)
+}
+
+#[async_trait]
+impl<E: Executor> ShotRepository for Shots<'_, E> {
+    async fn create(&self, new: NewShot) -> Result<shot::Model> {
+        require_text("shot name", &new.name)?;
+        let now = clock::now();
+        let row = shot::ActiveModel {
+            id: Set(Id::new()),
+            name: Set(new.name),
+            created_at: Set(now),
+            updated_at: Set(now),
+            project_id: Set(new.project_id),
+        };
+        Ok(row.insert(self.exec).await?)
+    }
+
+    async fn get(&self, id: Id) -> Result<shot::Model> {
+        found(ShotEntity::find_by_id(id).one(self.exec).await?, "shot", id)
+    }
+
+    async fn update(&self, shot: shot::Model) -> Result<shot::Model> {
+        require_text("shot name", &shot.name)?;
+        let id = shot.id;
+        let mut row = shot::ActiveModel::from(shot).reset_all();
+        row.id = sea_orm::ActiveValue::Unchanged(id);
+        row.created_at = NotSet;
+        row.updated_at = Set(clock::now());
+        updated(row.update(self.exec).await, "shot", id)
+    }
+
+    async fn delete(&self, id: Id) -> Result<()> {
+        let result = ShotEntity::delete_by_id(id).exec(self.exec).await?;
+        deleted(result.rows_affected, "shot", id)
+    }
+
+    async fn list_for_project(&self, project_id: Id) -> Result<Vec<shot::Model>> {
+        Ok(ShotEntity::find()
+            .filter(shot::Column::ProjectId.eq(project_id))
+            .order_by_asc(shot::Column::CreatedAt)
+            .order_by_asc(shot::Column::Id)
+            .all(self.exec)
+            .await?)
+    }
+
+    async fn timeline(&self, shot_id: Id) -> Result<Vec<TimelineEntry>> {
+        self.get(shot_id).await?;
+        let rows = LinkEntity::find()
+            .find_also_related(generation::Entity)
+            .filter(link::Column::ShotId.eq(shot_id))
+            .order_by_asc(link::Column::Position)
+            .order_by_asc(link::Column::Id)
+            .all(self.exec)
+            .await?;
+        rows.into_iter()
+            .map(|(link, generation)| match generation {
+                Some(generation) => Ok(TimelineEntry { link, generation }),
+                // The foreign key makes this impossible; say so rather than drop a row.
+                None => Err(DalError::not_found("generation", link.generation_id)),
+            })
+            .collect()
+    }
+
+    async fn add_to_timeline(
+        &self,
+        shot_id: Id,
+        generation_id: Id,
+        position: Option<u32>,
+    ) -> Result<link::Model> {
+        let uow = self.exec.begin().await?;
+        let shot = lock_shot(&uow, shot_id).await?;
+        let generation = found(
+            generation::Entity::find_by_id(generation_id)
+                .one(&uow)
+                .await?,
+            "generation",
+            generation_id,
+        )?;
+        if generation.project_id != shot.project_id {
+            return Err(DalError::invalid(format!(
+                "generation {generation_id} belongs to project {}, but shot {shot_id} to project {}",
+                generation.project_id, shot.project_id
+            )));
+        }
+        let len = timeline_len(&uow, shot_id).await?;
+        let at = position.map_or(len, |p| clamp(p, len));
+        shift(&uow, shot_id, at, len, 1).await?;
+        let row = link::ActiveModel {
+            id: Set(Id::new()),
+            shot_id: Set(shot_id),
+            generation_id: Set(generation_id),
+            position: Set(at),
+        }
+        .insert(&uow)
+        .await?;
+        touch(&uow, shot_id).await?;
+        uow.commit().await?;
+        Ok(row)
+    }
+
+    async fn move_in_timeline(&self, link_id: Id, position: u32) -> Result<link::Model> {
+        let uow = self.exec.begin().await?;
+        let shot_id = get_link(&uow, link_id).await?.shot_id;
+        lock_shot(&uow, shot_id).await?;
+        // Read again under the lock: another move may have run meanwhile.
+        let current = get_link(&uow, link_id).await?;
+        let len = timeline_len(&uow, shot_id).await?;
+        let to = clamp(position, len - 1);
+        let from = current.position;
+        if to > from {
+            shift(&uow, shot_id, from + 1, to + 1, -1).await?;
+        } else {
+            shift(&uow, shot_id, to, from, 1).await?;
+        }
+        let mut row: link::ActiveModel = current.into();
+        row.position = Set(to);
+        let row = row.update(&uow).await?;
+        touch(&uow, shot_id).await?;
+        uow.commit().await?;
+        Ok(row)
+    }
+
+    async fn remove_from_timeline(&self, link_id: Id) -> Result<()> {
+        let uow = self.exec.begin().await?;
+        let shot_id = get_link(&uow, link_id).await?.shot_id;
+        lock_shot(&uow, shot_id).await?;
+        let current = get_link(&uow, link_id).await?;
+        LinkEntity::delete_by_id(link_id).exec(&uow).await?;
+        shift(&uow, shot_id, current.position + 1, i32::MAX, -1).await?;
+        touch(&uow, shot_id).await?;
+        uow.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,292 @@
+//! Tasks: CRUD, filters, dependencies, readiness and atomic claiming.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use entities::task::{self, Column, Entity as TaskEntity};
+use entities::{Id, IdList, TaskStatus};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType, Query};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+
+use super::{deleted, found, require_text, updated};
+use crate::executor::dialect_of;
+use crate::{DalError, Executor, Result, clock};
+
+/// A task to create.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewTask {
+    /// The owning project; must exist.
+    pub project_id: Id,
+    /// What kind of work this is; must not be blank.
+    pub task_type: String,
+    /// Parameters for the worker.
+    pub params: serde_json::Value,
+    /// Initial status (often `Queued`).
+    pub status: TaskStatus,
+    /// Tasks of the same project this one waits for.
+    pub dependant_on: Vec<Id>,
+}
+
+impl NewTask {
+    /// A `Queued` task of `task_type` with `params` and no dependencies.
+    pub fn queued(project_id: Id, task_type: impl Into<String>, params: serde_json::Value) -> Self {
+        NewTask {
+            project_id,
+            task_type: task_type.into(),
+            params,
+            status: TaskStatus::Queued,
+            dependant_on: Vec::new(),
+        }
+    }
+
+    /// The same task, waiting for `dependencies`.
+    pub fn depending_on(mut self, dependencies: impl IntoIterator<Item = Id>) -> Self {
+        self.dependant_on.extend(dependencies);
+        self
+    }
+}
+
+/// Which tasks of a project to list. The default lists all of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskFilter {
+    /// Only these statuses (empty: any status).
+    pub statuses: Vec<TaskStatus>,
+    /// Only this task type.
+    pub task_type: Option<String>,
+}
+
+/// Tasks.
+#[async_trait]
+pub trait TaskRepository: Send + Sync {
+    /// Creates a task with a new id. Every dependency must be a task of the same project
+    /// (`NotFound` for an unknown one, `InvalidValue` for one of another project).
+    async fn create(&self, new: NewTask) -> Result<task::Model>;
+    /// The task with this id, or `NotFound`.
+    async fn get(&self, id: Id) -> Result<task::Model>;
+    /// Writes every field but `id` and `created_at`, and sets `updated_at`.
+    async fn update(&self, task: task::Model) -> Result<task::Model>;
+    /// Deletes the task.
+    async fn delete(&self, id: Id) -> Result<()>;
+    /// A project's tasks matching `filter`, oldest first.
+    async fn list_for_project(
+        &self,
+        project_id: Id,
+        filter: TaskFilter,
+    ) -> Result<Vec<task::Model>>;
+    /// Tasks whose `dependant_on` contains `id`, oldest first.
+    async fn dependents_of(&self, id: Id) -> Result<Vec<task::Model>>;
+    /// `Queued` tasks whose every dependency is `Complete`, oldest first; only of
+    /// `task_type` when given.
+    async fn ready(&self, task_type: Option<&str>) -> Result<Vec<task::Model>>;
+    /// Atomically moves the oldest ready task of `task_type` from `Queued` to
+    /// `In Progress` and returns it; `None` when there is none. Safe with many workers:
+    /// no task is claimed twice. Inside a unit of work that rolls back, the claim is undone.
+    async fn claim(&self, task_type: &str) -> Result<Option<task::Model>>;
+    /// [`claim`](TaskRepository::claim), restricted to the tasks of one project.
+    async fn claim_in_project(
+        &self,
+        project_id: Id,
+        task_type: &str,
+    ) -> Result<Option<task::Model>>;
+    /// Sets the status and `updated_at`.
+    async fn set_status(&self, id: Id, status: TaskStatus) -> Result<task::Model>;
+}
+
+/// [`TaskRepository`] over an executor.
+pub struct Tasks<'e, E> {
+    exec: &'e E,
+}
+
+impl<'e, E: Executor> Tasks<'e, E> {
+    pub(crate) fn new(exec: &'e E) -> Self {
+        Tasks { exec }
+    }
+}
+
+#[async_trait]
+impl<E: Executor> TaskRepository for Tasks<'_, E> {
+    async fn create(&self, new: NewTask) -> Result<task::Model> {
+        require_text("task type", &new.task_type)?;
+        require_tasks_of_project(self.exec, new.project_id, &new.dependant_on, "dependency")
+            .await?;
+        let now = clock::now();
+        let row = task::ActiveModel {
+            id: Set(Id::new()),
+            task_type: Set(new.task_type),
+            params: Set(new.params),
+            status: Set(new.status),
+            dependant_on: Set(new
+                .dependant_on
+                .iter()
+                .map(|id| id.uuid())
+                .collect::<IdList>()),
+            output_location: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            project_id: Set(new.project_id),
+        };
+        Ok(row.insert(self.exec).await?)
+    }
+
+    async fn get(&self, id: Id) -> Result<task::Model> {
+        found(TaskEntity::find_by_id(id).one(self.exec).await?, "task", id)
+    }
+
+    async fn update(&self, task: task::Model) -> Result<task::Model> {
+        require_text("task type", &task.task_type)?;
+        let dependencies: Vec<Id> = task.dependant_on.iter().map(|u| Id::from(*u)).collect();
+        require_tasks_of_project(self.exec, task.project_id, &dependencies, "dependency").await?;
+        let id = task.id;
+        let mut row = task::ActiveModel::from(task).reset_all();
+        row.id = sea_orm::ActiveValue::Unchanged(id);
+        row.created_at = NotSet;
+        row.updated_at = Set(clock::now());
+        updated(row.update(self.exec).await, "task", id)
+    }
+
+    async fn delete(&self, id: Id) -> Result<()> {
+        let result = TaskEntity::delete_by_id(id).exec(self.exec).await?;
+        deleted(result.rows_affected, "task", id)
+    }
+
+    async fn list_for_project(
+        &self,
+        project_id: Id,
+        filter: TaskFilter,
+    ) -> Result<Vec<task::Model>> {
+        let mut query = TaskEntity::find().filter(Column::ProjectId.eq(project_id));
+        if !filter.statuses.is_empty() {
+            query = query.filter(Column::Status.is_in(filter.statuses));
+        }
+        if let Some(task_type) = filter.task_type {
+            query = query.filter(Column::TaskType.eq(task_type));
+        }
+        Ok(query
+            .order_by_asc(Column::CreatedAt)
+            .order_by_asc(Column::Id)
+            .all(self.exec)
+            .await?)
+    }
+
+    async fn dependents_of(&self, id: Id) -> Result<Vec<task::Model>> {
+        let contains =
+            dialect_of(self.exec).uuid_list_contains((TaskEntity, Column::DependantOn), id.uuid());
+        Ok(TaskEntity::find()
+            .filter(contains)
+            .order_by_asc(Column::CreatedAt)
+            .order_by_asc(Column::Id)
+            .all(self.exec)
+            .await?)
+    }
+
+    async fn ready(&self, task_type: Option<&str>) -> Result<Vec<task::Model>> {
+        let mut query = TaskEntity::find()
+            .filter(Column::Status.eq(TaskStatus::Queued))
+            .filter(dialect_of(self.exec).all_dependencies_complete());
+        if let Some(task_type) = task_type {
+            query = query.filter(Column::TaskType.eq(task_type));
+        }
+        Ok(query
+            .order_by_asc(Column::CreatedAt)
+            .order_by_asc(Column::Id)
+            .all(self.exec)
+            .await?)
+    }
+
+    async fn claim(&self, task_type: &str) -> Result<Option<task::Model>> {
+        self.claim_where(task_type, None).await
+    }
+
+    async fn claim_in_project(
+        &self,
+        project_id: Id,
+        task_type: &str,
+    ) -> Result<Option<task::Model>> {
+        self.claim_where(task_type, Some(project_id)).await
+    }
+
+    async fn set_status(&self, id: Id, status: TaskStatus) -> Result<task::Model> {
+        let mut rows = TaskEntity::update_many()
+            .col_expr(Column::Status, Expr::value(status))
+            .col_expr(Column::UpdatedAt, Expr::value(clock::now()))
+            .filter(Column::Id.eq(id))
+            .exec_with_returning(self.exec)
+            .await?;
+        found(rows.pop(), "task", id)
+    }
+}
+
+impl<E: Executor> Tasks<'_, E> {
+    async fn claim_where(
+        &self,
+        task_type: &str,
+        project: Option<Id>,
+    ) -> Result<Option<task::Model>> {
+        // One statement: pick the oldest ready task and flip it. On Postgres the pick
+        // locks its row and skips rows other workers hold (SQLite has no row locks and
+        // needs none: a writing statement holds the database's write lock throughout).
+        let mut oldest_ready = Query::select();
+        oldest_ready
+            .column(Column::Id)
+            .from(TaskEntity)
+            .and_where(Column::Status.eq(TaskStatus::Queued))
+            .and_where(Column::TaskType.eq(task_type));
+        if let Some(project) = project {
+            oldest_ready.and_where(Column::ProjectId.eq(project));
+        }
+        oldest_ready
+            .and_where(dialect_of(self.exec).all_dependencies_complete())
+            .order_by(Column::CreatedAt, sea_orm::Order::Asc)
+            .order_by(Column::Id, sea_orm::Order::Asc)
+            .limit(1)
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        let mut claimed = TaskEntity::update_many()
+            .col_expr(Column::Status, Expr::value(TaskStatus::InProgress))
+            .col_expr(Column::UpdatedAt, Expr::value(clock::now()))
+            .filter(Column::Id.in_subquery(oldest_ready))
+            .filter(Column::Status.eq(TaskStatus::Queued))
+            .exec_with_returning(self.exec)
+            .await?;
+        Ok(claimed.pop())
+    }
+}
+
+/// Checks that every id in `ids` is a task of `project_id`: `NotFound` names an unknown
+/// one, `InvalidValue` one of another project. `what` says what the ids are for.
+pub(crate) async fn require_tasks_of_project<E: Executor>(
+    exec: &E,
+    project_id: Id,
+    ids: &[Id],
+    what: &str,
+) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let wanted: HashSet<Id> = ids.iter().copied().collect();
+    let rows: Vec<(Id, Id)> = TaskEntity::find()
+        .select_only()
+        .column(Column::Id)
+        .column(Column::ProjectId)
+        .filter(Column::Id.is_in(wanted.iter().copied()))
+        .into_tuple()
+        .all(exec)
+        .await?;
+    if let Some(missing) = wanted
+        .iter()
+        .find(|id| !rows.iter().any(|(row, _)| row == *id))
+    {
+        return Err(DalError::NotFound {
+            entity: "task",
+            key: format!("{missing} (named as a {what})"),
+        });
+    }
+    if let Some((id, other)) = rows.iter().find(|(_, project)| *project != project_id) {
+        return Err(DalError::invalid(format!(
+            "{what} {id} belongs to project {other}, not {project_id}"
+        )));
+    }
+    Ok(())
+}

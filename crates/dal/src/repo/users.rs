@@ -1,0 +1,81 @@
+//! Users.
+
+use async_trait::async_trait;
+use entities::Id;
+use entities::user::{self, Entity as UserEntity};
+use sea_orm::{ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, EntityTrait, QueryFilter, Set};
+
+use super::{deleted, found, updated};
+use crate::{Executor, Result, clock};
+
+/// A user to create.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewUser {
+    /// Unique when present; a second user with the same email is a `Conflict`.
+    pub email: Option<String>,
+    /// Name shown in the UI.
+    pub display_name: Option<String>,
+}
+
+/// Users: create, read, update, delete.
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Creates a user with a new id.
+    async fn create(&self, new: NewUser) -> Result<user::Model>;
+    /// The user with this id, or `NotFound`.
+    async fn get(&self, id: Id) -> Result<user::Model>;
+    /// The user with this email, if any.
+    async fn find_by_email(&self, email: &str) -> Result<Option<user::Model>>;
+    /// Writes `email` and `display_name`; `created_at` never changes.
+    async fn update(&self, user: user::Model) -> Result<user::Model>;
+    /// Deletes the user and, by cascade, their projects and everything under them.
+    async fn delete(&self, id: Id) -> Result<()>;
+}
+
+/// [`UserRepository`] over an executor.
+pub struct Users<'e, E> {
+    exec: &'e E,
+}
+
+impl<'e, E: Executor> Users<'e, E> {
+    pub(crate) fn new(exec: &'e E) -> Self {
+        Users { exec }
+    }
+}
+
+#[async_trait]
+impl<E: Executor> UserRepository for Users<'_, E> {
+    async fn create(&self, new: NewUser) -> Result<user::Model> {
+        let row = user::ActiveModel {
+            id: Set(Id::new()),
+            email: Set(new.email),
+            display_name: Set(new.display_name),
+            created_at: Set(clock::now()),
+        };
+        Ok(row.insert(self.exec).await?)
+    }
+
+    async fn get(&self, id: Id) -> Result<user::Model> {
+        found(UserEntity::find_by_id(id).one(self.exec).await?, "user", id)
+    }
+
+    async fn find_by_email(&self, email: &str) -> Result<Option<user::Model>> {
+        Ok(UserEntity::find()
+            .filter(user::Column::Email.eq(email))
+            .one(self.exec)
+            .await?)
+    }
+
+    async fn update(&self, user: user::Model) -> Result<user::Model> {
+        let id = user.id;
+        let mut row = user::ActiveModel::from(user).reset_all();
+        row.id = sea_orm::ActiveValue::Unchanged(id);
+        row.created_at = NotSet;
+        updated(row.update(self.exec).await, "user", id)
+    }
+
+    async fn delete(&self, id: Id) -> Result<()> {
+        let result = UserEntity::delete_by_id(id).exec(self.exec).await?;
+        deleted(result.rows_affected, "user", id)
+    }
+}
