@@ -30,6 +30,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bulk;
 pub mod clock;
 mod database;
 mod dialect;

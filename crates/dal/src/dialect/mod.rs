@@ -43,6 +43,15 @@ impl Dialect {
         }
     }
 
+    /// How many bind parameters one statement may carry (SQLite's
+    /// `SQLITE_MAX_VARIABLE_NUMBER` since 3.32; Postgres's 16-bit parameter count).
+    pub(crate) fn max_bind_parameters(self) -> usize {
+        match self.0 {
+            Backend::Sqlite => 32_766,
+            Backend::Postgres => 65_535,
+        }
+    }
+
     /// A statement that serialises migrations between processes for the rest of the
     /// current transaction. SQLite needs none: `BEGIN IMMEDIATE` already holds the lock.
     pub(crate) fn migration_lock(self) -> Option<&'static str> {
