@@ -65,12 +65,48 @@ impl Database {
             .inner
             .begin_with_options(self.dialect.write_transaction())
             .await?;
-        if let Some(lock) = self.dialect.migration_lock() {
-            tx.execute_unprepared(lock).await?;
-        }
+        tx.execute_unprepared(self.dialect.migration_preamble())
+            .await?;
         Migrator::up(&tx, None).await.map_err(migration_error)?;
+        migration::checksum::record(&tx)
+            .await
+            .map_err(migration_error)?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The schema version: the newest applied migration's name (`None` before the first
+    /// migration). One indexed read, cheap enough to ask on every client handshake.
+    /// Compare with [`Database::latest_schema_version`] to see whether this database is
+    /// behind the library.
+    pub async fn schema_version(&self) -> Result<Option<String>> {
+        let row = self
+            .inner
+            .query_one_raw(sea_orm::Statement::from_string(
+                self.inner.get_database_backend(),
+                "SELECT version FROM seaql_migrations ORDER BY version DESC LIMIT 1",
+            ))
+            .await;
+        match row {
+            Ok(row) => Ok(row
+                .map(|r| r.try_get::<String>("", "version"))
+                .transpose()?),
+            Err(e) => {
+                // No history table yet: nothing is applied.
+                match migration::has_table(&self.inner, "seaql_migrations").await {
+                    Ok(false) => Ok(None),
+                    _ => Err(e.into()),
+                }
+            }
+        }
+    }
+
+    /// The newest migration this build of the library knows.
+    pub fn latest_schema_version() -> &'static str {
+        migration::sources()
+            .last()
+            .map(|(name, _)| *name)
+            .expect("the history has a migration")
     }
 
     /// Names of the applied migrations, oldest first; the last one is the schema version.

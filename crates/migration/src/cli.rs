@@ -1,17 +1,19 @@
 //! The migration commands, as a library so tests drive exactly what the binary runs.
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
 use dal_config::{AppEnv, Config, ConnectError};
 use sea_orm_migration::sea_orm::{DatabaseConnection, DbErr};
 use sea_orm_migration::{MigrationStatus, MigratorTrait};
 
-use crate::Migrator;
+use crate::{Migrator, checksum, inspect, scratch};
 
 /// `migration [--dangerously-drop-web-data] <command>`.
 #[derive(Parser, Debug)]
 #[command(
     name = "migration",
-    about = "Apply and inspect the schema's migration history"
+    about = "Apply, inspect and check the schema's migration history"
 )]
 pub struct Cli {
     /// Allow commands that drop tables (down, fresh, refresh, reset) on an APP_ENV=web
@@ -24,9 +26,52 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// A migration command.
-#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+/// Every command.
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// Commands that apply or roll back migrations.
+    #[command(flatten)]
+    Migrate(MigrateCommand),
+    /// Scaffold a new migration file and add it to the history.
+    Generate {
+        /// What it does, in snake_case, e.g. `add_task_priority`.
+        name: String,
+        /// The migration crate's `src` directory.
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/src"))]
+        dir: PathBuf,
+    },
+    /// Print the DDL the migration history produces on a backend (from a scratch database).
+    Schema {
+        /// Which backend. `postgres` needs APP_ENV=web: a scratch schema is created in the
+        /// configured database and dropped again.
+        #[arg(long, value_enum)]
+        backend: SchemaBackend,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Compare the configured database with the migration history; exit 1 on a difference.
+    Check,
+    /// Print TypeScript types for the schema.
+    Typescript {
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// The backends `schema` can describe.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaBackend {
+    /// SQLite.
+    Sqlite,
+    /// Postgres.
+    Postgres,
+}
+
+/// A command that applies or rolls back migrations.
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrateCommand {
     /// Apply pending migrations (all, or the next N).
     Up {
         /// How many to apply.
@@ -49,24 +94,27 @@ pub enum Command {
     Reset,
 }
 
-impl Command {
+impl MigrateCommand {
     /// Whether the command drops tables and so needs confirmation on a web database.
     pub fn drops_data(self) -> bool {
         matches!(
             self,
-            Command::Down { .. } | Command::Fresh | Command::Refresh | Command::Reset
+            MigrateCommand::Down { .. }
+                | MigrateCommand::Fresh
+                | MigrateCommand::Refresh
+                | MigrateCommand::Reset
         )
     }
 
     /// The command's name on the command line.
     pub fn name(self) -> &'static str {
         match self {
-            Command::Up { .. } => "up",
-            Command::Down { .. } => "down",
-            Command::Status => "status",
-            Command::Fresh => "fresh",
-            Command::Refresh => "refresh",
-            Command::Reset => "reset",
+            MigrateCommand::Up { .. } => "up",
+            MigrateCommand::Down { .. } => "down",
+            MigrateCommand::Status => "status",
+            MigrateCommand::Fresh => "fresh",
+            MigrateCommand::Refresh => "refresh",
+            MigrateCommand::Reset => "reset",
         }
     }
 }
@@ -94,6 +142,11 @@ pub enum CliError {
         /// The database (password hidden).
         target: String,
     },
+    /// The command needs a Postgres database and the configuration names none.
+    #[error(
+        "`schema --backend postgres` needs APP_ENV=web and a DATABASE_URL (a scratch schema is created there and dropped)"
+    )]
+    NeedsPostgres,
     /// The database could not be opened.
     #[error(transparent)]
     Connect(#[from] ConnectError),
@@ -108,7 +161,7 @@ pub enum CliError {
 /// `--dangerously-drop-web-data` flag).
 pub async fn execute(
     config: &Config,
-    command: Command,
+    command: MigrateCommand,
     confirmed: bool,
 ) -> Result<Vec<MigrationState>, CliError> {
     if config.app_env == AppEnv::Web && command.drops_data() && !confirmed {
@@ -117,22 +170,32 @@ pub async fn execute(
             target: config.describe_target(),
         });
     }
-    // One connection: SQLite pragmas such as `foreign_keys` are per connection, and
-    // `fresh` switches them off and on again around its drops.
-    let db = dal_config::connect(&config.clone().with_max_connections(1)).await?;
+    let db = open(config).await?;
     let result = run(&db, command).await;
     db.close().await?;
     result
 }
 
-async fn run(db: &DatabaseConnection, command: Command) -> Result<Vec<MigrationState>, CliError> {
+/// One connection: SQLite pragmas such as `foreign_keys` are per connection, and `fresh`
+/// switches them off and on again around its drops.
+async fn open(config: &Config) -> Result<DatabaseConnection, CliError> {
+    Ok(dal_config::connect(&config.clone().with_max_connections(1)).await?)
+}
+
+async fn run(
+    db: &DatabaseConnection,
+    command: MigrateCommand,
+) -> Result<Vec<MigrationState>, CliError> {
     match command {
-        Command::Up { num } => Migrator::up(db, num).await?,
-        Command::Down { num } => Migrator::down(db, Some(num)).await?,
-        Command::Status => {}
-        Command::Fresh => Migrator::fresh(db).await?,
-        Command::Refresh => Migrator::refresh(db).await?,
-        Command::Reset => Migrator::reset(db).await?,
+        MigrateCommand::Up { num } => Migrator::up(db, num).await?,
+        MigrateCommand::Down { num } => Migrator::down(db, Some(num)).await?,
+        MigrateCommand::Status => {}
+        MigrateCommand::Fresh => Migrator::fresh(db).await?,
+        MigrateCommand::Refresh => Migrator::refresh(db).await?,
+        MigrateCommand::Reset => Migrator::reset(db).await?,
+    }
+    if command != MigrateCommand::Status {
+        checksum::record(db).await?;
     }
     status(db).await.map_err(CliError::from)
 }
@@ -147,4 +210,35 @@ pub async fn status(db: &DatabaseConnection) -> Result<Vec<MigrationState>, DbEr
             applied: m.status() == MigrationStatus::Applied,
         })
         .collect())
+}
+
+/// The DDL the migration history produces on `backend`; `config` names the Postgres
+/// database to make a scratch schema in.
+pub async fn schema(backend: SchemaBackend, config: Option<&Config>) -> Result<String, CliError> {
+    let like = match backend {
+        SchemaBackend::Sqlite => Config::sqlite("scratch.db"),
+        SchemaBackend::Postgres => match config {
+            Some(c) if c.app_env == AppEnv::Web => c.clone(),
+            _ => return Err(CliError::NeedsPostgres),
+        },
+    };
+    Ok(scratch::expected_schema(&like).await?.ddl())
+}
+
+/// How the configured database departs from the migration history: pending or unknown
+/// migrations, migrations edited after they were applied, and every structural
+/// difference (tables, columns, types, nullability, defaults, constraints, indexes).
+/// Empty when they match.
+pub async fn check(config: &Config) -> Result<Vec<String>, CliError> {
+    let db = open(config).await?;
+    let result = async {
+        let mut problems = checksum::verify(&db).await?;
+        let live = inspect::inspect(&db).await?;
+        let expected = scratch::expected_schema(config).await?;
+        problems.extend(live.differences(&expected));
+        Ok::<_, DbErr>(problems)
+    }
+    .await;
+    db.close().await?;
+    Ok(result?)
 }

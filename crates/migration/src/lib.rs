@@ -1,10 +1,16 @@
-//! The schema's one migration history, applied the same way to SQLite and Postgres.
+//! The schema's one migration history, applied the same way to SQLite and Postgres, and
+//! the tools that keep it honest.
 //!
 //! Each migration is a Rust source that builds its DDL with sea-query; the few places the
 //! two dialects differ (column types, defaults, checks that keep SQLite's text honest) are
 //! in [`columns`], so a migration reads as the schema it creates. Every migration runs in
 //! a transaction on both backends (sea-orm-migration only does that on Postgres by default),
 //! so a failed migration leaves nothing behind.
+//!
+//! Around the history: [`cli`] (`up`, `down`, `status`, `fresh`, `refresh`, `reset`,
+//! `generate`, `schema`, `check`, `typescript`), [`inspect`] (a normalised view of a live
+//! schema and the differences between two), [`checksum`] (applied migrations whose source
+//! changed) and [`typescript`] (interfaces for web clients).
 //!
 //! ```no_run
 //! use migration::{Migrator, MigratorTrait};
@@ -15,16 +21,41 @@
 
 pub use sea_orm_migration::prelude::*;
 
+pub use checksum::{applied_versions, has_table};
+
+pub mod checksum;
 pub mod cli;
 pub mod columns;
-mod m20250601_000001_initial_schema;
+pub mod generate;
+pub mod inspect;
+pub mod scratch;
+#[doc(hidden)]
+pub mod template;
+pub mod typescript;
 
-/// The migration history, oldest first.
-pub struct Migrator;
+/// Declares the migration history: one module per migration, oldest first. `generate`
+/// appends a line here.
+macro_rules! history {
+    ($($module:ident),+ $(,)?) => {
+        $(mod $module;)+
 
-#[async_trait::async_trait]
-impl MigratorTrait for Migrator {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20250601_000001_initial_schema::Migration)]
-    }
+        /// The migration history, oldest first.
+        pub struct Migrator;
+
+        #[async_trait::async_trait]
+        impl MigratorTrait for Migrator {
+            fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+                vec![$(Box::new($module::Migration)),+]
+            }
+        }
+
+        /// Each migration's name and source text, for checksums.
+        pub fn sources() -> Vec<(&'static str, &'static str)> {
+            vec![$((stringify!($module), include_str!(concat!(stringify!($module), ".rs")))),+]
+        }
+    };
+}
+
+history! {
+    m20250601_000001_initial_schema,
 }

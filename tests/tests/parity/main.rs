@@ -10,6 +10,7 @@ mod generations;
 mod migrations;
 mod roundtrip;
 mod schema;
+mod schema_tools;
 mod seeding;
 mod tasks;
 mod timeline;

@@ -1,7 +1,7 @@
 //! The migration history and its commands, on both backends.
 
 use dal::{AppEnv, Backend, DalError};
-use migration::cli::{CliError, Command, MigrationState, execute};
+use migration::cli::{CliError, MigrateCommand as Command, MigrationState, execute};
 use parity_tests::{TestDb, parity_test};
 use sea_orm::{ConnectionTrait, EntityTrait, Statement};
 

@@ -52,13 +52,17 @@ impl Dialect {
         }
     }
 
-    /// A statement that serialises migrations between processes for the rest of the
-    /// current transaction. SQLite needs none: `BEGIN IMMEDIATE` already holds the lock.
-    pub(crate) fn migration_lock(self) -> Option<&'static str> {
+    /// The first statement of a migration transaction. Postgres: an advisory lock that
+    /// serialises migrations between processes for the rest of the transaction (SQLite's
+    /// `BEGIN IMMEDIATE` already does). SQLite: a read of the catalog, which makes this
+    /// connection reload a schema another connection changed meanwhile; a pooled
+    /// connection's cached schema is otherwise only refreshed by statements that verify
+    /// it, and DDL parsed against a stale one fails ("index ... already exists").
+    pub(crate) fn migration_preamble(self) -> &'static str {
         match self.0 {
             // An arbitrary constant key; the lock is released at commit or rollback.
-            Backend::Postgres => Some("SELECT pg_advisory_xact_lock(7316052144200925)"),
-            Backend::Sqlite => None,
+            Backend::Postgres => "SELECT pg_advisory_xact_lock(7316052144200925)",
+            Backend::Sqlite => "SELECT count(*) FROM sqlite_master",
         }
     }
 }

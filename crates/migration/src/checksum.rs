@@ -1,0 +1,161 @@
+//! Checksums of applied migrations, to notice a migration edited after it was applied
+//! (as sqlx and Flyway do).
+//!
+//! When migrations are applied through this crate's CLI or `dal::Database::migrate`, the
+//! SHA-256 of each applied migration's source is recorded in [`TABLE`]. [`verify`] compares
+//! the recorded sums with the sources compiled into this binary.
+
+use sea_orm_migration::sea_orm::sea_query::{Alias, ColumnDef, Expr, ExprTrait, Query, Table};
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use sha2::{Digest, Sha256};
+
+use crate::sources;
+
+/// The table holding `(version, checksum)` of applied migrations.
+pub const TABLE: &str = "dal_migration_checksums";
+
+/// The checksum of a migration's source text (hex SHA-256).
+pub fn checksum(source: &str) -> String {
+    Sha256::digest(source.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Brings [`TABLE`] in line with the applied migrations: records the current source's
+/// checksum for applied migrations without one, forgets rolled-back ones.
+pub async fn record<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+    db.execute(
+        Table::create()
+            .table(Alias::new(TABLE))
+            .if_not_exists()
+            .col(
+                ColumnDef::new(Alias::new("version"))
+                    .string()
+                    .not_null()
+                    .primary_key(),
+            )
+            .col(ColumnDef::new(Alias::new("checksum")).string().not_null()),
+    )
+    .await?;
+    let applied = applied_versions(db).await?;
+    let recorded = recorded(db).await?;
+    let stale: Vec<&String> = recorded
+        .iter()
+        .map(|(v, _)| v)
+        .filter(|v| !applied.contains(v))
+        .collect();
+    if !stale.is_empty() {
+        db.execute(
+            Query::delete()
+                .from_table(Alias::new(TABLE))
+                .and_where(Expr::col(Alias::new("version")).is_in(stale.into_iter().cloned())),
+        )
+        .await?;
+    }
+    for (name, source) in sources() {
+        if applied.iter().any(|a| a == name) && !recorded.iter().any(|(v, _)| v == name) {
+            db.execute(
+                Query::insert()
+                    .into_table(Alias::new(TABLE))
+                    .columns([Alias::new("version"), Alias::new("checksum")])
+                    .values_panic([name.into(), checksum(source).into()]),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn recorded<C: ConnectionTrait>(db: &C) -> Result<Vec<(String, String)>, DbErr> {
+    let sql = format!("SELECT version, checksum FROM {TABLE}");
+    let rows = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("", "version")?, r.try_get("", "checksum")?)))
+        .collect()
+}
+
+/// Problems with the applied migrations: applied here but unknown to this binary, known
+/// but not applied, applied without a recorded checksum, or changed since applied.
+pub async fn verify<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
+    let mut problems = Vec::new();
+    let known: Vec<(&str, &str)> = sources();
+    let applied_rows = applied_versions(db).await?;
+    for version in &applied_rows {
+        if !known.iter().any(|(name, _)| name == version) {
+            problems.push(format!(
+                "migration {version} is applied but not in this migration history"
+            ));
+        }
+    }
+    for (name, _) in &known {
+        if !applied_rows.iter().any(|v| v == name) {
+            problems.push(format!("migration {name} is not applied"));
+        }
+    }
+    let has_table = has_table(db, TABLE).await?;
+    let recorded = if has_table {
+        recorded(db).await?
+    } else {
+        Vec::new()
+    };
+    for (name, source) in &known {
+        if !applied_rows.iter().any(|v| v == name) {
+            continue;
+        }
+        match recorded.iter().find(|(v, _)| v == name) {
+            None => problems.push(format!(
+                "migration {name} has no recorded checksum (applied by another tool?); `migration up` records it"
+            )),
+            Some((_, sum)) if *sum != checksum(source) => problems.push(format!(
+                "migration {name} was edited after it was applied (checksum {} recorded, {} now)",
+                short(sum),
+                short(&checksum(source))
+            )),
+            Some(_) => {}
+        }
+    }
+    Ok(problems)
+}
+
+/// Whether `table` exists (Postgres: in the current schema).
+pub async fn has_table<C: ConnectionTrait>(db: &C, table: &str) -> Result<bool, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Sqlite => {
+            "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?"
+        }
+        _ => {
+            "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1"
+        }
+    };
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(backend, sql, [table.into()]))
+        .await?;
+    Ok(row
+        .map(|r| r.try_get::<i64>("", "n"))
+        .transpose()?
+        .unwrap_or(0)
+        > 0)
+}
+
+/// The versions recorded in `seaql_migrations`, oldest first (none if it does not exist),
+/// including ones this binary does not know.
+pub async fn applied_versions<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
+    if !has_table(db, "seaql_migrations").await? {
+        return Ok(Vec::new());
+    }
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT version FROM seaql_migrations ORDER BY version",
+        ))
+        .await?;
+    rows.iter().map(|r| r.try_get("", "version")).collect()
+}
+
+fn short(sum: &str) -> &str {
+    sum.get(..12).unwrap_or(sum)
+}
