@@ -2,6 +2,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use dal_config::{Backend, Config};
 use migration::{Migrator, MigratorTrait};
@@ -30,6 +32,7 @@ use crate::{DalError, Result};
 pub struct Database {
     pub(crate) inner: DatabaseConnection,
     pub(crate) dialect: Dialect,
+    pub(crate) statements: Arc<AtomicU64>,
 }
 
 impl Database {
@@ -45,6 +48,7 @@ impl Database {
         let db = Database {
             inner,
             dialect: Dialect(config.backend()),
+            statements: Arc::default(),
         };
         if config.migrate_on_connect {
             db.migrate().await?;
@@ -128,7 +132,15 @@ impl Database {
         Ok(UnitOfWork {
             inner: tx,
             dialect: self.dialect,
+            statements: self.statements.clone(),
         })
+    }
+
+    /// How many statements this pool (and the units of work begun from it) has run through
+    /// the data-access layer: a cheap counter for tests and diagnostics (an N+1 query shows
+    /// up as a count that grows with N).
+    pub fn statements_executed(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
     }
 
     /// Runs `work` in a unit of work: commits if it returns `Ok`, rolls back if it returns
@@ -189,6 +201,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct UnitOfWork {
     pub(crate) inner: DatabaseTransaction,
     pub(crate) dialect: Dialect,
+    pub(crate) statements: Arc<AtomicU64>,
 }
 
 impl UnitOfWork {
@@ -198,6 +211,7 @@ impl UnitOfWork {
         Ok(UnitOfWork {
             inner: self.inner.begin().await?,
             dialect: self.dialect,
+            statements: self.statements.clone(),
         })
     }
 

@@ -1,6 +1,8 @@
 //! [`Executor`]: where statements run, a pool ([`Database`]) or a transaction
 //! ([`UnitOfWork`]), with the dialect's value mapping applied to every statement.
 
+use std::sync::atomic::Ordering;
+
 use async_trait::async_trait;
 use dal_config::Backend;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, ExecResult, QueryResult, Statement};
@@ -103,20 +105,24 @@ macro_rules! adapted_connection {
             }
 
             async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+                self.statements.fetch_add(1, Ordering::Relaxed);
                 let stmt = values::prepare(self.dialect.0, stmt)?;
                 self.inner.execute_raw(stmt).await
             }
 
             async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+                self.statements.fetch_add(1, Ordering::Relaxed);
                 self.inner.execute_unprepared(sql).await
             }
 
             async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+                self.statements.fetch_add(1, Ordering::Relaxed);
                 let stmt = values::prepare(self.dialect.0, stmt)?;
                 self.inner.query_one_raw(stmt).await
             }
 
             async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+                self.statements.fetch_add(1, Ordering::Relaxed);
                 let stmt = values::prepare(self.dialect.0, stmt)?;
                 self.inner.query_all_raw(stmt).await
             }

@@ -3,6 +3,7 @@
 
 mod fixtures;
 
+mod bulk;
 mod concurrency;
 mod constraints;
 mod errors;

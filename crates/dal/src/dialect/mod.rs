@@ -5,6 +5,7 @@
 //! list is searched, how rows are locked, how a write transaction begins and how the
 //! migration history is serialised between processes.
 
+pub(crate) mod bulk;
 pub(crate) mod values;
 
 use dal_config::Backend;

@@ -32,7 +32,7 @@ pub(crate) fn prepare(backend: Backend, mut stmt: Statement) -> Result<Statement
     Ok(stmt)
 }
 
-fn adapt(backend: Backend, value: &mut Value) -> Result<(), RefusedValue> {
+pub(crate) fn adapt(backend: Backend, value: &mut Value) -> Result<(), RefusedValue> {
     let sqlite = backend == Backend::Sqlite;
     match value {
         Value::String(Some(text)) => check_text(text)?,
@@ -65,6 +65,12 @@ fn adapt(backend: Backend, value: &mut Value) -> Result<(), RefusedValue> {
             return Err(RefusedValue(format!(
                 "arrays of {kind:?} cannot be stored on SQLite; only uuid lists are mapped"
             )));
+        }
+        // Elements get the checks and the truncation of single values.
+        Value::Array(_, Some(items)) => {
+            for item in items.iter_mut() {
+                adapt(backend, item)?;
+            }
         }
         _ => {}
     }
