@@ -59,7 +59,7 @@ pub trait ShotRepository: Send + Sync {
     async fn delete(&self, id: Id) -> Result<()>;
     /// A project's shots, oldest first.
     async fn list_for_project(&self, project_id: Id) -> Result<Vec<shot::Model>>;
-    /// The shot's timeline in order, with each generation, in two statements whatever its
+    /// The shot's timeline in order, with each generation, in one statement whatever its
     /// length. `NotFound` if the shot does not exist.
     async fn timeline(&self, shot_id: Id) -> Result<Vec<TimelineEntry>>;
     /// Puts `generation_id` at `position` (clamped to the end; `None` appends), shifting
@@ -190,15 +190,20 @@ impl<E: Executor> ShotRepository for Shots<'_, E> {
     }
 
     async fn timeline(&self, shot_id: Id) -> Result<Vec<TimelineEntry>> {
-        self.get(shot_id).await?;
-        let rows = LinkEntity::find()
-            .find_also_related(generation::Entity)
-            .filter(link::Column::ShotId.eq(shot_id))
+        // One statement: the shot LEFT JOIN its links LEFT JOIN their generations. No row
+        // means no shot; a shot without entries comes back as one row of NULLs.
+        let rows = ShotEntity::find_by_id(shot_id)
+            .find_also_related(LinkEntity)
+            .and_also_related(generation::Entity)
             .order_by_asc(link::Column::Position)
             .order_by_asc(link::Column::Id)
             .all(self.exec)
             .await?;
+        if rows.is_empty() {
+            return Err(DalError::not_found("shot", shot_id));
+        }
         rows.into_iter()
+            .filter_map(|(_, link, generation)| link.map(|link| (link, generation)))
             .map(|(link, generation)| match generation {
                 Some(generation) => Ok(TimelineEntry { link, generation }),
                 // The foreign key makes this impossible; say so rather than drop a row.
