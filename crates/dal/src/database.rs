@@ -178,6 +178,14 @@ impl Database {
         }
     }
 
+    /// The Postgres pool, when this is one.
+    pub(crate) fn pg_pool(&self) -> Option<&sqlx::PgPool> {
+        match self.dialect.0 {
+            Backend::Postgres => Some(self.inner.get_postgres_connection_pool()),
+            Backend::Sqlite => None,
+        }
+    }
+
     /// The SeaORM connection underneath. Statements run on it directly do **not** get the
     /// value mapping (on SQLite a `Uuid` would be stored as a BLOB); prefer `&Database`.
     pub fn sea_orm_connection(&self) -> &DatabaseConnection {
@@ -205,6 +213,11 @@ pub struct UnitOfWork {
 }
 
 impl UnitOfWork {
+    /// A unit of work has its connection; bulk paths use it rather than the pool.
+    pub(crate) fn no_pool(&self) -> Option<&sqlx::PgPool> {
+        None
+    }
+
     /// Starts a nested unit of work (a savepoint): committing it keeps its changes in this
     /// one, rolling it back (or dropping it) undoes only its own changes.
     pub async fn begin(&self) -> Result<UnitOfWork> {

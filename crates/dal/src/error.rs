@@ -159,6 +159,14 @@ impl From<ConnectError> for DalError {
     }
 }
 
+impl From<sqlx::Error> for DalError {
+    fn from(e: sqlx::Error) -> Self {
+        classify_sqlx(&e).unwrap_or_else(|| DalError::Database {
+            detail: e.to_string(),
+        })
+    }
+}
+
 impl From<DbErr> for DalError {
     fn from(e: DbErr) -> Self {
         match &e {

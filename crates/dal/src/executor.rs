@@ -53,6 +53,13 @@ pub trait Executor: ConnectionTrait + Send + Sync + sealed::Sealed {
     /// of several statements, so they are atomic wherever they are called from.
     async fn begin(&self) -> Result<UnitOfWork>;
 
+    /// The Postgres pool behind a [`Database`], for paths that need a connection of their
+    /// own (bulk `COPY`); `None` inside a unit of work and on SQLite.
+    #[doc(hidden)]
+    fn copy_pool(&self) -> Option<&sqlx::PgPool> {
+        None
+    }
+
     /// Users.
     fn users(&self) -> Users<'_, Self>
     where
@@ -97,7 +104,7 @@ pub trait Executor: ConnectionTrait + Send + Sync + sealed::Sealed {
 /// Implements [`ConnectionTrait`] for a wrapper whose `inner` field is a SeaORM connection,
 /// passing every statement through the dialect's value mapping first.
 macro_rules! adapted_connection {
-    ($wrapper:ty) => {
+    ($wrapper:ty, $copy_pool:expr) => {
         #[async_trait]
         impl ConnectionTrait for $wrapper {
             fn get_database_backend(&self) -> DbBackend {
@@ -137,12 +144,16 @@ macro_rules! adapted_connection {
             async fn begin(&self) -> Result<UnitOfWork> {
                 <$wrapper>::begin(self).await
             }
+
+            fn copy_pool(&self) -> Option<&sqlx::PgPool> {
+                ($copy_pool)(self)
+            }
         }
     };
 }
 
-adapted_connection!(Database);
-adapted_connection!(UnitOfWork);
+adapted_connection!(Database, Database::pg_pool);
+adapted_connection!(UnitOfWork, UnitOfWork::no_pool);
 
 /// The dialect of an executor, for the crate's own SQL.
 pub(crate) fn dialect_of<E: Executor>(exec: &E) -> Dialect {

@@ -30,20 +30,20 @@ pub(crate) fn unnest_insert(
     rows: Vec<Vec<Value>>,
     conflict: &Conflict,
 ) -> Result<Statement, DbErr> {
-    let mut literals: Vec<String> = columns.iter().map(|_| String::from("{")).collect();
-    for (r, row) in rows.into_iter().enumerate() {
-        for (c, mut value) in row.into_iter().enumerate() {
-            values::adapt(Backend::Postgres, &mut value).map_err(RefusedValue::into_db_err)?;
-            let literal = &mut literals[c];
-            if r > 0 {
-                literal.push(',');
-            }
-            match element_text(value)? {
-                None => literal.push_str("NULL"),
-                Some(text) => push_quoted(literal, &text),
-            }
+    let mut by_column: Vec<Vec<Value>> = columns
+        .iter()
+        .map(|_| Vec::with_capacity(rows.len()))
+        .collect();
+    for row in rows {
+        for (c, value) in row.into_iter().enumerate() {
+            by_column[c].push(value);
         }
     }
+    let values = by_column
+        .into_iter()
+        .map(column_parameter)
+        .collect::<Result<Vec<Value>, DbErr>>()?;
+
     let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
     let names: Vec<String> = columns.iter().map(|(n, _)| quote(n)).collect();
     let mut params = Vec::new();
@@ -81,18 +81,188 @@ pub(crate) fn unnest_insert(
             ));
         }
     }
-    let values: Vec<Value> = literals
-        .into_iter()
-        .map(|mut l| {
-            l.push('}');
-            Value::String(Some(l))
-        })
-        .collect();
     Ok(Statement::from_sql_and_values(
         DbBackend::Postgres,
         sql,
         values,
     ))
+}
+
+/// One column's values as one parameter: a typed array (sent in Postgres's binary
+/// format) when the column has no NULL in this chunk and a type with an array binding,
+/// otherwise the text of an array literal, which can spell NULL and nested lists.
+fn column_parameter(values: Vec<Value>) -> Result<Value, DbErr> {
+    let kind = typed_array_kind(&values);
+    if let Some(kind) = kind {
+        let items = values
+            .into_iter()
+            .map(|v| match v {
+                Value::Enum(sea_orm::sea_query::OptionEnum::Some(e)) => {
+                    Value::String(Some(e.value.to_string()))
+                }
+                other => other,
+            })
+            .collect();
+        return Ok(Value::Array(kind, Some(Box::new(items))));
+    }
+    let mut literal = String::from("{");
+    for (i, mut value) in values.into_iter().enumerate() {
+        values::adapt(Backend::Postgres, &mut value).map_err(RefusedValue::into_db_err)?;
+        if i > 0 {
+            literal.push(',');
+        }
+        match element_text(value)? {
+            None => literal.push_str("NULL"),
+            Some(text) => push_quoted(&mut literal, &text),
+        }
+    }
+    literal.push('}');
+    Ok(Value::String(Some(literal)))
+}
+
+/// The array type for a column whose values are all non-NULL and of one bindable kind.
+fn typed_array_kind(values: &[Value]) -> Option<ArrayType> {
+    let kind = match values.first()? {
+        Value::Uuid(Some(_)) => ArrayType::Uuid,
+        Value::String(Some(_)) | Value::Enum(sea_orm::sea_query::OptionEnum::Some(_)) => {
+            ArrayType::String
+        }
+        Value::Json(Some(_)) => ArrayType::Json,
+        Value::ChronoDateTimeUtc(Some(_)) => ArrayType::ChronoDateTimeUtc,
+        Value::Int(Some(_)) => ArrayType::Int,
+        _ => return None,
+    };
+    let same = values.iter().all(|v| {
+        matches!(
+            (&kind, v),
+            (ArrayType::Uuid, Value::Uuid(Some(_)))
+                | (ArrayType::String, Value::String(Some(_)))
+                | (
+                    ArrayType::String,
+                    Value::Enum(sea_orm::sea_query::OptionEnum::Some(_))
+                )
+                | (ArrayType::Json, Value::Json(Some(_)))
+                | (
+                    ArrayType::ChronoDateTimeUtc,
+                    Value::ChronoDateTimeUtc(Some(_))
+                )
+                | (ArrayType::Int, Value::Int(Some(_)))
+        )
+    });
+    same.then_some(kind)
+}
+
+/// SQLite bulk insert: `INSERT INTO table (columns) SELECT value->>0, ... FROM json_each(?)`
+/// with every row in one JSON array parameter. SQLite parses the JSON in C; there is one
+/// bind parameter whatever the row count, and the statement text is the same for every
+/// chunk, so it is prepared once.
+pub(crate) fn json_each_insert(
+    table: &str,
+    columns: &[(String, ColumnType)],
+    key: &[String],
+    rows: Vec<Vec<Value>>,
+    conflict: &Conflict,
+) -> Result<Statement, DbErr> {
+    let mut json = String::with_capacity(rows.len() * 160);
+    json.push('[');
+    for (r, row) in rows.into_iter().enumerate() {
+        if r > 0 {
+            json.push(',');
+        }
+        json.push('[');
+        for (c, mut value) in row.into_iter().enumerate() {
+            if c > 0 {
+                json.push(',');
+            }
+            values::adapt(Backend::Sqlite, &mut value).map_err(RefusedValue::into_db_err)?;
+            match value {
+                Value::Int(Some(i)) => json.push_str(&i.to_string()),
+                Value::BigInt(Some(i)) => json.push_str(&i.to_string()),
+                Value::SmallInt(Some(i)) => json.push_str(&i.to_string()),
+                Value::Bool(Some(b)) => json.push_str(if b { "1" } else { "0" }),
+                // Everything else is stored as text on SQLite (the adapter made it so);
+                // JSON documents travel as JSON strings, so their text is kept exactly.
+                other => match element_text(other)? {
+                    None => json.push_str("null"),
+                    Some(text) => {
+                        let quoted =
+                            serde_json::to_string(&text).map_err(|e| DbErr::Json(e.to_string()))?;
+                        json.push_str(&quoted);
+                    }
+                },
+            }
+        }
+        json.push(']');
+    }
+    json.push(']');
+
+    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    let names: Vec<String> = columns.iter().map(|(n, _)| quote(n)).collect();
+    let selected: Vec<String> = (0..columns.len()).map(|i| format!("value->>{i}")).collect();
+    // `WHERE true`: SQLite would otherwise read ON CONFLICT as a join's ON.
+    let mut sql = format!(
+        "INSERT INTO {} ({}) SELECT {} FROM json_each(?) WHERE true",
+        quote(table),
+        names.join(", "),
+        selected.join(", ")
+    );
+    let key_list = key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
+    match conflict {
+        Conflict::Fail => {}
+        Conflict::Skip => sql.push_str(&format!(" ON CONFLICT ({key_list}) DO NOTHING")),
+        Conflict::Overwrite(keep) => {
+            let sets: Vec<String> = columns
+                .iter()
+                .map(|(n, _)| n)
+                .filter(|n| !key.contains(n) && !keep.contains(n))
+                .map(|n| format!("{} = excluded.{}", quote(n), quote(n)))
+                .collect();
+            sql.push_str(&format!(
+                " ON CONFLICT ({key_list}) DO UPDATE SET {}",
+                sets.join(", ")
+            ));
+        }
+    }
+    Ok(Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        sql,
+        [Value::String(Some(json))],
+    ))
+}
+
+/// Appends `row` to `out` as one line of Postgres `COPY ... FROM STDIN` text:
+/// tab-separated columns, `\\N` for NULL, backslash escapes. Values get the same checks
+/// as bound ones (NUL, years, microseconds).
+pub(crate) fn copy_line(out: &mut String, row: Vec<Value>) -> Result<(), DbErr> {
+    for (c, mut value) in row.into_iter().enumerate() {
+        values::adapt(Backend::Postgres, &mut value).map_err(RefusedValue::into_db_err)?;
+        if c > 0 {
+            out.push('\t');
+        }
+        match element_text(value)? {
+            None => out.push_str("\\N"),
+            Some(text)
+                if !text
+                    .bytes()
+                    .any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r')) =>
+            {
+                out.push_str(&text)
+            }
+            Some(text) => {
+                for ch in text.chars() {
+                    match ch {
+                        '\\' => out.push_str("\\\\"),
+                        '\t' => out.push_str("\\t"),
+                        '\n' => out.push_str("\\n"),
+                        '\r' => out.push_str("\\r"),
+                        other => out.push(other),
+                    }
+                }
+            }
+        }
+    }
+    out.push('\n');
+    Ok(())
 }
 
 /// The array element type a column is bound as, and the cast its element needs.
@@ -164,6 +334,28 @@ fn push_quoted(out: &mut String, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_text_escapes_and_spells_null() {
+        let rows = vec![vec![
+            Value::String(Some("tab\there\nline \\ back".into())),
+            Value::String(None),
+            Value::Json(Some(Box::new(serde_json::json!({"k": "a\tb"})))),
+        ]];
+        let text = |rows: Vec<Vec<Value>>| -> Result<String, DbErr> {
+            let mut out = String::new();
+            for row in rows {
+                copy_line(&mut out, row)?;
+            }
+            Ok(out)
+        };
+        assert_eq!(
+            text(rows).unwrap(),
+            "tab\\there\\nline \\\\ back\t\\N\t{\"k\":\"a\\\\tb\"}\n"
+        );
+        let nul = vec![vec![Value::String(Some("a\0".into()))]];
+        assert!(text(nul).is_err());
+    }
 
     #[test]
     fn array_literals_quote_every_element_and_spell_null() {

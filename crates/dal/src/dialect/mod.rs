@@ -44,15 +44,6 @@ impl Dialect {
         }
     }
 
-    /// How many bind parameters one statement may carry (SQLite's
-    /// `SQLITE_MAX_VARIABLE_NUMBER` since 3.32; Postgres's 16-bit parameter count).
-    pub(crate) fn max_bind_parameters(self) -> usize {
-        match self.0 {
-            Backend::Sqlite => 32_766,
-            Backend::Postgres => 65_535,
-        }
-    }
-
     /// The first statement of a migration transaction. Postgres: an advisory lock that
     /// serialises migrations between processes for the rest of the transaction (SQLite's
     /// `BEGIN IMMEDIATE` already does). SQLite: a read of the catalog, which makes this

@@ -8,7 +8,7 @@ use sea_orm::{
 };
 
 use super::tasks::require_tasks_of_project;
-use super::{deleted, found, updated};
+use super::{deleted, find_by_id, found, insert_model, updated};
 use crate::executor::dialect_of;
 use crate::{Executor, Result, clock};
 
@@ -67,21 +67,21 @@ impl<E: Executor> GenerationRepository for Generations<'_, E> {
     async fn create(&self, new: NewGeneration) -> Result<generation::Model> {
         require_tasks_of_project(self.exec, new.project_id, &new.tasks, "generation task").await?;
         let now = clock::now();
-        let row = generation::ActiveModel {
-            id: Set(Id::new()),
-            tasks: Set(id_list(&new.tasks)),
-            location: Set(new.location),
-            generation_type: Set(new.generation_type),
-            created_at: Set(now),
-            updated_at: Set(now),
-            project_id: Set(new.project_id),
+        let row = generation::Model {
+            id: Id::new(),
+            tasks: id_list(&new.tasks),
+            location: new.location,
+            generation_type: new.generation_type,
+            created_at: now,
+            updated_at: now,
+            project_id: new.project_id,
         };
-        Ok(row.insert(self.exec).await?)
+        insert_model(self.exec, row).await
     }
 
     async fn get(&self, id: Id) -> Result<generation::Model> {
         found(
-            GenerationEntity::find_by_id(id).one(self.exec).await?,
+            find_by_id::<_, GenerationEntity>(self.exec, id).await?,
             "generation",
             id,
         )

@@ -20,6 +20,67 @@ pub use users::{NewUser, UserRepository, Users};
 
 use crate::{DalError, Result};
 
+/// Inserts `model` as it is and returns it. No `RETURNING`: every value was made here and
+/// is stored exactly (timestamps are already truncated, ids canonical), so reading the
+/// row back would only cost a decode.
+pub(crate) async fn insert_model<E, M, A>(exec: &E, model: M) -> Result<M>
+where
+    E: crate::Executor,
+    M: sea_orm::IntoActiveModel<A> + Clone,
+    A: sea_orm::ActiveModelTrait + Send,
+{
+    let row = model.clone().into_active_model().reset_all();
+    <A::Entity as sea_orm::EntityTrait>::insert(row)
+        .exec_without_returning(exec)
+        .await?;
+    Ok(model)
+}
+
+/// The row of `T` with primary key `id`. The statement text is built once per table and
+/// backend and reused: a point read is the hottest path, and rebuilding the same SQL on
+/// every call costs more than the lookup.
+pub(crate) async fn find_by_id<E, T>(exec: &E, id: entities::Id) -> Result<Option<T::Model>>
+where
+    E: crate::Executor,
+    T: sea_orm::EntityTrait,
+    T::Model: sea_orm::FromQueryResult,
+    <T::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType: From<entities::Id>,
+{
+    use std::collections::HashMap;
+    use std::sync::{OnceLock, RwLock};
+
+    use sea_orm::{FromQueryResult, QueryTrait};
+
+    type Key = (&'static str, crate::Backend);
+    static SQL: OnceLock<RwLock<HashMap<Key, std::sync::Arc<str>>>> = OnceLock::new();
+    let cache = SQL.get_or_init(Default::default);
+    let table = T::default().table_name();
+    let key = (table, exec.backend());
+    let cached = cache.read().ok().and_then(|c| c.get(&key).cloned());
+    let sql = match cached {
+        Some(sql) => sql,
+        None => {
+            let sql: std::sync::Arc<str> = T::find_by_id(id)
+                .build(exec.get_database_backend())
+                .sql
+                .into();
+            if let Ok(mut c) = cache.write() {
+                c.insert(key, sql.clone());
+            }
+            sql
+        }
+    };
+    let stmt = sea_orm::Statement::from_sql_and_values(
+        exec.get_database_backend(),
+        sql.as_ref(),
+        [sea_orm::Value::Uuid(Some(id.uuid()))],
+    );
+    match exec.query_one_raw(stmt).await? {
+        Some(row) => Ok(Some(T::Model::from_query_result(&row, "")?)),
+        None => Ok(None),
+    }
+}
+
 /// Refuses an empty or blank required text field, naming it.
 pub(crate) fn require_text(field: &str, value: &str) -> Result<()> {
     if value.trim().is_empty() {

@@ -6,11 +6,13 @@ use entities::project::{self, Entity as ProjectEntity};
 use sea_orm::sea_query::Condition;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    QuerySelect,
 };
 
 use super::page::paginate;
-use super::{Cursor, Page, PageRequest, deleted, found, require_text, updated};
+use super::{
+    Cursor, Page, PageRequest, deleted, find_by_id, found, insert_model, require_text, updated,
+};
 use crate::{Executor, Result, clock};
 
 /// A project to create.
@@ -63,18 +65,18 @@ impl<'e, E: Executor> Projects<'e, E> {
 impl<E: Executor> ProjectRepository for Projects<'_, E> {
     async fn create(&self, new: NewProject) -> Result<project::Model> {
         require_text("project name", &new.name)?;
-        let row = project::ActiveModel {
-            id: Set(Id::new()),
-            name: Set(new.name),
-            user_id: Set(new.user_id),
-            created_at: Set(clock::now()),
+        let row = project::Model {
+            id: Id::new(),
+            name: new.name,
+            user_id: new.user_id,
+            created_at: clock::now(),
         };
-        Ok(row.insert(self.exec).await?)
+        insert_model(self.exec, row).await
     }
 
     async fn get(&self, id: Id) -> Result<project::Model> {
         found(
-            ProjectEntity::find_by_id(id).one(self.exec).await?,
+            find_by_id::<_, ProjectEntity>(self.exec, id).await?,
             "project",
             id,
         )

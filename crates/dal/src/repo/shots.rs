@@ -10,7 +10,7 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set,
 };
 
-use super::{deleted, found, require_text, updated};
+use super::{deleted, find_by_id, found, insert_model, require_text, updated};
 use crate::{DalError, Executor, Result, UnitOfWork, clock};
 
 /// A shot to create.
@@ -151,18 +151,22 @@ impl<E: Executor> ShotRepository for Shots<'_, E> {
     async fn create(&self, new: NewShot) -> Result<shot::Model> {
         require_text("shot name", &new.name)?;
         let now = clock::now();
-        let row = shot::ActiveModel {
-            id: Set(Id::new()),
-            name: Set(new.name),
-            created_at: Set(now),
-            updated_at: Set(now),
-            project_id: Set(new.project_id),
+        let row = shot::Model {
+            id: Id::new(),
+            name: new.name,
+            created_at: now,
+            updated_at: now,
+            project_id: new.project_id,
         };
-        Ok(row.insert(self.exec).await?)
+        insert_model(self.exec, row).await
     }
 
     async fn get(&self, id: Id) -> Result<shot::Model> {
-        found(ShotEntity::find_by_id(id).one(self.exec).await?, "shot", id)
+        found(
+            find_by_id::<_, ShotEntity>(self.exec, id).await?,
+            "shot",
+            id,
+        )
     }
 
     async fn update(&self, shot: shot::Model) -> Result<shot::Model> {
@@ -236,13 +240,15 @@ impl<E: Executor> ShotRepository for Shots<'_, E> {
         let len = timeline_len(&uow, shot_id).await?;
         let at = position.map_or(len, |p| clamp(p, len));
         shift(&uow, shot_id, at, len, 1).await?;
-        let row = link::ActiveModel {
-            id: Set(Id::new()),
-            shot_id: Set(shot_id),
-            generation_id: Set(generation_id),
-            position: Set(at),
-        }
-        .insert(&uow)
+        let row = insert_model(
+            &uow,
+            link::Model {
+                id: Id::new(),
+                shot_id,
+                generation_id,
+                position: at,
+            },
+        )
         .await?;
         touch(&uow, shot_id).await?;
         uow.commit().await?;

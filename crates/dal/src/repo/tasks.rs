@@ -11,7 +11,7 @@ use sea_orm::{
     QuerySelect, Set,
 };
 
-use super::{deleted, found, require_text, updated};
+use super::{deleted, find_by_id, found, insert_model, require_text, updated};
 use crate::executor::dialect_of;
 use crate::{DalError, Executor, Result, clock};
 
@@ -64,8 +64,8 @@ pub trait TaskRepository: Send + Sync {
     /// Creates a task with a new id. Every dependency must be a task of the same project
     /// (`NotFound` for an unknown one, `InvalidValue` for one of another project).
     async fn create(&self, new: NewTask) -> Result<task::Model>;
-    /// Creates many tasks at once, all or none, through the bulk path (Postgres: `UNNEST`;
-    /// SQLite: multi-row inserts in one write transaction). A task may depend on tasks
+    /// Creates many tasks at once, all or none, through the bulk path (Postgres: `COPY`,
+    /// or `UNNEST` inside a unit of work; SQLite: multi-row inserts in one write transaction). A task may depend on tasks
     /// earlier or later in the same batch. Returns the new ids, in input order; they
     /// share one `created_at` and sort in input order.
     async fn insert_many(&self, new: Vec<NewTask>) -> Result<Vec<Id>>;
@@ -118,22 +118,22 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
         require_tasks_of_project(self.exec, new.project_id, &new.dependant_on, "dependency")
             .await?;
         let now = clock::now();
-        let row = task::ActiveModel {
-            id: Set(Id::new()),
-            task_type: Set(new.task_type),
-            params: Set(new.params),
-            status: Set(new.status),
-            dependant_on: Set(new
+        let row = task::Model {
+            id: Id::new(),
+            task_type: new.task_type,
+            params: new.params,
+            status: new.status,
+            dependant_on: new
                 .dependant_on
                 .iter()
                 .map(|id| id.uuid())
-                .collect::<IdList>()),
-            output_location: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            project_id: Set(new.project_id),
+                .collect::<IdList>(),
+            output_location: None,
+            created_at: now,
+            updated_at: now,
+            project_id: new.project_id,
         };
-        Ok(row.insert(self.exec).await?)
+        insert_model(self.exec, row).await
     }
 
     async fn insert_many(&self, new: Vec<NewTask>) -> Result<Vec<Id>> {
@@ -183,14 +183,16 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
                 project_id: Set(task.project_id),
             })
             .collect();
-        let uow = self.exec.begin().await?;
-        crate::bulk::insert_all(&uow, rows).await?;
-        uow.commit().await?;
+        crate::bulk::insert_all(self.exec, rows).await?;
         Ok(ids)
     }
 
     async fn get(&self, id: Id) -> Result<task::Model> {
-        found(TaskEntity::find_by_id(id).one(self.exec).await?, "task", id)
+        found(
+            find_by_id::<_, TaskEntity>(self.exec, id).await?,
+            "task",
+            id,
+        )
     }
 
     async fn update(&self, task: task::Model) -> Result<task::Model> {

@@ -3,9 +3,9 @@
 use async_trait::async_trait;
 use entities::Id;
 use entities::user::{self, Entity as UserEntity};
-use sea_orm::{ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, EntityTrait, QueryFilter};
 
-use super::{deleted, found, updated};
+use super::{deleted, find_by_id, found, insert_model, updated};
 use crate::{Executor, Result, clock};
 
 /// A user to create.
@@ -46,17 +46,21 @@ impl<'e, E: Executor> Users<'e, E> {
 #[async_trait]
 impl<E: Executor> UserRepository for Users<'_, E> {
     async fn create(&self, new: NewUser) -> Result<user::Model> {
-        let row = user::ActiveModel {
-            id: Set(Id::new()),
-            email: Set(new.email),
-            display_name: Set(new.display_name),
-            created_at: Set(clock::now()),
+        let row = user::Model {
+            id: Id::new(),
+            email: new.email,
+            display_name: new.display_name,
+            created_at: clock::now(),
         };
-        Ok(row.insert(self.exec).await?)
+        insert_model(self.exec, row).await
     }
 
     async fn get(&self, id: Id) -> Result<user::Model> {
-        found(UserEntity::find_by_id(id).one(self.exec).await?, "user", id)
+        found(
+            find_by_id::<_, UserEntity>(self.exec, id).await?,
+            "user",
+            id,
+        )
     }
 
     async fn find_by_email(&self, email: &str) -> Result<Option<user::Model>> {
