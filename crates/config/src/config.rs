@@ -263,6 +263,14 @@ fn parse_target(app_env: AppEnv, url: &str) -> Result<DatabaseTarget, ConfigErro
             url::Url::parse(url).map_err(|e| ConfigError::InvalidUrl {
                 reason: format!("not a valid postgres URL ({e})"),
             })?;
+            // What the driver would refuse at connect time (an unknown `sslmode`, a bad
+            // port) is a configuration error, found now rather than retried as a
+            // connection failure. sqlx's messages name the parameter, never the password.
+            <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(url).map_err(
+                |e| ConfigError::InvalidUrl {
+                    reason: e.to_string(),
+                },
+            )?;
             Ok(DatabaseTarget::Postgres {
                 url: SecretUrl::new(url),
             })
@@ -322,6 +330,10 @@ fn parse_number(
         })
 }
 
+/// The longest timeout the drivers accept: Postgres and SQLite take milliseconds as a
+/// 32-bit signed integer.
+const MAX_TIMEOUT_MS: u64 = i32::MAX as u64;
+
 fn duration(
     var: &impl Fn(&str) -> Option<String>,
     name: &'static str,
@@ -329,12 +341,22 @@ fn duration(
     min_ms: u64,
 ) -> Result<Duration, ConfigError> {
     let expected = if min_ms == 0 {
-        "a whole number of milliseconds (0 or more)"
+        "a whole number of milliseconds from 0 to 2147483647"
     } else {
-        "a whole number of milliseconds (1 or more)"
+        "a whole number of milliseconds from 1 to 2147483647"
     };
     match var(name) {
-        Some(v) => parse_number(name, &v, min_ms, expected).map(Duration::from_millis),
+        Some(v) => {
+            let ms = parse_number(name, &v, min_ms, expected)?;
+            if ms > MAX_TIMEOUT_MS {
+                return Err(ConfigError::InvalidSetting {
+                    var: name,
+                    value: v,
+                    expected,
+                });
+            }
+            Ok(Duration::from_millis(ms))
+        }
         None => Ok(default),
     }
 }
@@ -488,6 +510,7 @@ mod tests {
             ("DB_ACQUIRE_TIMEOUT_MS", "-1"),
             ("DB_BUSY_TIMEOUT_MS", "5s"),
             ("DB_MIGRATE_ON_CONNECT", "maybe"),
+            ("DB_STATEMENT_TIMEOUT_MS", "3000000000"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             match &err {

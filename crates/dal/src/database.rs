@@ -133,6 +133,7 @@ impl Database {
             inner: tx,
             dialect: self.dialect,
             statements: self.statements.clone(),
+            failure: Default::default(),
         })
     }
 
@@ -178,6 +179,19 @@ impl Database {
         }
     }
 
+    /// A pool is always usable; failures are per statement.
+    pub(crate) fn usable(&self) -> std::result::Result<(), sea_orm::DbErr> {
+        Ok(())
+    }
+
+    /// Statement results pass through unchanged on the pool.
+    pub(crate) fn outcome<T>(
+        &self,
+        result: std::result::Result<T, sea_orm::DbErr>,
+    ) -> std::result::Result<T, sea_orm::DbErr> {
+        result
+    }
+
     /// The Postgres pool, when this is one.
     pub(crate) fn pg_pool(&self) -> Option<&sqlx::PgPool> {
         match self.dialect.0 {
@@ -210,6 +224,8 @@ pub struct UnitOfWork {
     pub(crate) inner: DatabaseTransaction,
     pub(crate) dialect: Dialect,
     pub(crate) statements: Arc<AtomicU64>,
+    /// The first statement failure, after which the unit can only roll back.
+    pub(crate) failure: std::sync::Mutex<Option<String>>,
 }
 
 impl UnitOfWork {
@@ -221,17 +237,47 @@ impl UnitOfWork {
     /// Starts a nested unit of work (a savepoint): committing it keeps its changes in this
     /// one, rolling it back (or dropping it) undoes only its own changes.
     pub async fn begin(&self) -> Result<UnitOfWork> {
+        self.usable()?;
         Ok(UnitOfWork {
             inner: self.inner.begin().await?,
             dialect: self.dialect,
             statements: self.statements.clone(),
+            failure: Default::default(),
         })
     }
 
     /// Makes every change durable (for a nested unit of work: part of its parent).
+    /// If a statement of this unit failed, rolls back instead and returns
+    /// [`DalError::TransactionAborted`].
     pub async fn commit(self) -> Result<()> {
+        let failure = self.failure.lock().map(|f| f.clone()).unwrap_or_default();
+        if let Some(detail) = failure {
+            let _ = self.inner.rollback().await;
+            return Err(DalError::TransactionAborted { detail });
+        }
         self.inner.commit().await?;
         Ok(())
+    }
+
+    /// Refuses to run anything once a statement of this unit has failed.
+    pub(crate) fn usable(&self) -> std::result::Result<(), sea_orm::DbErr> {
+        match self.failure.lock().ok().and_then(|f| f.clone()) {
+            Some(detail) => Err(crate::error::AbortedUnit(detail).into_db_err()),
+            None => Ok(()),
+        }
+    }
+
+    /// Remembers the first failed statement.
+    pub(crate) fn outcome<T>(
+        &self,
+        result: std::result::Result<T, sea_orm::DbErr>,
+    ) -> std::result::Result<T, sea_orm::DbErr> {
+        if let Err(e) = &result {
+            if let Ok(mut failure) = self.failure.lock() {
+                failure.get_or_insert_with(|| DalError::from(e.clone()).to_string());
+            }
+        }
+        result
     }
 
     /// Discards every change.

@@ -67,6 +67,18 @@ pub enum DalError {
     /// The environment does not describe a usable database.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A statement of this unit of work failed earlier, so the unit can only be rolled
+    /// back: further statements and `commit` return this error (and `commit` rolls back).
+    /// Postgres aborts a transaction at its first error while SQLite would carry on; this
+    /// makes both behave like Postgres, so no commit silently loses work. Use a nested unit
+    /// of work (a savepoint) around a statement that may fail and be recovered from.
+    #[error(
+        "the unit of work cannot continue after an earlier failed statement ({detail}); roll it back"
+    )]
+    TransactionAborted {
+        /// The first failure.
+        detail: String,
+    },
     /// Applying or reading the migration history failed.
     #[error("migration failed: {detail}")]
     Migration {
@@ -130,6 +142,22 @@ impl DalError {
 #[error("{0}")]
 pub(crate) struct RefusedValue(pub String);
 
+/// A statement refused because its unit of work already failed, carried like
+/// [`RefusedValue`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct AbortedUnit(pub String);
+
+impl AbortedUnit {
+    pub(crate) fn into_db_err(self) -> DbErr {
+        DbErr::TryIntoErr {
+            from: "statement",
+            into: "aborted unit of work",
+            source: std::sync::Arc::new(self),
+        }
+    }
+}
+
 impl RefusedValue {
     pub(crate) fn into_db_err(self) -> DbErr {
         DbErr::TryIntoErr {
@@ -150,6 +178,12 @@ impl From<entities::UnknownTaskStatus> for DalError {
 
 impl From<ConnectError> for DalError {
     fn from(e: ConnectError) -> Self {
+        if let sqlx::Error::Configuration(reason) = &e.source {
+            // Not retryable: the settings are wrong, not the network.
+            return DalError::Config(ConfigError::InvalidUrl {
+                reason: reason.to_string(),
+            });
+        }
         match classify_sqlx(&e.source) {
             Some(DalError::Database { .. }) | None => DalError::Connection {
                 detail: e.to_string(),
@@ -178,12 +212,19 @@ impl From<DbErr> for DalError {
                     detail: e.to_string(),
                 }
             }
-            DbErr::TryIntoErr { source, .. } => match source.downcast_ref::<RefusedValue>() {
-                Some(refused) => DalError::invalid(refused.0.clone()),
-                None => DalError::Database {
-                    detail: e.to_string(),
-                },
-            },
+            DbErr::TryIntoErr { source, .. } => {
+                if let Some(refused) = source.downcast_ref::<RefusedValue>() {
+                    DalError::invalid(refused.0.clone())
+                } else if let Some(aborted) = source.downcast_ref::<AbortedUnit>() {
+                    DalError::TransactionAborted {
+                        detail: aborted.0.clone(),
+                    }
+                } else {
+                    DalError::Database {
+                        detail: e.to_string(),
+                    }
+                }
+            }
             DbErr::Exec(RuntimeErr::SqlxError(sqlx))
             | DbErr::Query(RuntimeErr::SqlxError(sqlx)) => {
                 classify_sqlx(sqlx).unwrap_or_else(|| DalError::Database {

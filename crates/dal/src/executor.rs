@@ -113,25 +113,33 @@ macro_rules! adapted_connection {
 
             async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
                 self.statements.fetch_add(1, Ordering::Relaxed);
-                let stmt = values::prepare(self.dialect.0, stmt)?;
-                self.inner.execute_raw(stmt).await
+                self.usable()?;
+                let stmt = self.outcome(values::prepare(self.dialect.0, stmt))?;
+                let result = self.inner.execute_raw(stmt).await;
+                self.outcome(result)
             }
 
             async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
                 self.statements.fetch_add(1, Ordering::Relaxed);
-                self.inner.execute_unprepared(sql).await
+                self.usable()?;
+                let result = self.inner.execute_unprepared(sql).await;
+                self.outcome(result)
             }
 
             async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
                 self.statements.fetch_add(1, Ordering::Relaxed);
-                let stmt = values::prepare(self.dialect.0, stmt)?;
-                self.inner.query_one_raw(stmt).await
+                self.usable()?;
+                let stmt = self.outcome(values::prepare(self.dialect.0, stmt))?;
+                let result = self.inner.query_one_raw(stmt).await;
+                self.outcome(result)
             }
 
             async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
                 self.statements.fetch_add(1, Ordering::Relaxed);
-                let stmt = values::prepare(self.dialect.0, stmt)?;
-                self.inner.query_all_raw(stmt).await
+                self.usable()?;
+                let stmt = self.outcome(values::prepare(self.dialect.0, stmt))?;
+                let result = self.inner.query_all_raw(stmt).await;
+                self.outcome(result)
             }
         }
 

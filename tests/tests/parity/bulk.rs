@@ -123,3 +123,33 @@ parity_test!(async fn a_timeline_loads_in_a_fixed_number_of_statements(t) {
     }
     assert_eq!(counts, vec![1, 1], "the shot, its entries and their generations in one join");
 });
+
+parity_test!(async fn a_batch_can_depend_on_its_own_tasks_by_caller_made_ids(t) {
+    let p = project(&t).await;
+    let render = Id::new();
+    let encode = Id::new();
+    let batch = vec![
+        NewTask::queued(p.id, "publish", json!({})).depending_on([encode]),
+        NewTask::queued(p.id, "encode", json!({})).with_id(encode).depending_on([render]),
+        NewTask::queued(p.id, "render", json!({})).with_id(render),
+    ];
+    let ids = t.db.tasks().insert_many(batch).await.unwrap();
+    assert_eq!(ids[1], encode);
+    assert_eq!(ids[2], render);
+    assert_eq!(t.db.tasks().get(ids[0]).await.unwrap().dependant_on.0, vec![encode.uuid()]);
+    assert_eq!(t.db.tasks().ready(None).await.unwrap().iter().map(|t| t.id).collect::<Vec<_>>(), vec![render]);
+
+    // A dependency in the batch but of another project is refused, naming the row.
+    let q = project(&t).await;
+    let other = Id::new();
+    let err = t
+        .db
+        .tasks()
+        .insert_many(vec![
+            NewTask::queued(q.id, "x", json!({})).with_id(other),
+            NewTask::queued(p.id, "y", json!({})).depending_on([other]),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, DalError::InvalidValue { detail } if detail.contains("row 1")), "{err:?}");
+});

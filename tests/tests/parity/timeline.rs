@@ -204,3 +204,17 @@ parity_test!(async fn concurrent_timeline_edits_stay_dense(t) {
     // 4 workers x 10 adds, minus the 3 removals each.
     assert_eq!(order(&t.db, s.shot.id).await.len(), 4 * (10 - 3));
 });
+
+parity_test!(async fn deleting_a_generation_closes_up_the_timelines_that_showed_it(t) {
+    let s = scene(&t, 3).await;
+    let g: Vec<Id> = s.generations.iter().map(|g| g.id).collect();
+    for id in [g[0], g[1], g[2], g[1]] {
+        t.db.shots().add_to_timeline(s.shot.id, id, None).await.unwrap();
+    }
+    t.db.generations().delete(g[1]).await.unwrap();
+    let gens = |o: Vec<(Id, Id)>| o.into_iter().map(|(_, g)| g).collect::<Vec<_>>();
+    assert_eq!(gens(order(&t.db, s.shot.id).await), vec![g[0], g[2]], "dense 0..n, order kept");
+    t.db.shots().add_to_timeline(s.shot.id, g[0], None).await.unwrap();
+    assert_eq!(gens(order(&t.db, s.shot.id).await), vec![g[0], g[2], g[0]]);
+    assert!(matches!(t.db.generations().delete(g[1]).await, Err(DalError::NotFound { .. })));
+});

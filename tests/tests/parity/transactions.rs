@@ -104,3 +104,39 @@ parity_test!(async fn uncommitted_work_is_invisible_to_the_pool(t) {
     uow.commit().await.unwrap();
     assert!(reader.users().get(user.id).await.is_ok());
 });
+
+parity_test!(async fn after_a_failed_statement_a_unit_of_work_can_only_roll_back(t) {
+    let uow = t.db.begin().await.unwrap();
+    let kept = uow.users().create(NewUser { email: Some("a@b.c".into()), display_name: None }).await.unwrap();
+    let dup = uow.users().create(NewUser { email: Some("a@b.c".into()), display_name: None }).await.unwrap_err();
+    assert!(matches!(dup, DalError::Conflict { .. }), "{dup:?}");
+    // Postgres has aborted the transaction; SQLite would carry on. Both refuse alike.
+    let next = uow.users().create(NewUser::default()).await.unwrap_err();
+    assert!(matches!(next, DalError::TransactionAborted { .. }), "{next:?}");
+    let commit = uow.commit().await.unwrap_err();
+    assert!(matches!(commit, DalError::TransactionAborted { .. }), "{commit:?}");
+    assert!(matches!(t.db.users().get(kept.id).await, Err(DalError::NotFound { .. })), "nothing committed");
+
+    // A statement that may fail goes in a nested unit of work; its failure stays there.
+    let uow = t.db.begin().await.unwrap();
+    let first = uow.users().create(NewUser { email: Some("x@y.z".into()), display_name: None }).await.unwrap();
+    let attempt = uow.begin().await.unwrap();
+    let err = attempt.users().create(NewUser { email: Some("x@y.z".into()), display_name: None }).await.unwrap_err();
+    assert!(matches!(err, DalError::Conflict { .. }), "{err:?}");
+    attempt.rollback().await.unwrap();
+    let second = uow.users().create(NewUser::default()).await.unwrap();
+    uow.commit().await.unwrap();
+    assert!(t.db.users().get(first.id).await.is_ok());
+    assert!(t.db.users().get(second.id).await.is_ok());
+
+    // The closure form reports the abort even if the closure swallowed the error.
+    let err = t
+        .db
+        .transaction(|uow| Box::pin(async move {
+            let _ = uow.users().create(NewUser { email: Some("x@y.z".into()), display_name: None }).await;
+            Ok(())
+        }))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DalError::TransactionAborted { .. }), "{err:?}");
+});

@@ -51,6 +51,16 @@ pub(crate) fn adapt(backend: Backend, value: &mut Value) -> Result<(), RefusedVa
         Value::ChronoDateTimeLocal(t) => {
             *value = timestamp(backend, t.map(|t| t.with_timezone(&Utc)))?
         }
+        // A timestamp without a zone is taken as UTC, the only zone the schema stores;
+        // bound as it is, it would compare as `YYYY-MM-DD HH:MM:SS` text on SQLite.
+        Value::ChronoDateTime(t) => *value = timestamp(backend, t.map(|t| t.and_utc()))?,
+        Value::ChronoDate(_) | Value::ChronoTime(_) => {
+            return Err(RefusedValue(
+                "dates and times of day without a timestamp have no column here; compare \
+                 with a DateTime<Utc>"
+                    .to_owned(),
+            ));
+        }
         Value::Uuid(id) if sqlite => {
             *value = Value::String(id.map(|id| id.hyphenated().to_string()));
         }
@@ -155,6 +165,23 @@ mod tests {
         assert_eq!(text(early), "0999-01-02T03:04:05.000000Z");
         assert_eq!(text(late), "2026-01-02T03:04:05.123456Z");
         assert!(text(early) < text(late));
+    }
+
+    #[test]
+    fn a_naive_timestamp_is_taken_as_utc_on_both() {
+        let naive = Utc
+            .with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
+            .unwrap()
+            .naive_utc();
+        let mut sqlite = Value::ChronoDateTime(Some(naive));
+        adapt(Backend::Sqlite, &mut sqlite).unwrap();
+        assert_eq!(
+            sqlite,
+            Value::String(Some("2026-01-02T03:04:05.000000Z".into()))
+        );
+        let mut pg = Value::ChronoDateTime(Some(naive));
+        adapt(Backend::Postgres, &mut pg).unwrap();
+        assert_eq!(pg, Value::ChronoDateTimeUtc(Some(naive.and_utc())));
     }
 
     #[test]

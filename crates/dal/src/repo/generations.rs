@@ -4,9 +4,11 @@ use async_trait::async_trait;
 use entities::generation::{self, Column, Entity as GenerationEntity};
 use entities::{Id, IdList};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 
+use super::shots::{lock_shot, renumber};
 use super::tasks::require_tasks_of_project;
 use super::{deleted, find_by_id, found, insert_model, updated};
 use crate::executor::dialect_of;
@@ -34,8 +36,8 @@ pub trait GenerationRepository: Send + Sync {
     async fn get(&self, id: Id) -> Result<generation::Model>;
     /// Writes every field but `id` and `created_at`, and sets `updated_at`.
     async fn update(&self, generation: generation::Model) -> Result<generation::Model>;
-    /// Deletes the generation and, by cascade, its places in shot timelines (the
-    /// timelines are not re-numbered; use the shot repository to remove one cleanly).
+    /// Deletes the generation and its places in shot timelines; those timelines close up
+    /// (positions stay `0..n`).
     async fn delete(&self, id: Id) -> Result<()>;
     /// Generations whose `tasks` contain `task_id`, oldest first.
     async fn containing_task(&self, task_id: Id) -> Result<Vec<generation::Model>>;
@@ -100,8 +102,27 @@ impl<E: Executor> GenerationRepository for Generations<'_, E> {
     }
 
     async fn delete(&self, id: Id) -> Result<()> {
-        let result = GenerationEntity::delete_by_id(id).exec(self.exec).await?;
-        deleted(result.rows_affected, "generation", id)
+        use entities::shot_generation as link;
+        let uow = self.exec.begin().await?;
+        let mut shots: Vec<Id> = link::Entity::find()
+            .select_only()
+            .column(link::Column::ShotId)
+            .filter(link::Column::GenerationId.eq(id))
+            .distinct()
+            .into_tuple()
+            .all(&uow)
+            .await?;
+        // Lock in one order, so two deletes touching the same shots cannot deadlock.
+        shots.sort();
+        for shot in &shots {
+            lock_shot(&uow, *shot).await?;
+        }
+        let result = GenerationEntity::delete_by_id(id).exec(&uow).await?;
+        deleted(result.rows_affected, "generation", id)?;
+        for shot in &shots {
+            renumber(&uow, *shot).await?;
+        }
+        uow.commit().await
     }
 
     async fn containing_task(&self, task_id: Id) -> Result<Vec<generation::Model>> {

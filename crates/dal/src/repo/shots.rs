@@ -88,7 +88,7 @@ impl<'e, E: Executor> Shots<'e, E> {
 }
 
 /// Locks the shot for the rest of the unit of work and returns it, or `NotFound`.
-async fn lock_shot(uow: &UnitOfWork, shot_id: Id) -> Result<shot::Model> {
+pub(crate) async fn lock_shot(uow: &UnitOfWork, shot_id: Id) -> Result<shot::Model> {
     let shot = ShotEntity::find_by_id(shot_id)
         .lock(LockType::Update)
         .one(uow)
@@ -120,6 +120,27 @@ async fn shift(uow: &UnitOfWork, shot_id: Id, from: i32, to: i32, delta: i32) ->
         .filter(link::Column::Position.lt(to))
         .exec(uow)
         .await?;
+    Ok(())
+}
+
+/// Closes gaps in the shot's positions (after rows left by cascade), keeping their order.
+pub(crate) async fn renumber(uow: &UnitOfWork, shot_id: Id) -> Result<()> {
+    let links = LinkEntity::find()
+        .filter(link::Column::ShotId.eq(shot_id))
+        .order_by_asc(link::Column::Position)
+        .order_by_asc(link::Column::Id)
+        .all(uow)
+        .await?;
+    for (position, row) in links.into_iter().enumerate() {
+        let position = position as i32;
+        if row.position != position {
+            LinkEntity::update_many()
+                .col_expr(link::Column::Position, Expr::value(position))
+                .filter(link::Column::Id.eq(row.id))
+                .exec(uow)
+                .await?;
+        }
+    }
     Ok(())
 }
 

@@ -18,6 +18,9 @@ use crate::{DalError, Executor, Result, clock};
 /// A task to create.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewTask {
+    /// The id to give it; `None` (the default) makes a new UUIDv7. Set it to refer to this
+    /// task from others in the same [`insert_many`](TaskRepository::insert_many) batch.
+    pub id: Option<Id>,
     /// The owning project; must exist.
     pub project_id: Id,
     /// What kind of work this is; must not be blank.
@@ -34,12 +37,19 @@ impl NewTask {
     /// A `Queued` task of `task_type` with `params` and no dependencies.
     pub fn queued(project_id: Id, task_type: impl Into<String>, params: serde_json::Value) -> Self {
         NewTask {
+            id: None,
             project_id,
             task_type: task_type.into(),
             params,
             status: TaskStatus::Queued,
             dependant_on: Vec::new(),
         }
+    }
+
+    /// The same task, with a caller-chosen id.
+    pub fn with_id(mut self, id: Id) -> Self {
+        self.id = Some(id);
+        self
     }
 
     /// The same task, waiting for `dependencies`.
@@ -89,6 +99,10 @@ pub trait TaskRepository: Send + Sync {
     /// Atomically moves the oldest ready task of `task_type` from `Queued` to
     /// `In Progress` and returns it; `None` when there is none. Safe with many workers:
     /// no task is claimed twice. Inside a unit of work that rolls back, the claim is undone.
+    ///
+    /// `None` means "nothing claimable now", not "the queue is empty": on Postgres a
+    /// task whose row another open transaction has locked is skipped, not waited for
+    /// (`SKIP LOCKED`). A worker that stops at `None` should look again later.
     async fn claim(&self, task_type: &str) -> Result<Option<task::Model>>;
     /// [`claim`](TaskRepository::claim), restricted to the tasks of one project.
     async fn claim_in_project(
@@ -115,11 +129,9 @@ impl<'e, E: Executor> Tasks<'e, E> {
 impl<E: Executor> TaskRepository for Tasks<'_, E> {
     async fn create(&self, new: NewTask) -> Result<task::Model> {
         require_text("task type", &new.task_type)?;
-        require_tasks_of_project(self.exec, new.project_id, &new.dependant_on, "dependency")
-            .await?;
         let now = clock::now();
         let row = task::Model {
-            id: Id::new(),
+            id: new.id.unwrap_or_default(),
             task_type: new.task_type,
             params: new.params,
             status: new.status,
@@ -133,12 +145,21 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
             updated_at: now,
             project_id: new.project_id,
         };
-        insert_model(self.exec, row).await
+        if new.dependant_on.is_empty() {
+            return insert_model(self.exec, row).await;
+        }
+        // Check and write together, the dependencies share-locked (Postgres), so none can
+        // be deleted or moved to another project in between.
+        let uow = self.exec.begin().await?;
+        require_tasks_of_project(&uow, row.project_id, &new.dependant_on, "dependency").await?;
+        let row = insert_model(&uow, row).await?;
+        uow.commit().await?;
+        Ok(row)
     }
 
     async fn insert_many(&self, new: Vec<NewTask>) -> Result<Vec<Id>> {
         let now = clock::now();
-        let ids: Vec<Id> = new.iter().map(|_| Id::new()).collect();
+        let ids: Vec<Id> = new.iter().map(|t| t.id.unwrap_or_default()).collect();
         // A dependency is a task of the batch or an existing one, of the same project.
         let in_batch: std::collections::HashMap<Id, Id> = new
             .iter()
@@ -331,6 +352,9 @@ pub(crate) async fn require_tasks_of_project<E: Executor>(
         .column(Column::Id)
         .column(Column::ProjectId)
         .filter(Column::Id.is_in(wanted.iter().copied()))
+        // Postgres: hold them until the caller's unit of work ends (SQLite's write lock
+        // already excludes other writers; sea-query leaves the clause out there).
+        .lock(LockType::Share)
         .into_tuple()
         .all(exec)
         .await?;
