@@ -69,14 +69,26 @@ where
     let mut tx = pool.begin().await?;
     let mut copy = tx.copy_in_raw(&statement).await?;
     // Encode and send in ~1 MiB pieces: the server parses one piece while the next is
-    // encoded, and a refused row surfaces without sending the rest.
+    // encoded. A row refused here ends the COPY with CopyFail, so the connection goes back
+    // to the pool in a clean state (a COPY left open would wedge its next user).
     let mut buffer = String::with_capacity(1 << 20);
+    let mut sent: std::result::Result<(), DalError> = Ok(());
     for row in rows {
-        copy_line(&mut buffer, row_values(&table, &row)?)?;
+        if let Err(e) = row_values(&table, &row).and_then(|v| Ok(copy_line(&mut buffer, v)?)) {
+            sent = Err(e);
+            break;
+        }
         if buffer.len() >= 1 << 20 {
-            copy.send(std::mem::take(&mut buffer).into_bytes()).await?;
+            if let Err(e) = copy.send(std::mem::take(&mut buffer).into_bytes()).await {
+                sent = Err(e.into());
+                break;
+            }
             buffer.reserve(1 << 20);
         }
+    }
+    if let Err(e) = sent {
+        let _ = copy.abort("a row was refused").await;
+        return Err(e);
     }
     if !buffer.is_empty() {
         copy.send(buffer.into_bytes()).await?;

@@ -153,3 +153,21 @@ parity_test!(async fn a_batch_can_depend_on_its_own_tasks_by_caller_made_ids(t) 
         .unwrap_err();
     assert!(matches!(&err, DalError::InvalidValue { detail } if detail.contains("row 1")), "{err:?}");
 });
+
+parity_test!(async fn a_refused_bulk_row_leaves_the_connection_usable(t) {
+    // One connection, so the next calls get the very connection the failed load used.
+    let db = t.connect(&t.config.clone().with_max_connections(1)).await;
+    let p = project(&t).await;
+    for round in 0..3 {
+        let mut batch: Vec<NewTask> = (0..3000).map(|i| NewTask::queued(p.id, "render", json!({"i": i}))).collect();
+        batch[2500].params = json!({"bad": "nul\u{0}"});
+        let err = db.tasks().insert_many(batch).await.unwrap_err();
+        assert!(matches!(err, DalError::InvalidValue { .. }), "round {round}: {err:?}");
+        let good: Vec<NewTask> = (0..10).map(|i| NewTask::queued(p.id, "render", json!({"i": i}))).collect();
+        let ids = tokio::time::timeout(std::time::Duration::from_secs(10), db.tasks().insert_many(good))
+            .await
+            .expect("the connection answers after a refused load")
+            .unwrap();
+        assert_eq!(db.tasks().get(ids[0]).await.unwrap().id, ids[0]);
+    }
+});
