@@ -125,10 +125,14 @@ impl Database {
     /// waiting up to the busy timeout for another writer, so it never fails halfway with
     /// SQLITE_BUSY. Dropping it without [`UnitOfWork::commit`] rolls back.
     pub async fn begin(&self) -> Result<UnitOfWork> {
-        let tx = self
-            .inner
-            .begin_with_options(self.dialect.write_transaction())
-            .await?;
+        self.begin_unit(self.dialect.write_transaction()).await
+    }
+
+    pub(crate) async fn begin_unit(
+        &self,
+        options: sea_orm::TransactionOptions,
+    ) -> Result<UnitOfWork> {
+        let tx = self.inner.begin_with_options(options).await?;
         Ok(UnitOfWork {
             inner: tx,
             dialect: self.dialect,

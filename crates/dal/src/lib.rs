@@ -37,11 +37,13 @@ mod dialect;
 mod error;
 mod executor;
 pub mod repo;
+mod retry;
 
 pub use dal_config::{AppEnv, Backend, Config, ConfigError};
 pub use database::{BoxFuture, Database, UnitOfWork};
 pub use error::{DalError, Result, TimeoutKind};
 pub use executor::Executor;
+pub use retry::{Isolation, RetryPolicy};
 
 /// The schema's entities and column types, re-exported.
 pub use entities;
@@ -53,6 +55,8 @@ pub mod prelude {
         PageRequest, ProjectRepository, ShotRepository, TaskFilter, TaskRepository, TimelineEntry,
         UserRepository,
     };
-    pub use crate::{Backend, Config, DalError, Database, Executor, UnitOfWork};
+    pub use crate::{
+        Backend, Config, DalError, Database, Executor, Isolation, RetryPolicy, UnitOfWork,
+    };
     pub use entities::{Id, IdList, TaskStatus};
 }

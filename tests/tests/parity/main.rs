@@ -9,6 +9,7 @@ mod constraints;
 mod errors;
 mod generations;
 mod migrations;
+mod reliability;
 mod roundtrip;
 mod schema;
 mod schema_tools;

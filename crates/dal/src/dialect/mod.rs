@@ -18,6 +18,23 @@ use uuid::Uuid;
 pub(crate) struct Dialect(pub Backend);
 
 impl Dialect {
+    /// Options for a unit of work at `isolation` (ignored on SQLite, where one writer at a
+    /// time makes every unit serializable).
+    pub(crate) fn transaction(self, isolation: crate::Isolation) -> TransactionOptions {
+        let level = match isolation {
+            crate::Isolation::ReadCommitted => None,
+            crate::Isolation::RepeatableRead => Some(sea_orm::IsolationLevel::RepeatableRead),
+            crate::Isolation::Serializable => Some(sea_orm::IsolationLevel::Serializable),
+        };
+        TransactionOptions {
+            isolation_level: match self.0 {
+                Backend::Postgres => level,
+                Backend::Sqlite => None,
+            },
+            ..self.write_transaction()
+        }
+    }
+
     /// Options for a transaction that will write. SQLite: `BEGIN IMMEDIATE`, so the write
     /// lock is taken (waiting up to the busy timeout) before anything is read; a deferred
     /// transaction that upgrades later fails at once with SQLITE_BUSY.
