@@ -277,7 +277,8 @@ fn classify_sqlstate(code: &str, detail: String) -> DalError {
         // check_violation, not_null_violation, and every data exception (class 22):
         // malformed uuid text, NUL in text, \u0000 in jsonb, out-of-range values.
         // A value of the wrong type for its column (42804: text bound to a uuid column).
-        "23514" | "23502" | "42804" => DalError::InvalidValue { detail },
+        // ... and 54000 (program_limit_exceeded): a value too big to index.
+        "23514" | "23502" | "42804" | "54000" => DalError::InvalidValue { detail },
         c if c.starts_with("22") => DalError::InvalidValue { detail },
         "40001" | "40P01" | "55P03" => DalError::Busy { detail },
         "57014" => DalError::Timeout {

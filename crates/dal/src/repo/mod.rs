@@ -16,7 +16,7 @@ pub use page::{Cursor, MAX_PAGE_SIZE, Page, PageRequest};
 pub use projects::{NewProject, ProjectRepository, Projects};
 pub use shots::{NewShot, ShotRepository, Shots, TimelineEntry};
 pub use tasks::{NewTask, TaskFilter, TaskRepository, Tasks};
-pub use users::{NewUser, UserRepository, Users};
+pub use users::{MAX_EMAIL_BYTES, NewUser, UserRepository, Users};
 
 use crate::{DalError, Result};
 

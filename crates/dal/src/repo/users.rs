@@ -8,6 +8,21 @@ use sea_orm::{ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, EntityTrait, Q
 use super::{deleted, find_by_id, found, insert_model, updated};
 use crate::{Executor, Result, clock};
 
+/// The longest email accepted: RFC 5321's limit for a path. It also keeps the unique
+/// index entry within what Postgres's b-tree stores (about 2.7 kB), so an oversized email
+/// is refused alike on both backends instead of only on Postgres.
+pub const MAX_EMAIL_BYTES: usize = 254;
+
+fn check_email(email: &Option<String>) -> Result<()> {
+    match email {
+        Some(e) if e.len() > MAX_EMAIL_BYTES => Err(crate::DalError::invalid(format!(
+            "email is {} bytes; at most {MAX_EMAIL_BYTES} are accepted",
+            e.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// A user to create.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NewUser {
@@ -46,6 +61,7 @@ impl<'e, E: Executor> Users<'e, E> {
 #[async_trait]
 impl<E: Executor> UserRepository for Users<'_, E> {
     async fn create(&self, new: NewUser) -> Result<user::Model> {
+        check_email(&new.email)?;
         let row = user::Model {
             id: Id::new(),
             email: new.email,
@@ -71,6 +87,7 @@ impl<E: Executor> UserRepository for Users<'_, E> {
     }
 
     async fn update(&self, user: user::Model) -> Result<user::Model> {
+        check_email(&user.email)?;
         let id = user.id;
         let mut row = user::ActiveModel::from(user).reset_all();
         row.id = sea_orm::ActiveValue::Unchanged(id);
