@@ -148,6 +148,21 @@ impl Database {
         self.statements.load(Ordering::Relaxed)
     }
 
+    /// Starts a unit of work on behalf of `user`. On Postgres it runs as the
+    /// `authenticated` role with `request.jwt.claims` set to the user, transaction-locally,
+    /// so the row-level security policies (migration `m20250602_000001_row_level_security`)
+    /// hide and refuse every row that is not the user's, whatever the code in it does. On
+    /// SQLite, which has no row-level security, it is a plain unit of work: use
+    /// `uow.for_user(user)` there (and on Postgres too, for `NotFound` instead of
+    /// `PermissionDenied` on writes).
+    pub async fn begin_as_user(&self, user: entities::Id) -> Result<UnitOfWork> {
+        let uow = self.begin().await?;
+        for statement in self.dialect.act_as_user(user) {
+            uow.execute_raw(statement).await?;
+        }
+        Ok(uow)
+    }
+
     /// Runs `work` in a unit of work: commits if it returns `Ok`, rolls back if it returns
     /// `Err` (or panics, or the future is dropped).
     ///

@@ -45,6 +45,14 @@ pub enum DalError {
         /// What is wrong.
         detail: String,
     },
+    /// The database refused the operation for the current role: a Postgres row-level
+    /// security policy (`WITH CHECK`) or a missing privilege (42501). SQLite never reports
+    /// it; there the `for_user` views refuse with `NotFound` before the database is asked.
+    #[error("permission denied: {detail}")]
+    PermissionDenied {
+        /// The driver's message.
+        detail: String,
+    },
     /// Lock contention: SQLite busy/locked past the busy timeout, a Postgres serialization
     /// failure (40001), deadlock (40P01) or lock timeout (55P03). Retry the whole unit of work.
     #[error("database busy, retry: {detail}")]
@@ -281,6 +289,7 @@ fn classify_sqlstate(code: &str, detail: String) -> DalError {
         "23514" | "23502" | "42804" | "54000" => DalError::InvalidValue { detail },
         c if c.starts_with("22") => DalError::InvalidValue { detail },
         "40001" | "40P01" | "55P03" => DalError::Busy { detail },
+        "42501" => DalError::PermissionDenied { detail },
         "57014" => DalError::Timeout {
             what: TimeoutKind::Statement,
         },

@@ -9,7 +9,7 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, ExecResult, QueryResult, Statem
 
 use crate::Result;
 use crate::dialect::{Dialect, values};
-use crate::repo::{Generations, Projects, Shots, Tasks, Users};
+use crate::repo::{Generations, Projects, Shots, Tasks, UserScope, Users};
 use crate::{Database, UnitOfWork};
 
 mod sealed {
@@ -98,6 +98,15 @@ pub trait Executor: ConnectionTrait + Send + Sync + sealed::Sealed {
         Self: Sized,
     {
         Shots::new(self)
+    }
+
+    /// The repositories as `user` may use them: only their projects and what is under
+    /// them; anything else is `NotFound`.
+    fn for_user(&self, user: entities::Id) -> UserScope<'_, Self>
+    where
+        Self: Sized,
+    {
+        UserScope::new(self, user)
     }
 }
 

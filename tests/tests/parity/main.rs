@@ -13,6 +13,7 @@ mod reliability;
 mod roundtrip;
 mod schema;
 mod schema_tools;
+mod scoping;
 mod security;
 mod seeding;
 mod tasks;

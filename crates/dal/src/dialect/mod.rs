@@ -76,6 +76,33 @@ impl Dialect {
     }
 }
 
+/// Acting on behalf of a user.
+impl Dialect {
+    /// Statements that make the rest of the current transaction run as `user` under the
+    /// row-level security policies: the `authenticated` role and the JWT claims Supabase
+    /// would set, both transaction-local. SQLite has no roles or policies: none.
+    pub(crate) fn act_as_user(self, user: entities::Id) -> Vec<sea_orm::Statement> {
+        match self.0 {
+            Backend::Postgres => {
+                let claims =
+                    serde_json::json!({ "sub": user.to_string(), "role": "authenticated" });
+                vec![
+                    sea_orm::Statement::from_string(
+                        sea_orm::DbBackend::Postgres,
+                        "SET LOCAL ROLE authenticated",
+                    ),
+                    sea_orm::Statement::from_sql_and_values(
+                        sea_orm::DbBackend::Postgres,
+                        "SELECT set_config('request.jwt.claims', $1, true)",
+                        [claims.to_string().into()],
+                    ),
+                ]
+            }
+            Backend::Sqlite => Vec::new(),
+        }
+    }
+}
+
 /// SQL fragments over the `tasks` table.
 impl Dialect {
     /// True when every id in `tasks.dependant_on` names a task whose status is `Complete`

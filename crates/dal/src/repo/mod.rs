@@ -7,6 +7,7 @@
 mod generations;
 mod page;
 mod projects;
+mod scoped;
 mod shots;
 mod tasks;
 mod users;
@@ -14,6 +15,7 @@ mod users;
 pub use generations::{GenerationRepository, Generations, NewGeneration};
 pub use page::{Cursor, MAX_PAGE_SIZE, Page, PageRequest};
 pub use projects::{NewProject, ProjectRepository, Projects};
+pub use scoped::{ScopedGenerations, ScopedProjects, ScopedShots, ScopedTasks, UserScope};
 pub use shots::{NewShot, ShotRepository, Shots, TimelineEntry};
 pub use tasks::{NewTask, TaskFilter, TaskRepository, Tasks};
 pub use users::{MAX_EMAIL_BYTES, NewUser, UserRepository, Users};

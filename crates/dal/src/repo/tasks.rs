@@ -117,11 +117,35 @@ pub trait TaskRepository: Send + Sync {
 /// [`TaskRepository`] over an executor.
 pub struct Tasks<'e, E> {
     exec: &'e E,
+    /// Only tasks of this user's projects, for the queries that range over all projects
+    /// (`ready`, `claim`); set by a [`UserScope`](super::UserScope).
+    owner: Option<Id>,
 }
 
 impl<'e, E: Executor> Tasks<'e, E> {
     pub(crate) fn new(exec: &'e E) -> Self {
-        Tasks { exec }
+        Tasks { exec, owner: None }
+    }
+
+    pub(crate) fn owned_by(exec: &'e E, user: Id) -> Self {
+        Tasks {
+            exec,
+            owner: Some(user),
+        }
+    }
+
+    /// `tasks.project_id` is a project of the owner, when there is one.
+    fn owner_filter(&self) -> Option<sea_orm::sea_query::SimpleExpr> {
+        use entities::project;
+        self.owner.map(|user| {
+            Column::ProjectId.in_subquery(
+                Query::select()
+                    .column(project::Column::Id)
+                    .from(project::Entity)
+                    .and_where(project::Column::UserId.eq(user))
+                    .to_owned(),
+            )
+        })
     }
 }
 
@@ -270,6 +294,9 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
         if let Some(task_type) = task_type {
             query = query.filter(Column::TaskType.eq(task_type));
         }
+        if let Some(owned) = self.owner_filter() {
+            query = query.filter(owned);
+        }
         Ok(query
             .order_by_asc(Column::CreatedAt)
             .order_by_asc(Column::Id)
@@ -317,6 +344,9 @@ impl<E: Executor> Tasks<'_, E> {
             .and_where(Column::TaskType.eq(task_type));
         if let Some(project) = project {
             oldest_ready.and_where(Column::ProjectId.eq(project));
+        }
+        if let Some(owned) = self.owner_filter() {
+            oldest_ready.and_where(owned);
         }
         oldest_ready
             .and_where(dialect_of(self.exec).all_dependencies_complete())
