@@ -18,5 +18,6 @@ mod security;
 mod seeding;
 mod tasks;
 mod timeline;
+mod tls;
 mod transactions;
 mod users_projects;
