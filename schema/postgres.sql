@@ -8,19 +8,31 @@ CREATE TABLE generations (
     created_at timestamp with time zone NOT NULL DEFAULT now(),
     updated_at timestamp with time zone NOT NULL DEFAULT now(),
     project_id uuid NOT NULL,
+    sync_version bigint NOT NULL DEFAULT 0,
+    last_modified_at timestamp with time zone,
+    device_id text,
+    deleted boolean NOT NULL DEFAULT false,
+    sync_txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
     CONSTRAINT generations_pkey PRIMARY KEY (id),
     CONSTRAINT generations_project_id_fkey FOREIGN KEY (project_id) REFERENCES projects(id) ON DELETE CASCADE
 );
 CREATE INDEX generations_project_id_idx ON generations USING btree (project_id);
+CREATE INDEX generations_sync_txid_idx ON generations USING btree (sync_txid);
 
 CREATE TABLE projects (
     id uuid NOT NULL DEFAULT gen_random_uuid(),
     name text NOT NULL,
     user_id uuid NOT NULL,
     created_at timestamp with time zone NOT NULL DEFAULT now(),
+    sync_version bigint NOT NULL DEFAULT 0,
+    last_modified_at timestamp with time zone,
+    device_id text,
+    deleted boolean NOT NULL DEFAULT false,
+    sync_txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
     CONSTRAINT projects_pkey PRIMARY KEY (id),
     CONSTRAINT projects_user_id_fkey FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE
 );
+CREATE INDEX projects_sync_txid_idx ON projects USING btree (sync_txid);
 CREATE INDEX projects_user_id_idx ON projects USING btree (user_id);
 
 CREATE TABLE shot_generations (
@@ -28,12 +40,18 @@ CREATE TABLE shot_generations (
     shot_id uuid NOT NULL,
     generation_id uuid NOT NULL,
     position integer NOT NULL DEFAULT 0,
+    sync_version bigint NOT NULL DEFAULT 0,
+    last_modified_at timestamp with time zone,
+    device_id text,
+    deleted boolean NOT NULL DEFAULT false,
+    sync_txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
     CONSTRAINT shot_generations_generation_id_fkey FOREIGN KEY (generation_id) REFERENCES generations(id) ON DELETE CASCADE,
     CONSTRAINT shot_generations_pkey PRIMARY KEY (id),
     CONSTRAINT shot_generations_shot_id_fkey FOREIGN KEY (shot_id) REFERENCES shots(id) ON DELETE CASCADE
 );
 CREATE INDEX shot_generations_generation_id_idx ON shot_generations USING btree (generation_id);
 CREATE INDEX shot_generations_shot_id_idx ON shot_generations USING btree (shot_id);
+CREATE INDEX shot_generations_sync_txid_idx ON shot_generations USING btree (sync_txid);
 
 CREATE TABLE shots (
     id uuid NOT NULL DEFAULT gen_random_uuid(),
@@ -41,10 +59,48 @@ CREATE TABLE shots (
     created_at timestamp with time zone NOT NULL DEFAULT now(),
     updated_at timestamp with time zone NOT NULL DEFAULT now(),
     project_id uuid NOT NULL,
+    sync_version bigint NOT NULL DEFAULT 0,
+    last_modified_at timestamp with time zone,
+    device_id text,
+    deleted boolean NOT NULL DEFAULT false,
+    sync_txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
     CONSTRAINT shots_pkey PRIMARY KEY (id),
     CONSTRAINT shots_project_id_fkey FOREIGN KEY (project_id) REFERENCES projects(id) ON DELETE CASCADE
 );
 CREATE INDEX shots_project_id_idx ON shots USING btree (project_id);
+CREATE INDEX shots_sync_txid_idx ON shots USING btree (sync_txid);
+
+CREATE TABLE sync_clients (
+    client_id uuid NOT NULL,
+    last_seq bigint NOT NULL DEFAULT 0,
+    updated_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT sync_clients_pkey PRIMARY KEY (client_id)
+);
+
+CREATE TABLE sync_conflicts (
+    id bigint NOT NULL DEFAULT nextval('sync_conflicts_id_seq'::regclass),
+    client_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    table_name text NOT NULL,
+    row_id uuid NOT NULL,
+    column_name text,
+    losing_value jsonb,
+    winning_value jsonb,
+    rule text NOT NULL,
+    recorded_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT sync_conflicts_pkey PRIMARY KEY (id)
+);
+
+CREATE TABLE sync_log (
+    client_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    table_name text NOT NULL,
+    row_id uuid NOT NULL,
+    op text NOT NULL,
+    outcome text NOT NULL,
+    applied_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT sync_log_pkey PRIMARY KEY (client_id, seq)
+);
 
 CREATE TABLE tasks (
     id uuid NOT NULL DEFAULT gen_random_uuid(),
@@ -56,17 +112,29 @@ CREATE TABLE tasks (
     created_at timestamp with time zone NOT NULL DEFAULT now(),
     updated_at timestamp with time zone NOT NULL DEFAULT now(),
     project_id uuid NOT NULL,
+    sync_version bigint NOT NULL DEFAULT 0,
+    last_modified_at timestamp with time zone,
+    device_id text,
+    deleted boolean NOT NULL DEFAULT false,
+    sync_txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
     CONSTRAINT tasks_pkey PRIMARY KEY (id),
     CONSTRAINT tasks_project_id_fkey FOREIGN KEY (project_id) REFERENCES projects(id) ON DELETE CASCADE,
     CONSTRAINT tasks_status_check CHECK ((status = ANY (ARRAY['Pending'::text, 'In Progress'::text, 'Complete'::text, 'Failed'::text, 'Queued'::text, 'Cancelled'::text])))
 );
 CREATE INDEX tasks_project_id_idx ON tasks USING btree (project_id);
+CREATE INDEX tasks_sync_txid_idx ON tasks USING btree (sync_txid);
 
 CREATE TABLE users (
     id uuid NOT NULL DEFAULT gen_random_uuid(),
     email text,
     display_name text,
     created_at timestamp with time zone NOT NULL DEFAULT now(),
+    sync_version bigint NOT NULL DEFAULT 0,
+    last_modified_at timestamp with time zone,
+    device_id text,
+    deleted boolean NOT NULL DEFAULT false,
+    sync_txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
     CONSTRAINT users_email_key UNIQUE (email),
     CONSTRAINT users_pkey PRIMARY KEY (id)
 );
+CREATE INDEX users_sync_txid_idx ON users USING btree (sync_txid);

@@ -8,6 +8,10 @@ CREATE TABLE "generations" (
     "created_at" TEXT NOT NULL DEFAULT ((strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000Z')) CONSTRAINT "generations_created_at_check" CHECK ("created_at" GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
     "updated_at" TEXT NOT NULL DEFAULT ((strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000Z')) CONSTRAINT "generations_updated_at_check" CHECK ("updated_at" GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
     "project_id" TEXT NOT NULL CONSTRAINT "generations_project_id_check" CHECK ("project_id" GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),
+    "sync_version" INTEGER NOT NULL DEFAULT 0,
+    "last_modified_at" TEXT CONSTRAINT "generations_last_modified_at_check" CHECK ("last_modified_at" IS NULL OR "last_modified_at" GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
+    "device_id" TEXT,
+    "deleted" INTEGER NOT NULL DEFAULT 0 CONSTRAINT "generations_deleted_check" CHECK ("deleted" IN (0, 1)),
     FOREIGN KEY ("project_id") REFERENCES "projects" ("id") ON DELETE CASCADE
 );
 CREATE INDEX "generations_project_id_idx" ON "generations" ("project_id");
@@ -17,6 +21,10 @@ CREATE TABLE "projects" (
     "name" TEXT NOT NULL,
     "user_id" TEXT NOT NULL CONSTRAINT "projects_user_id_check" CHECK ("user_id" GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),
     "created_at" TEXT NOT NULL DEFAULT ((strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000Z')) CONSTRAINT "projects_created_at_check" CHECK ("created_at" GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
+    "sync_version" INTEGER NOT NULL DEFAULT 0,
+    "last_modified_at" TEXT CONSTRAINT "projects_last_modified_at_check" CHECK ("last_modified_at" IS NULL OR "last_modified_at" GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
+    "device_id" TEXT,
+    "deleted" INTEGER NOT NULL DEFAULT 0 CONSTRAINT "projects_deleted_check" CHECK ("deleted" IN (0, 1)),
     FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE
 );
 CREATE INDEX "projects_user_id_idx" ON "projects" ("user_id");
@@ -26,6 +34,10 @@ CREATE TABLE "shot_generations" (
     "shot_id" TEXT NOT NULL CONSTRAINT "shot_generations_shot_id_check" CHECK ("shot_id" GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),
     "generation_id" TEXT NOT NULL CONSTRAINT "shot_generations_generation_id_check" CHECK ("generation_id" GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),
     "position" INTEGER NOT NULL DEFAULT 0,
+    "sync_version" INTEGER NOT NULL DEFAULT 0,
+    "last_modified_at" TEXT CONSTRAINT "shot_generations_last_modified_at_check" CHECK ("last_modified_at" IS NULL OR "last_modified_at" GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
+    "device_id" TEXT,
+    "deleted" INTEGER NOT NULL DEFAULT 0 CONSTRAINT "shot_generations_deleted_check" CHECK ("deleted" IN (0, 1)),
     FOREIGN KEY ("shot_id") REFERENCES "shots" ("id") ON DELETE CASCADE,
     FOREIGN KEY ("generation_id") REFERENCES "generations" ("id") ON DELETE CASCADE
 );
@@ -38,9 +50,41 @@ CREATE TABLE "shots" (
     "created_at" TEXT NOT NULL DEFAULT ((strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000Z')) CONSTRAINT "shots_created_at_check" CHECK ("created_at" GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
     "updated_at" TEXT NOT NULL DEFAULT ((strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000Z')) CONSTRAINT "shots_updated_at_check" CHECK ("updated_at" GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
     "project_id" TEXT NOT NULL CONSTRAINT "shots_project_id_check" CHECK ("project_id" GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),
+    "sync_version" INTEGER NOT NULL DEFAULT 0,
+    "last_modified_at" TEXT CONSTRAINT "shots_last_modified_at_check" CHECK ("last_modified_at" IS NULL OR "last_modified_at" GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
+    "device_id" TEXT,
+    "deleted" INTEGER NOT NULL DEFAULT 0 CONSTRAINT "shots_deleted_check" CHECK ("deleted" IN (0, 1)),
     FOREIGN KEY ("project_id") REFERENCES "projects" ("id") ON DELETE CASCADE
 );
 CREATE INDEX "shots_project_id_idx" ON "shots" ("project_id");
+
+CREATE TABLE sync_dead_letters (
+    seq INTEGER NOT NULL PRIMARY KEY,
+    table_name TEXT NOT NULL,
+    row_id TEXT NOT NULL,
+    op TEXT NOT NULL,
+    changes TEXT NOT NULL,
+    base_version INTEGER NOT NULL,
+    client_time TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    failed_at TEXT NOT NULL
+);
+
+CREATE TABLE sync_outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    table_name TEXT NOT NULL,
+    row_id TEXT NOT NULL,
+    op TEXT NOT NULL CHECK (op IN ('insert', 'update', 'delete')),
+    changes TEXT NOT NULL CHECK (json_valid(changes)),
+    base_version INTEGER NOT NULL,
+    client_time TEXT NOT NULL
+);
+CREATE INDEX sync_outbox_row_idx ON sync_outbox (table_name, row_id);
+
+CREATE TABLE sync_state (
+    key TEXT NOT NULL PRIMARY KEY,
+    value TEXT NOT NULL
+);
 
 CREATE TABLE "tasks" (
     "id" TEXT NOT NULL DEFAULT ((lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6))))) PRIMARY KEY CONSTRAINT "tasks_id_check" CHECK ("id" GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),
@@ -52,6 +96,10 @@ CREATE TABLE "tasks" (
     "created_at" TEXT NOT NULL DEFAULT ((strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000Z')) CONSTRAINT "tasks_created_at_check" CHECK ("created_at" GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
     "updated_at" TEXT NOT NULL DEFAULT ((strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000Z')) CONSTRAINT "tasks_updated_at_check" CHECK ("updated_at" GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
     "project_id" TEXT NOT NULL CONSTRAINT "tasks_project_id_check" CHECK ("project_id" GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),
+    "sync_version" INTEGER NOT NULL DEFAULT 0,
+    "last_modified_at" TEXT CONSTRAINT "tasks_last_modified_at_check" CHECK ("last_modified_at" IS NULL OR "last_modified_at" GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
+    "device_id" TEXT,
+    "deleted" INTEGER NOT NULL DEFAULT 0 CONSTRAINT "tasks_deleted_check" CHECK ("deleted" IN (0, 1)),
     FOREIGN KEY ("project_id") REFERENCES "projects" ("id") ON DELETE CASCADE
 );
 CREATE INDEX "tasks_project_id_idx" ON "tasks" ("project_id");
@@ -60,5 +108,9 @@ CREATE TABLE "users" (
     "id" TEXT NOT NULL DEFAULT ((lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6))))) PRIMARY KEY CONSTRAINT "users_id_check" CHECK ("id" GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),
     "email" TEXT UNIQUE,
     "display_name" TEXT,
-    "created_at" TEXT NOT NULL DEFAULT ((strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000Z')) CONSTRAINT "users_created_at_check" CHECK ("created_at" GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z')
+    "created_at" TEXT NOT NULL DEFAULT ((strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000Z')) CONSTRAINT "users_created_at_check" CHECK ("created_at" GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
+    "sync_version" INTEGER NOT NULL DEFAULT 0,
+    "last_modified_at" TEXT CONSTRAINT "users_last_modified_at_check" CHECK ("last_modified_at" IS NULL OR "last_modified_at" GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
+    "device_id" TEXT,
+    "deleted" INTEGER NOT NULL DEFAULT 0 CONSTRAINT "users_deleted_check" CHECK ("deleted" IN (0, 1))
 );

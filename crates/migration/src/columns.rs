@@ -161,6 +161,53 @@ impl Columns {
         col
     }
 
+    /// A `NOT NULL` 64-bit integer defaulting to `default`.
+    pub fn big_integer(&self, name: &'static str, default: i64) -> ColumnDef {
+        let mut col = ColumnDef::new(Alias::new(name));
+        col.custom(Alias::new(if self.is_sqlite() {
+            "INTEGER"
+        } else {
+            "bigint"
+        }))
+        .not_null()
+        .default(default);
+        col
+    }
+
+    /// A `NOT NULL` boolean defaulting to `default` (SQLite: 0 or 1, CHECKed).
+    pub fn boolean(&self, name: &'static str, default: bool) -> ColumnDef {
+        let mut col = ColumnDef::new(Alias::new(name));
+        col.not_null();
+        if self.is_sqlite() {
+            col.custom(Alias::new("INTEGER"))
+                .default(i32::from(default))
+                .check((
+                    Alias::new(self.check_name(name)),
+                    Expr::cust(format!("\"{name}\" IN (0, 1)")),
+                ));
+        } else {
+            col.custom(Alias::new("boolean")).default(default);
+        }
+        col
+    }
+
+    /// A nullable UTC timestamp (SQLite: the fixed text format, CHECKed when present).
+    /// No default: SQLite cannot add a column whose default is not a constant.
+    pub fn optional_timestamp(&self, name: &'static str) -> ColumnDef {
+        let mut col = ColumnDef::new(Alias::new(name));
+        if self.is_sqlite() {
+            col.custom(Alias::new("TEXT")).check((
+                Alias::new(self.check_name(name)),
+                Expr::cust(format!(
+                    "\"{name}\" IS NULL OR \"{name}\" GLOB '{TIMESTAMP_GLOB}'"
+                )),
+            ));
+        } else {
+            col.custom(Alias::new("timestamptz"));
+        }
+        col
+    }
+
     /// A `NOT NULL` text column restricted to `allowed`, by a CHECK on both backends.
     pub fn text_in(&self, name: &'static str, allowed: &[&str], default: &str) -> ColumnDef {
         let mut col = self.text(name);

@@ -59,4 +59,5 @@ macro_rules! history {
 history! {
     m20250601_000001_initial_schema,
     m20250602_000001_row_level_security,
+    m20250603_000001_sync,
 }

@@ -19,5 +19,6 @@ mod seeding;
 mod tasks;
 mod timeline;
 mod tls;
+mod tombstones;
 mod transactions;
 mod users_projects;

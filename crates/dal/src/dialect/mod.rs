@@ -105,8 +105,8 @@ impl Dialect {
 
 /// SQL fragments over the `tasks` table.
 impl Dialect {
-    /// True when every id in `tasks.dependant_on` names a task whose status is `Complete`
-    /// (an empty list qualifies; a dangling id does not). Refers to the `tasks` row in scope.
+    /// True when every id in `tasks.dependant_on` names a live task whose status is
+    /// `Complete` (an empty list qualifies; a dangling or tombstoned id does not). Refers to the `tasks` row in scope.
     pub(crate) fn all_dependencies_complete(self) -> SimpleExpr {
         let dependencies = match self.0 {
             Backend::Postgres => r#"SELECT dep.id FROM unnest("tasks"."dependant_on") AS dep(id)"#,
@@ -115,7 +115,7 @@ impl Dialect {
             }
         };
         Expr::cust(format!(
-            r#"NOT EXISTS (SELECT 1 FROM ({dependencies}) AS deps WHERE NOT EXISTS (SELECT 1 FROM "tasks" AS done WHERE done."id" = deps.id AND done."status" = 'Complete'))"#
+            r#"NOT EXISTS (SELECT 1 FROM ({dependencies}) AS deps WHERE NOT EXISTS (SELECT 1 FROM "tasks" AS done WHERE done."id" = deps.id AND done."status" = 'Complete' AND done."deleted" = false))"#
         ))
     }
 }

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use entities::generation::{self, Column, Entity as GenerationEntity};
 use entities::{Id, IdList};
+use sea_orm::Condition;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
@@ -10,7 +11,7 @@ use sea_orm::{
 
 use super::shots::{lock_shot, renumber};
 use super::tasks::require_tasks_of_project;
-use super::{deleted, find_by_id, found, insert_model, updated};
+use super::{deleted, find_by_id, found, insert_model, live, tombstone, update_live};
 use crate::executor::dialect_of;
 use crate::{Executor, Result, clock};
 
@@ -98,7 +99,7 @@ impl<E: Executor> GenerationRepository for Generations<'_, E> {
         row.id = sea_orm::ActiveValue::Unchanged(id);
         row.created_at = NotSet;
         row.updated_at = Set(clock::now());
-        updated(row.update(self.exec).await, "generation", id)
+        update_live(self.exec, row, "generation", id).await
     }
 
     async fn delete(&self, id: Id) -> Result<()> {
@@ -108,6 +109,7 @@ impl<E: Executor> GenerationRepository for Generations<'_, E> {
             .select_only()
             .column(link::Column::ShotId)
             .filter(link::Column::GenerationId.eq(id))
+            .filter(live::<link::Entity>())
             .distinct()
             .into_tuple()
             .all(&uow)
@@ -117,8 +119,14 @@ impl<E: Executor> GenerationRepository for Generations<'_, E> {
         for shot in &shots {
             lock_shot(&uow, *shot).await?;
         }
-        let result = GenerationEntity::delete_by_id(id).exec(&uow).await?;
-        deleted(result.rows_affected, "generation", id)?;
+        let n =
+            tombstone::<_, GenerationEntity>(&uow, Condition::all().add(Column::Id.eq(id))).await?;
+        deleted(n, "generation", id)?;
+        tombstone::<_, link::Entity>(
+            &uow,
+            Condition::all().add(link::Column::GenerationId.eq(id)),
+        )
+        .await?;
         for shot in &shots {
             renumber(&uow, *shot).await?;
         }
@@ -130,6 +138,7 @@ impl<E: Executor> GenerationRepository for Generations<'_, E> {
             .uuid_list_contains((GenerationEntity, Column::Tasks), task_id.uuid());
         Ok(GenerationEntity::find()
             .filter(contains)
+            .filter(live::<GenerationEntity>())
             .order_by_asc(Column::CreatedAt)
             .order_by_asc(Column::Id)
             .all(self.exec)
@@ -141,7 +150,9 @@ impl<E: Executor> GenerationRepository for Generations<'_, E> {
         project_id: Id,
         generation_type: Option<&str>,
     ) -> Result<Vec<generation::Model>> {
-        let mut query = GenerationEntity::find().filter(Column::ProjectId.eq(project_id));
+        let mut query = GenerationEntity::find()
+            .filter(Column::ProjectId.eq(project_id))
+            .filter(live::<GenerationEntity>());
         if let Some(kind) = generation_type {
             query = query.filter(Column::GenerationType.eq(kind));
         }

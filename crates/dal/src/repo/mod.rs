@@ -38,6 +38,51 @@ where
     Ok(model)
 }
 
+/// Rows of `T` that are not tombstoned (`deleted = false`). Every read of the
+/// repositories includes it; deletes set the flag rather than remove the row, so the
+/// deletion can travel to other replicas (see the sync migration).
+pub(crate) fn live<T: sea_orm::EntityTrait>() -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait};
+    Expr::col((T::default(), Alias::new("deleted"))).eq(false)
+}
+
+/// Tombstones the live rows of `T` matching `condition`; returns how many.
+pub(crate) async fn tombstone<E, T>(exec: &E, condition: sea_orm::Condition) -> Result<u64>
+where
+    E: crate::Executor,
+    T: sea_orm::EntityTrait,
+{
+    use sea_orm::QueryFilter;
+    use sea_orm::sea_query::{Alias, Expr};
+    Ok(T::update_many()
+        .col_expr(Alias::new("deleted"), Expr::value(true))
+        .filter(condition)
+        .filter(live::<T>())
+        .exec(exec)
+        .await?
+        .rows_affected)
+}
+
+/// Writes `row` (every column set) over the live row with its key; `NotFound` when there
+/// is none (never written, or tombstoned).
+pub(crate) async fn update_live<E, A>(
+    exec: &E,
+    row: A,
+    entity: &'static str,
+    key: entities::Id,
+) -> Result<<A::Entity as sea_orm::EntityTrait>::Model>
+where
+    E: crate::Executor,
+    A: sea_orm::ActiveModelTrait + Send,
+    <A::Entity as sea_orm::EntityTrait>::Model: sea_orm::IntoActiveModel<A>,
+{
+    use sea_orm::QueryFilter;
+    let update = <A::Entity as sea_orm::EntityTrait>::update(row)
+        .validate()?
+        .filter(live::<A::Entity>());
+    updated(update.exec(exec).await, entity, key)
+}
+
 /// The row of `T` with primary key `id`. The statement text is built once per table and
 /// backend and reused: a point read is the hottest path, and rebuilding the same SQL on
 /// every call costs more than the lookup.
@@ -62,10 +107,11 @@ where
     let sql = match cached {
         Some(sql) => sql,
         None => {
-            let sql: std::sync::Arc<str> = T::find_by_id(id)
-                .build(exec.get_database_backend())
-                .sql
-                .into();
+            let sql: std::sync::Arc<str> =
+                sea_orm::QueryFilter::filter(T::find_by_id(id), live::<T>())
+                    .build(exec.get_database_backend())
+                    .sql
+                    .into();
             if let Ok(mut c) = cache.write() {
                 c.insert(key, sql.clone());
             }
@@ -75,7 +121,10 @@ where
     let stmt = sea_orm::Statement::from_sql_and_values(
         exec.get_database_backend(),
         sql.as_ref(),
-        [sea_orm::Value::Uuid(Some(id.uuid()))],
+        [
+            sea_orm::Value::Uuid(Some(id.uuid())),
+            sea_orm::Value::Bool(Some(false)),
+        ],
     );
     match exec.query_one_raw(stmt).await? {
         Some(row) => Ok(Some(T::Model::from_query_result(&row, "")?)),

@@ -11,7 +11,8 @@ use sea_orm::{
 
 use super::page::paginate;
 use super::{
-    Cursor, Page, PageRequest, deleted, find_by_id, found, insert_model, require_text, updated,
+    Cursor, Page, PageRequest, deleted, find_by_id, found, insert_model, live, require_text,
+    tombstone, update_live,
 };
 use crate::{Executor, Result, clock};
 
@@ -88,17 +89,24 @@ impl<E: Executor> ProjectRepository for Projects<'_, E> {
         let mut row = project::ActiveModel::from(project).reset_all();
         row.id = sea_orm::ActiveValue::Unchanged(id);
         row.created_at = NotSet;
-        updated(row.update(self.exec).await, "project", id)
+        update_live(self.exec, row, "project", id).await
     }
 
     async fn delete(&self, id: Id) -> Result<()> {
-        let result = ProjectEntity::delete_by_id(id).exec(self.exec).await?;
-        deleted(result.rows_affected, "project", id)
+        let uow = self.exec.begin().await?;
+        let n =
+            tombstone::<_, ProjectEntity>(&uow, Condition::all().add(project::Column::Id.eq(id)))
+                .await?;
+        deleted(n, "project", id)?;
+        cascade_projects(&uow, &[id]).await?;
+        uow.commit().await
     }
 
     async fn list_for_user(&self, user_id: Id, page: PageRequest) -> Result<Page<project::Model>> {
         use project::Column;
-        let mut query = ProjectEntity::find().filter(Column::UserId.eq(user_id));
+        let mut query = ProjectEntity::find()
+            .filter(Column::UserId.eq(user_id))
+            .filter(live::<ProjectEntity>());
         if let Some(after) = page.after {
             // Strictly after the cursor in (created_at DESC, id DESC) order.
             query = query.filter(
@@ -121,4 +129,49 @@ impl<E: Executor> ProjectRepository for Projects<'_, E> {
             Cursor::new(p.created_at, p.id)
         }))
     }
+}
+
+/// Tombstones everything under `projects`, as `ON DELETE CASCADE` would remove it:
+/// their tasks, generations, shots, and the timeline entries of those shots and
+/// generations.
+pub(crate) async fn cascade_projects(uow: &crate::UnitOfWork, projects: &[Id]) -> Result<()> {
+    use entities::{generation, shot, shot_generation, task};
+    use sea_orm::sea_query::Query;
+    if projects.is_empty() {
+        return Ok(());
+    }
+    let ids = || projects.iter().copied();
+    let shots_of = Query::select()
+        .column(shot::Column::Id)
+        .from(shot::Entity)
+        .and_where(shot::Column::ProjectId.is_in(projects.iter().copied()))
+        .to_owned();
+    let generations_of = Query::select()
+        .column(generation::Column::Id)
+        .from(generation::Entity)
+        .and_where(generation::Column::ProjectId.is_in(projects.iter().copied()))
+        .to_owned();
+    tombstone::<_, shot_generation::Entity>(
+        uow,
+        Condition::any()
+            .add(shot_generation::Column::ShotId.in_subquery(shots_of))
+            .add(shot_generation::Column::GenerationId.in_subquery(generations_of)),
+    )
+    .await?;
+    tombstone::<_, task::Entity>(
+        uow,
+        Condition::all().add(task::Column::ProjectId.is_in(ids())),
+    )
+    .await?;
+    tombstone::<_, generation::Entity>(
+        uow,
+        Condition::all().add(generation::Column::ProjectId.is_in(ids())),
+    )
+    .await?;
+    tombstone::<_, shot::Entity>(
+        uow,
+        Condition::all().add(shot::Column::ProjectId.is_in(ids())),
+    )
+    .await?;
+    Ok(())
 }

@@ -84,6 +84,7 @@ impl<'e, E: Executor> UserScope<'e, E> {
 async fn own_project<E: Executor>(exec: &E, user: Id, project: Id) -> Result<()> {
     let owned = project::Entity::find_by_id(project)
         .filter(project::Column::UserId.eq(user))
+        .filter(super::live::<project::Entity>())
         .one(exec)
         .await?;
     found(owned, "project", project).map(|_| ())

@@ -4,13 +4,14 @@ use async_trait::async_trait;
 use entities::shot::{self, Entity as ShotEntity};
 use entities::shot_generation::{self as link, Entity as LinkEntity};
 use entities::{Id, generation};
+use sea_orm::Condition;
 use sea_orm::sea_query::{Expr, ExprTrait, LockType};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Set,
 };
 
-use super::{deleted, find_by_id, found, insert_model, require_text, updated};
+use super::{deleted, find_by_id, found, insert_model, live, require_text, tombstone, update_live};
 use crate::{DalError, Executor, Result, UnitOfWork, clock};
 
 /// A shot to create.
@@ -90,6 +91,7 @@ impl<'e, E: Executor> Shots<'e, E> {
 /// Locks the shot for the rest of the unit of work and returns it, or `NotFound`.
 pub(crate) async fn lock_shot(uow: &UnitOfWork, shot_id: Id) -> Result<shot::Model> {
     let shot = ShotEntity::find_by_id(shot_id)
+        .filter(live::<ShotEntity>())
         .lock(LockType::Update)
         .one(uow)
         .await?;
@@ -100,6 +102,7 @@ pub(crate) async fn lock_shot(uow: &UnitOfWork, shot_id: Id) -> Result<shot::Mod
 async fn timeline_len(uow: &UnitOfWork, shot_id: Id) -> Result<i32> {
     let n = LinkEntity::find()
         .filter(link::Column::ShotId.eq(shot_id))
+        .filter(live::<LinkEntity>())
         .count(uow)
         .await?;
     i32::try_from(n).map_err(|_| DalError::invalid("timeline longer than i32::MAX"))
@@ -116,6 +119,7 @@ async fn shift(uow: &UnitOfWork, shot_id: Id, from: i32, to: i32, delta: i32) ->
             Expr::col(link::Column::Position).add(delta),
         )
         .filter(link::Column::ShotId.eq(shot_id))
+        .filter(live::<LinkEntity>())
         .filter(link::Column::Position.gte(from))
         .filter(link::Column::Position.lt(to))
         .exec(uow)
@@ -127,6 +131,7 @@ async fn shift(uow: &UnitOfWork, shot_id: Id, from: i32, to: i32, delta: i32) ->
 pub(crate) async fn renumber(uow: &UnitOfWork, shot_id: Id) -> Result<()> {
     let links = LinkEntity::find()
         .filter(link::Column::ShotId.eq(shot_id))
+        .filter(live::<LinkEntity>())
         .order_by_asc(link::Column::Position)
         .order_by_asc(link::Column::Id)
         .all(uow)
@@ -157,7 +162,10 @@ async fn touch(uow: &UnitOfWork, shot_id: Id) -> Result<()> {
 /// The link `link_id`, or `NotFound`.
 async fn get_link(uow: &UnitOfWork, link_id: Id) -> Result<link::Model> {
     found(
-        LinkEntity::find_by_id(link_id).one(uow).await?,
+        LinkEntity::find_by_id(link_id)
+            .filter(live::<LinkEntity>())
+            .one(uow)
+            .await?,
         "timeline entry",
         link_id,
     )
@@ -197,17 +205,22 @@ impl<E: Executor> ShotRepository for Shots<'_, E> {
         row.id = sea_orm::ActiveValue::Unchanged(id);
         row.created_at = NotSet;
         row.updated_at = Set(clock::now());
-        updated(row.update(self.exec).await, "shot", id)
+        update_live(self.exec, row, "shot", id).await
     }
 
     async fn delete(&self, id: Id) -> Result<()> {
-        let result = ShotEntity::delete_by_id(id).exec(self.exec).await?;
-        deleted(result.rows_affected, "shot", id)
+        let uow = self.exec.begin().await?;
+        let n =
+            tombstone::<_, ShotEntity>(&uow, Condition::all().add(shot::Column::Id.eq(id))).await?;
+        deleted(n, "shot", id)?;
+        tombstone::<_, LinkEntity>(&uow, Condition::all().add(link::Column::ShotId.eq(id))).await?;
+        uow.commit().await
     }
 
     async fn list_for_project(&self, project_id: Id) -> Result<Vec<shot::Model>> {
         Ok(ShotEntity::find()
             .filter(shot::Column::ProjectId.eq(project_id))
+            .filter(live::<ShotEntity>())
             .order_by_asc(shot::Column::CreatedAt)
             .order_by_asc(shot::Column::Id)
             .all(self.exec)
@@ -218,14 +231,24 @@ impl<E: Executor> ShotRepository for Shots<'_, E> {
         // One statement: the shot LEFT JOIN its links LEFT JOIN their generations. No row
         // means no shot; a shot without entries comes back as one row of NULLs.
         let rows = ShotEntity::find_by_id(shot_id)
+            .filter(live::<ShotEntity>())
             .find_also_related(LinkEntity)
             .and_also_related(generation::Entity)
+            // A tombstoned entry is not on the timeline; a shot with none left still
+            // comes back as its one row of NULLs.
+            .filter(
+                Condition::any()
+                    .add(live::<LinkEntity>())
+                    .add(Expr::col((LinkEntity, link::Column::Id)).is_null()),
+            )
             .order_by_asc(link::Column::Position)
             .order_by_asc(link::Column::Id)
             .all(self.exec)
             .await?;
         if rows.is_empty() {
-            return Err(DalError::not_found("shot", shot_id));
+            // No row: no live shot, or one whose entries are all tombstoned.
+            self.get(shot_id).await?;
+            return Ok(Vec::new());
         }
         rows.into_iter()
             .filter_map(|(_, link, generation)| link.map(|link| (link, generation)))
@@ -303,7 +326,8 @@ impl<E: Executor> ShotRepository for Shots<'_, E> {
         let shot_id = get_link(&uow, link_id).await?.shot_id;
         lock_shot(&uow, shot_id).await?;
         let current = get_link(&uow, link_id).await?;
-        LinkEntity::delete_by_id(link_id).exec(&uow).await?;
+        tombstone::<_, LinkEntity>(&uow, Condition::all().add(link::Column::Id.eq(link_id)))
+            .await?;
         shift(&uow, shot_id, current.position + 1, i32::MAX, -1).await?;
         touch(&uow, shot_id).await?;
         uow.commit().await?;

@@ -5,13 +5,14 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use entities::task::{self, Column, Entity as TaskEntity};
 use entities::{Id, IdList, TaskStatus};
-use sea_orm::sea_query::{Expr, LockBehavior, LockType, Query};
+use sea_orm::Condition;
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
 };
 
-use super::{deleted, find_by_id, found, insert_model, require_text, updated};
+use super::{deleted, find_by_id, found, insert_model, live, require_text, tombstone, update_live};
 use crate::executor::dialect_of;
 use crate::{DalError, Executor, Result, clock};
 
@@ -249,12 +250,13 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
         row.id = sea_orm::ActiveValue::Unchanged(id);
         row.created_at = NotSet;
         row.updated_at = Set(clock::now());
-        updated(row.update(self.exec).await, "task", id)
+        update_live(self.exec, row, "task", id).await
     }
 
     async fn delete(&self, id: Id) -> Result<()> {
-        let result = TaskEntity::delete_by_id(id).exec(self.exec).await?;
-        deleted(result.rows_affected, "task", id)
+        let n =
+            tombstone::<_, TaskEntity>(self.exec, Condition::all().add(Column::Id.eq(id))).await?;
+        deleted(n, "task", id)
     }
 
     async fn list_for_project(
@@ -262,7 +264,9 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
         project_id: Id,
         filter: TaskFilter,
     ) -> Result<Vec<task::Model>> {
-        let mut query = TaskEntity::find().filter(Column::ProjectId.eq(project_id));
+        let mut query = TaskEntity::find()
+            .filter(Column::ProjectId.eq(project_id))
+            .filter(live::<TaskEntity>());
         if !filter.statuses.is_empty() {
             query = query.filter(Column::Status.is_in(filter.statuses));
         }
@@ -281,6 +285,7 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
             dialect_of(self.exec).uuid_list_contains((TaskEntity, Column::DependantOn), id.uuid());
         Ok(TaskEntity::find()
             .filter(contains)
+            .filter(live::<TaskEntity>())
             .order_by_asc(Column::CreatedAt)
             .order_by_asc(Column::Id)
             .all(self.exec)
@@ -290,6 +295,7 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
     async fn ready(&self, task_type: Option<&str>) -> Result<Vec<task::Model>> {
         let mut query = TaskEntity::find()
             .filter(Column::Status.eq(TaskStatus::Queued))
+            .filter(live::<TaskEntity>())
             .filter(dialect_of(self.exec).all_dependencies_complete());
         if let Some(task_type) = task_type {
             query = query.filter(Column::TaskType.eq(task_type));
@@ -321,6 +327,7 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
             .col_expr(Column::Status, Expr::value(status))
             .col_expr(Column::UpdatedAt, Expr::value(clock::now()))
             .filter(Column::Id.eq(id))
+            .filter(live::<TaskEntity>())
             .exec_with_returning(self.exec)
             .await?;
         found(rows.pop(), "task", id)
@@ -341,6 +348,7 @@ impl<E: Executor> Tasks<'_, E> {
             .column(Column::Id)
             .from(TaskEntity)
             .and_where(Column::Status.eq(TaskStatus::Queued))
+            .and_where(live::<TaskEntity>())
             .and_where(Column::TaskType.eq(task_type));
         if let Some(project) = project {
             oldest_ready.and_where(Column::ProjectId.eq(project));
@@ -357,7 +365,11 @@ impl<E: Executor> Tasks<'_, E> {
         let mut claimed = TaskEntity::update_many()
             .col_expr(Column::Status, Expr::value(TaskStatus::InProgress))
             .col_expr(Column::UpdatedAt, Expr::value(clock::now()))
-            .filter(Column::Id.in_subquery(oldest_ready))
+            // `id = (SELECT ...)`, not `id IN (SELECT ...)`: Postgres runs a scalar
+            // subquery once, but may re-run an IN subquery for every candidate row of a
+            // nested-loop semi-join, and each re-run locks and picks the next task, so one
+            // claim could take several (seen when the planner's estimates changed).
+            .filter(Expr::col((TaskEntity, Column::Id)).eq(Expr::from(oldest_ready)))
             .filter(Column::Status.eq(TaskStatus::Queued))
             .exec_with_returning(self.exec)
             .await?;
@@ -382,6 +394,7 @@ pub(crate) async fn require_tasks_of_project<E: Executor>(
         .column(Column::Id)
         .column(Column::ProjectId)
         .filter(Column::Id.is_in(wanted.iter().copied()))
+        .filter(live::<TaskEntity>())
         // Postgres: hold them until the caller's unit of work ends (SQLite's write lock
         // already excludes other writers; sea-query leaves the clause out there).
         .lock(LockType::Share)

@@ -2,10 +2,16 @@
 
 use async_trait::async_trait;
 use entities::Id;
+use entities::project;
 use entities::user::{self, Entity as UserEntity};
-use sea_orm::{ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::Condition;
+use sea_orm::sea_query::{Alias, Expr};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, EntityTrait, QueryFilter, QuerySelect,
+};
 
-use super::{deleted, find_by_id, found, insert_model, updated};
+use super::projects::cascade_projects;
+use super::{deleted, find_by_id, found, insert_model, live, tombstone, update_live};
 use crate::{Executor, Result, clock};
 
 /// The longest email accepted: RFC 5321's limit for a path. It also keeps the unique
@@ -82,6 +88,7 @@ impl<E: Executor> UserRepository for Users<'_, E> {
     async fn find_by_email(&self, email: &str) -> Result<Option<user::Model>> {
         Ok(UserEntity::find()
             .filter(user::Column::Email.eq(email))
+            .filter(live::<UserEntity>())
             .one(self.exec)
             .await?)
     }
@@ -92,11 +99,36 @@ impl<E: Executor> UserRepository for Users<'_, E> {
         let mut row = user::ActiveModel::from(user).reset_all();
         row.id = sea_orm::ActiveValue::Unchanged(id);
         row.created_at = NotSet;
-        updated(row.update(self.exec).await, "user", id)
+        update_live(self.exec, row, "user", id).await
     }
 
     async fn delete(&self, id: Id) -> Result<()> {
-        let result = UserEntity::delete_by_id(id).exec(self.exec).await?;
-        deleted(result.rows_affected, "user", id)
+        // A tombstone keeps the row for replicas to learn of the deletion; its email is
+        // released so a new account can use it. The user's projects go with it.
+        let uow = self.exec.begin().await?;
+        let released = UserEntity::update_many()
+            .col_expr(user::Column::Email, Expr::value(Option::<String>::None))
+            .col_expr(Alias::new("deleted"), Expr::value(true))
+            .filter(user::Column::Id.eq(id))
+            .filter(live::<UserEntity>())
+            .exec(&uow)
+            .await?
+            .rows_affected;
+        deleted(released, "user", id)?;
+        let projects: Vec<Id> = project::Entity::find()
+            .select_only()
+            .column(project::Column::Id)
+            .filter(project::Column::UserId.eq(id))
+            .filter(live::<project::Entity>())
+            .into_tuple()
+            .all(&uow)
+            .await?;
+        tombstone::<_, project::Entity>(
+            &uow,
+            Condition::all().add(project::Column::Id.is_in(projects.clone())),
+        )
+        .await?;
+        cascade_projects(&uow, &projects).await?;
+        uow.commit().await
     }
 }
