@@ -16,6 +16,7 @@ mod schema_tools;
 mod scoping;
 mod security;
 mod seeding;
+mod sync;
 mod tasks;
 mod timeline;
 mod tls;

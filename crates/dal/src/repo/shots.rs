@@ -86,6 +86,21 @@ impl<'e, E: Executor> Shots<'e, E> {
     pub(crate) fn new(exec: &'e E) -> Self {
         Shots { exec }
     }
+
+    /// Closes gaps and ties in the shot's positions, keeping their order (position, then
+    /// id). For writers that set positions themselves, such as sync merging two clients'
+    /// timelines; the repository's own operations keep them dense already.
+    pub async fn renumber_timeline(&self, shot_id: Id) -> Result<()> {
+        let uow = self.exec.begin().await?;
+        match lock_shot(&uow, shot_id).await {
+            Ok(_) => {}
+            // A tombstoned or missing shot has no timeline to keep.
+            Err(DalError::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        renumber(&uow, shot_id).await?;
+        uow.commit().await
+    }
 }
 
 /// Locks the shot for the rest of the unit of work and returns it, or `NotFound`.

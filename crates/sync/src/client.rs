@@ -1,0 +1,390 @@
+//! The client side, on the local SQLite database: the outbox, pushing it, pulling changes
+//! into the replica.
+
+use std::collections::HashSet;
+
+use chrono::{Duration, Utc};
+use dal::prelude::*;
+use dal::{Backend, DalError};
+use sea_orm::{ConnectionTrait, QueryResult, Statement, Value};
+use serde::Serialize;
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+use crate::protocol::{Entry, Op, PullRequest, PushBatch, RowValues};
+use crate::tables::{self, TABLES};
+use crate::transport::{Transport, TransportError};
+use crate::wire;
+
+/// Why a sync step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The server could not be reached, or answered something to retry later.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The local database failed.
+    #[error(transparent)]
+    Local(#[from] DalError),
+}
+
+impl From<sea_orm::DbErr> for SyncError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        SyncError::Local(e.into())
+    }
+}
+
+impl SyncError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SyncError::Transport(TransportError::Transient(_)) => true,
+            SyncError::Transport(_) => false,
+            SyncError::Local(e) => e.is_retryable(),
+        }
+    }
+}
+
+/// An entry the server refused for good, kept for the application to show.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeadLetter {
+    /// Its sequence number.
+    pub seq: i64,
+    /// The table written.
+    pub table: String,
+    /// The row.
+    pub row_id: String,
+    /// What the write was.
+    pub op: String,
+    /// The changes it carried (JSON text).
+    pub changes: String,
+    /// Why the server refused it.
+    pub reason: String,
+}
+
+/// The local replica's sync state: its outbox and its pull cursor.
+#[derive(Clone)]
+pub struct SyncClient {
+    db: Database,
+    client_id: Uuid,
+    clock_offset: Duration,
+}
+
+fn sql(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(sea_orm::DbBackend::Sqlite, sql, values)
+}
+
+async fn state<E: ConnectionTrait>(db: &E, key: &str) -> dal::Result<Option<String>> {
+    let row = db
+        .query_one_raw(sql(
+            "SELECT value FROM sync_state WHERE key = ?",
+            vec![key.into()],
+        ))
+        .await?;
+    Ok(row.map(|r| r.try_get::<String>("", "value")).transpose()?)
+}
+
+async fn set_state<E: ConnectionTrait>(db: &E, key: &str, value: &str) -> dal::Result<()> {
+    db.execute_raw(sql(
+        "INSERT INTO sync_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        vec![key.into(), value.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+impl SyncClient {
+    /// Turns sync on for the local SQLite database `db`: from now on every write is
+    /// recorded in its outbox, in the same transaction. The client id is made once and
+    /// kept in the database, so it survives restarts.
+    pub async fn open(db: Database) -> dal::Result<SyncClient> {
+        if db.backend() != Backend::Sqlite {
+            return Err(DalError::InvalidValue {
+                detail: "a sync client keeps its replica in SQLite; the server is Postgres".into(),
+            });
+        }
+        db.migrate().await?;
+        let uow = db.begin().await?;
+        let client_id = match state(&uow, "client_id").await? {
+            Some(id) => Uuid::parse_str(&id).map_err(|_| DalError::InvalidValue {
+                detail: "corrupt client id".into(),
+            })?,
+            None => {
+                let id = Uuid::new_v4();
+                set_state(&uow, "client_id", &id.to_string()).await?;
+                id
+            }
+        };
+        set_state(&uow, "capture", "1").await?;
+        uow.commit().await?;
+        Ok(SyncClient {
+            db,
+            client_id,
+            clock_offset: Duration::zero(),
+        })
+    }
+
+    /// Shifts the client's clock (as stamped on outgoing entries) by `offset`; for testing
+    /// that nothing depends on it.
+    pub fn with_clock_offset(mut self, offset: Duration) -> SyncClient {
+        self.clock_offset = offset;
+        self
+    }
+
+    /// The persisted client id.
+    pub fn client_id(&self) -> Uuid {
+        self.client_id
+    }
+
+    /// The local database.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Entries waiting to be pushed.
+    pub async fn pending(&self) -> dal::Result<u64> {
+        count(&self.db, "SELECT count(*) AS n FROM sync_outbox").await
+    }
+
+    /// Entries the server refused for good.
+    pub async fn dead_letters(&self) -> dal::Result<Vec<DeadLetter>> {
+        let rows = self
+            .db
+            .query_all_raw(sql(
+                "SELECT seq, table_name, row_id, op, changes, reason FROM sync_dead_letters ORDER BY seq",
+                vec![],
+            ))
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeadLetter {
+                    seq: r.try_get("", "seq")?,
+                    table: r.try_get("", "table_name")?,
+                    row_id: r.try_get("", "row_id")?,
+                    op: r.try_get("", "op")?,
+                    changes: r.try_get("", "changes")?,
+                    reason: r.try_get("", "reason")?,
+                })
+            })
+            .collect::<Result<_, sea_orm::DbErr>>()
+            .map_err(DalError::from)
+    }
+
+    /// Pushes up to `batch` outbox entries, oldest first. Returns how many were settled
+    /// (0 when the outbox is empty). Entries leave the outbox only once the server has
+    /// confirmed them; refused ones move to the dead-letter table.
+    pub async fn push_once(
+        &self,
+        transport: &dyn Transport,
+        batch: usize,
+    ) -> Result<usize, SyncError> {
+        let entries = self.outbox(batch).await?;
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let batch = PushBatch {
+            client_id: self.client_id,
+            entries,
+        };
+        match transport.push(batch).await {
+            Ok(ack) => Ok(self.settle(ack.last_seq, &ack.rejected).await? as usize),
+            Err(TransportError::Gap { last_seq }) => {
+                // The server settled entries this client never heard back about (their
+                // answer was lost); forget those, and the next push starts right.
+                self.settle(last_seq, &[]).await?;
+                Err(TransportError::Gap { last_seq }.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn outbox(&self, limit: usize) -> dal::Result<Vec<Entry>> {
+        let rows = self
+            .db
+            .query_all_raw(sql(
+                "SELECT seq, table_name, row_id, op, changes, base_version, client_time FROM sync_outbox ORDER BY seq LIMIT ?",
+                vec![(limit as i64).into()],
+            ))
+            .await?;
+        rows.iter().map(|r| self.entry(r)).collect()
+    }
+
+    fn entry(&self, row: &QueryResult) -> dal::Result<Entry> {
+        let bad = |what: &str| DalError::InvalidValue {
+            detail: format!("corrupt outbox entry: {what}"),
+        };
+        let table: String = row.try_get("", "table_name")?;
+        let spec = tables::table(&table).ok_or_else(|| bad("table"))?;
+        let changes: String = row.try_get("", "changes")?;
+        let mut changes: RowValues = serde_json::from_str(&changes).map_err(|_| bad("changes"))?;
+        // SQLite stores booleans as 0/1.
+        for (column, value) in changes.iter_mut() {
+            if spec.kind(column) == Some(tables::Kind::Bool)
+                && let Some(n) = value.as_i64()
+            {
+                *value = Json::Bool(n != 0);
+            }
+        }
+        let client_time: String = row.try_get("", "client_time")?;
+        let client_time = wire::parse_timestamp(&client_time)
+            .map(|t| wire::format_timestamp(t + self.clock_offset))
+            .unwrap_or(client_time);
+        Ok(Entry {
+            seq: row.try_get("", "seq")?,
+            row_id: Uuid::parse_str(&row.try_get::<String>("", "row_id")?)
+                .map_err(|_| bad("row id"))?,
+            op: Op::parse(&row.try_get::<String>("", "op")?).ok_or_else(|| bad("op"))?,
+            table,
+            changes,
+            base_version: row.try_get("", "base_version")?,
+            client_time,
+        })
+    }
+
+    /// Forgets entries up to `last_seq`, keeping `rejected` ones as dead letters.
+    async fn settle(&self, last_seq: i64, rejected: &[(i64, String)]) -> dal::Result<u64> {
+        let uow = self.db.begin().await?;
+        for (seq, reason) in rejected.iter().filter(|(s, _)| *s <= last_seq) {
+            uow.execute_raw(sql(
+                "INSERT OR IGNORE INTO sync_dead_letters (seq, table_name, row_id, op, changes, base_version, client_time, reason, failed_at) \
+                 SELECT seq, table_name, row_id, op, changes, base_version, client_time, ?, ? FROM sync_outbox WHERE seq = ?",
+                vec![reason.clone().into(), wire::format_timestamp(Utc::now()).into(), (*seq).into()],
+            ))
+            .await?;
+        }
+        let settled = uow
+            .execute_raw(sql(
+                "DELETE FROM sync_outbox WHERE seq <= ?",
+                vec![last_seq.into()],
+            ))
+            .await?
+            .rows_affected();
+        uow.commit().await?;
+        Ok(settled)
+    }
+
+    /// Pulls and stores one page of changes. Returns the number of rows in it and whether
+    /// the pull is complete. A page, its rows and the cursor after it are stored in one
+    /// transaction; an interrupted pull resumes at the page it stopped on.
+    pub async fn pull_once(
+        &self,
+        transport: &dyn Transport,
+        page_size: usize,
+    ) -> Result<(usize, bool), SyncError> {
+        let from: u64 = state(&self.db, "pull_from")
+            .await?
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let to: Option<u64> = state(&self.db, "pull_to")
+            .await?
+            .and_then(|s| s.parse().ok());
+        let after = state(&self.db, "pull_after")
+            .await?
+            .and_then(|s| serde_json::from_str(&s).ok());
+        let page = transport
+            .pull(PullRequest {
+                from_txid: from,
+                to_txid: to,
+                after,
+                limit: page_size,
+            })
+            .await?;
+        let uow = self.db.begin().await?;
+        // Rows written here come from the server: they are not local changes.
+        set_state(&uow, "capture", "0").await?;
+        uow.execute_unprepared("PRAGMA defer_foreign_keys = ON")
+            .await?;
+        let pending = pending_rows(&uow).await?;
+        for (table, values) in &page.rows {
+            let id = values
+                .get("id")
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            // A row with a change of ours not yet pushed keeps that change; the server's
+            // answer to it arrives with a later pull.
+            if pending.contains(&(table.clone(), id)) {
+                continue;
+            }
+            upsert(&uow, table, values).await?;
+        }
+        let done = page.next.is_none();
+        if done {
+            set_state(&uow, "pull_from", &page.to_txid.to_string()).await?;
+            uow.execute_raw(sql(
+                "DELETE FROM sync_state WHERE key IN ('pull_to', 'pull_after')",
+                vec![],
+            ))
+            .await?;
+        } else {
+            set_state(&uow, "pull_to", &page.to_txid.to_string()).await?;
+            set_state(
+                &uow,
+                "pull_after",
+                &serde_json::to_string(&page.next).unwrap_or_default(),
+            )
+            .await?;
+        }
+        set_state(&uow, "capture", "1").await?;
+        uow.commit().await?;
+        Ok((page.rows.len(), done))
+    }
+}
+
+async fn count<E: ConnectionTrait>(db: &E, query: &str) -> dal::Result<u64> {
+    let row = db.query_one_raw(sql(query, vec![])).await?;
+    Ok(row
+        .map(|r| r.try_get::<i64>("", "n"))
+        .transpose()?
+        .unwrap_or(0) as u64)
+}
+
+async fn pending_rows(uow: &UnitOfWork) -> dal::Result<HashSet<(String, String)>> {
+    let rows = uow
+        .query_all_raw(sql(
+            "SELECT DISTINCT table_name, row_id FROM sync_outbox",
+            vec![],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("", "table_name")?, r.try_get("", "row_id")?)))
+        .collect::<Result<_, sea_orm::DbErr>>()
+        .map_err(DalError::from)
+}
+
+/// Stores a server row unless the local copy is as new or newer.
+async fn upsert(uow: &UnitOfWork, table: &str, values: &RowValues) -> dal::Result<()> {
+    let spec = tables::table(table).ok_or_else(|| DalError::InvalidValue {
+        detail: format!("{table} is not synced"),
+    })?;
+    let mut columns = vec!["id".to_owned()];
+    let mut binds = vec![wire::to_sqlite_value(
+        tables::Kind::Uuid,
+        values.get("id").unwrap_or(&Json::Null),
+    )];
+    for (column, kind) in spec.columns {
+        columns.push(format!("\"{column}\""));
+        binds.push(wire::to_sqlite_value(
+            *kind,
+            values.get(*column).unwrap_or(&Json::Null),
+        ));
+    }
+    let placeholders = vec!["?"; columns.len()].join(", ");
+    let updates: Vec<String> = columns
+        .iter()
+        .skip(1)
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    let statement = format!(
+        "INSERT INTO \"{table}\" ({}) VALUES ({placeholders}) ON CONFLICT (id) DO UPDATE SET {} \
+         WHERE excluded.sync_version > \"{table}\".sync_version",
+        columns.join(", "),
+        updates.join(", ")
+    );
+    uow.execute_raw(sql(&statement, binds)).await?;
+    Ok(())
+}
+
+/// The tables, parents first (for callers comparing replicas).
+pub fn synced_tables() -> impl Iterator<Item = &'static str> {
+    TABLES.iter().map(|t| t.name)
+}

@@ -1,0 +1,143 @@
+//! Converting between the wire's text forms and database values.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::sea_query::{ArrayType, Value};
+use sea_orm::{QueryResult, TryGetError};
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+use crate::protocol::RowValues;
+use crate::tables::{Kind, Table};
+
+/// SQL selecting `table`'s row in wire form on Postgres, every column as SQLite stores it
+/// (aliases are the column names).
+pub(crate) fn pg_select(table: &Table) -> String {
+    let mut columns = vec!["id::text AS id".to_owned()];
+    for (name, kind) in table.columns {
+        let quoted = format!("\"{name}\"");
+        columns.push(match kind {
+            Kind::Uuid | Kind::Json => format!("{quoted}::text AS {quoted}"),
+            Kind::Timestamp => format!(
+                "to_char({quoted} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS {quoted}"
+            ),
+            Kind::UuidList => format!("array_to_json({quoted})::text AS {quoted}"),
+            Kind::Int => format!("{quoted}::bigint AS {quoted}"),
+            Kind::Text | Kind::Bool => quoted,
+        });
+    }
+    format!(
+        "SELECT {}, sync_txid::text AS sync_txid FROM \"{}\"",
+        columns.join(", "),
+        table.name
+    )
+}
+
+/// Reads a row selected with [`pg_select`] (or a SQLite row of the same columns).
+pub(crate) fn read_row(table: &Table, row: &QueryResult) -> Result<RowValues, TryGetError> {
+    let mut values = RowValues::new();
+    let id: String = row.try_get("", "id").map_err(TryGetError::DbErr)?;
+    values.insert("id".into(), Json::String(id));
+    for (name, kind) in table.columns {
+        let value = match kind {
+            Kind::Int => row
+                .try_get::<Option<i64>>("", name)
+                .map(|v| v.map(Json::from)),
+            Kind::Bool => read_bool(row, name),
+            _ => row
+                .try_get::<Option<String>>("", name)
+                .map(|v| v.map(Json::String)),
+        }
+        .map_err(TryGetError::DbErr)?;
+        values.insert((*name).into(), value.unwrap_or(Json::Null));
+    }
+    Ok(values)
+}
+
+/// A boolean column: Postgres `boolean`, SQLite `0`/`1`.
+fn read_bool(row: &QueryResult, name: &str) -> Result<Option<Json>, sea_orm::DbErr> {
+    if row.try_as_sqlite_row().is_some() {
+        Ok(row
+            .try_get::<Option<i64>>("", name)?
+            .map(|v| Json::Bool(v != 0)))
+    } else {
+        Ok(row.try_get::<Option<bool>>("", name)?.map(Json::Bool))
+    }
+}
+
+/// A wire value as a database value for a column of `kind`; `Err` names what is wrong.
+pub(crate) fn to_value(kind: Kind, value: &Json) -> Result<Value, String> {
+    if value.is_null() {
+        return Ok(match kind {
+            Kind::Uuid => Value::Uuid(None),
+            Kind::Json => Value::Json(None),
+            Kind::Timestamp => Value::ChronoDateTimeUtc(None),
+            Kind::UuidList => Value::Array(ArrayType::Uuid, None),
+            Kind::Int => Value::BigInt(None),
+            Kind::Bool => Value::Bool(None),
+            Kind::Text => Value::String(None),
+        });
+    }
+    let text = || {
+        value
+            .as_str()
+            .ok_or_else(|| format!("expected text, got {value}"))
+    };
+    Ok(match kind {
+        Kind::Uuid => Value::Uuid(Some(Uuid::parse_str(text()?).map_err(|e| e.to_string())?)),
+        Kind::Text => Value::String(Some(text()?.to_owned())),
+        Kind::Json => {
+            let doc = match value {
+                Json::String(s) => serde_json::from_str(s).map_err(|e| e.to_string())?,
+                other => other.clone(),
+            };
+            Value::Json(Some(Box::new(doc)))
+        }
+        Kind::Timestamp => Value::ChronoDateTimeUtc(Some(parse_timestamp(text()?)?)),
+        Kind::UuidList => {
+            let ids: Vec<Uuid> = match value {
+                Json::String(s) => serde_json::from_str(s).map_err(|e| e.to_string())?,
+                other => serde_json::from_value(other.clone()).map_err(|e| e.to_string())?,
+            };
+            Value::Array(
+                ArrayType::Uuid,
+                Some(Box::new(
+                    ids.into_iter().map(|u| Value::Uuid(Some(u))).collect(),
+                )),
+            )
+        }
+        Kind::Int => Value::BigInt(Some(
+            value
+                .as_i64()
+                .ok_or_else(|| format!("expected an integer, got {value}"))?,
+        )),
+        Kind::Bool => Value::Bool(Some(match value {
+            Json::Bool(b) => *b,
+            Json::Number(n) => n.as_i64() == Some(1),
+            other => return Err(format!("expected a boolean, got {other}")),
+        })),
+    })
+}
+
+/// A wire value as SQLite stores it (text, integer or NULL).
+pub(crate) fn to_sqlite_value(kind: Kind, value: &Json) -> Value {
+    match (kind, value) {
+        (_, Json::Null) => Value::String(None),
+        (Kind::Int, v) => Value::BigInt(v.as_i64()),
+        (Kind::Bool, Json::Bool(b)) => Value::BigInt(Some(i64::from(*b))),
+        (Kind::Bool, v) => Value::BigInt(v.as_i64()),
+        (_, Json::String(s)) => Value::String(Some(s.clone())),
+        (_, other) => Value::String(Some(other.to_string())),
+    }
+}
+
+/// Parses the wire's timestamp form (RFC 3339 in general).
+pub(crate) fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc).trunc_subsecs(6))
+        .map_err(|e| format!("{text:?} is not a timestamp: {e}"))
+}
+
+/// The wire's timestamp form.
+pub(crate) fn format_timestamp(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
