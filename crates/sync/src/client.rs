@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use crate::protocol::{Entry, Op, PullRequest, PushBatch, RowValues};
+use crate::protocol::{Entry, Op, PullRequest, PushAck, PushBatch, RowValues};
 use crate::tables::{self, TABLES};
 use crate::transport::{Transport, TransportError};
 use crate::wire;
@@ -185,16 +185,10 @@ impl SyncClient {
             client_id: self.client_id,
             entries,
         };
-        match transport.push(batch).await {
-            Ok(ack) => Ok(self.settle(ack.last_seq, &ack.rejected).await? as usize),
-            Err(TransportError::Gap { last_seq }) => {
-                // The server settled entries this client never heard back about (their
-                // answer was lost); forget those, and the next push starts right.
-                self.settle(last_seq, &[]).await?;
-                Err(TransportError::Gap { last_seq }.into())
-            }
-            Err(e) => Err(e.into()),
-        }
+        // A gap (the outbox lost entries the server never saw) is not retried: no later
+        // push could fill it.
+        let ack = transport.push(batch).await?;
+        Ok(self.settle(&ack).await? as usize)
     }
 
     async fn outbox(&self, limit: usize) -> dal::Result<Vec<Entry>> {
@@ -240,16 +234,40 @@ impl SyncClient {
         })
     }
 
-    /// Forgets entries up to `last_seq`, keeping `rejected` ones as dead letters.
-    async fn settle(&self, last_seq: i64, rejected: &[(i64, String)]) -> dal::Result<u64> {
+    /// Forgets entries up to the acknowledged one, keeps refused ones as dead letters, and
+    /// puts the rows they wrote back to the server's version, in one transaction.
+    async fn settle(&self, ack: &PushAck) -> dal::Result<u64> {
+        let last_seq = ack.last_seq;
         let uow = self.db.begin().await?;
-        for (seq, reason) in rejected.iter().filter(|(s, _)| *s <= last_seq) {
+        for (seq, reason) in ack.rejected.iter().filter(|(s, _)| *s <= last_seq) {
             uow.execute_raw(sql(
                 "INSERT OR IGNORE INTO sync_dead_letters (seq, table_name, row_id, op, changes, base_version, client_time, reason, failed_at) \
                  SELECT seq, table_name, row_id, op, changes, base_version, client_time, ?, ? FROM sync_outbox WHERE seq = ?",
                 vec![reason.clone().into(), wire::format_timestamp(Utc::now()).into(), (*seq).into()],
             ))
             .await?;
+        }
+        if !ack.restore.is_empty() {
+            // The server's version is not a local change.
+            set_state(&uow, "capture", "0").await?;
+            uow.execute_unprepared("PRAGMA defer_foreign_keys = ON")
+                .await?;
+            for (table, id, row) in &ack.restore {
+                match row {
+                    Some(values) => upsert(&uow, table, values, Overwrite::Always).await?,
+                    None => {
+                        let spec = tables::table(table).ok_or_else(|| DalError::InvalidValue {
+                            detail: format!("{table} is not synced"),
+                        })?;
+                        uow.execute_raw(sql(
+                            &format!("DELETE FROM \"{}\" WHERE id = ?", spec.name),
+                            vec![id.to_string().into()],
+                        ))
+                        .await?;
+                    }
+                }
+            }
+            set_state(&uow, "capture", "1").await?;
         }
         let settled = uow
             .execute_raw(sql(
@@ -305,7 +323,7 @@ impl SyncClient {
             if pending.contains(&(table.clone(), id)) {
                 continue;
             }
-            upsert(&uow, table, values).await?;
+            upsert(&uow, table, values, Overwrite::IfNewer).await?;
         }
         let done = page.next.is_none();
         if done {
@@ -351,8 +369,22 @@ async fn pending_rows(uow: &UnitOfWork) -> dal::Result<HashSet<(String, String)>
         .map_err(DalError::from)
 }
 
-/// Stores a server row unless the local copy is as new or newer.
-async fn upsert(uow: &UnitOfWork, table: &str, values: &RowValues) -> dal::Result<()> {
+/// Whether a server row replaces the local copy whatever its version.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Overwrite {
+    /// Only if the server's is newer (pulls: a page may carry an older version).
+    IfNewer,
+    /// Always (undoing a refused local change).
+    Always,
+}
+
+/// Stores a server row, as `overwrite` says.
+async fn upsert(
+    uow: &UnitOfWork,
+    table: &str,
+    values: &RowValues,
+    overwrite: Overwrite,
+) -> dal::Result<()> {
     let spec = tables::table(table).ok_or_else(|| DalError::InvalidValue {
         detail: format!("{table} is not synced"),
     })?;
@@ -374,9 +406,12 @@ async fn upsert(uow: &UnitOfWork, table: &str, values: &RowValues) -> dal::Resul
         .skip(1)
         .map(|c| format!("{c} = excluded.{c}"))
         .collect();
+    let condition = match overwrite {
+        Overwrite::IfNewer => format!(" WHERE excluded.sync_version > \"{table}\".sync_version"),
+        Overwrite::Always => String::new(),
+    };
     let statement = format!(
-        "INSERT INTO \"{table}\" ({}) VALUES ({placeholders}) ON CONFLICT (id) DO UPDATE SET {} \
-         WHERE excluded.sync_version > \"{table}\".sync_version",
+        "INSERT INTO \"{table}\" ({}) VALUES ({placeholders}) ON CONFLICT (id) DO UPDATE SET {}{condition}",
         columns.join(", "),
         updates.join(", ")
     );

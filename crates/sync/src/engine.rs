@@ -67,12 +67,8 @@ async fn push_all(
     options: &SyncOptions,
 ) -> Result<(), SyncError> {
     loop {
-        match client.push_once(transport, options.batch).await {
-            Ok(0) => return Ok(()),
-            Ok(_) => {}
-            // The lost answers are settled now; the next round sends what follows.
-            Err(SyncError::Transport(crate::TransportError::Gap { .. })) => {}
-            Err(e) => return Err(e),
+        if client.push_once(transport, options.batch).await? == 0 {
+            return Ok(());
         }
     }
 }

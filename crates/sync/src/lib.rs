@@ -6,24 +6,30 @@
 //! server's changes back, in the background, with retries. The server decides conflicts
 //! by the order changes reach it, never by client clocks (see [`server`]).
 //!
+//! An application turns it on by configuration; its own calls stay as they are:
+//!
 //! ```no_run
-//! use std::sync::Arc;
 //! use dal::prelude::*;
-//! use sync::{PostgresTransport, SyncClient, SyncEngine, SyncOptions};
+//! use sync::SyncConfig;
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let local = Database::connect(&Config::sqlite("./local.db")).await?;
-//! let server = Database::connect(&Config::postgres("postgres://app@db.example.com/app?sslmode=require")?).await?;
-//! let client = SyncClient::open(local.clone()).await?;
-//! let engine = SyncEngine::start(client, Arc::new(PostgresTransport::new(server)), SyncOptions::default());
-//! // The application uses `local` as always; writes sync in the background.
+//! let local = Database::connect(&Config::from_env()?).await?; // APP_ENV=local: ./local.db
+//! // SYNC_DATABASE_URL=postgres://… turns sync on; unset, the application stays local-only.
+//! let engine = match SyncConfig::from_env()? {
+//!     Some(config) => Some(sync::start(local.clone(), config).await?),
+//!     None => None,
+//! };
+//! // The application uses `local` as always; its writes sync in the background.
 //! local.users().create(NewUser::default()).await?;
-//! engine.sync_now().await?;                 // or wait for the next interval
-//! println!("{:?}", engine.status().await);  // pending, dead-lettered, last success, last error
-//! engine.shutdown().await;
+//! if let Some(engine) = engine {
+//!     engine.sync_now().await?;                 // or wait for the next interval
+//!     println!("{:?}", engine.status().await);  // pending, dead-lettered, last success, last error
+//!     engine.shutdown().await;                  // the outbox is on disk: nothing is lost
+//! }
 //! # Ok(()) }
 //! ```
 
 pub mod client;
+pub mod config;
 pub mod engine;
 pub mod protocol;
 pub mod server;
@@ -33,6 +39,7 @@ pub mod transport;
 mod wire;
 
 pub use client::{DeadLetter, SyncClient, SyncError};
+pub use config::{SyncConfig, SyncConfigError, start};
 pub use engine::{SyncEngine, SyncOptions, SyncStatus};
 pub use server::{PostgresTransport, Server};
 pub use transport::{Transport, TransportError};

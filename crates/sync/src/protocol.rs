@@ -71,6 +71,9 @@ pub struct PushAck {
     /// Entries of the batch the server refused for good, with the reason: the client
     /// keeps them in its dead-letter table.
     pub rejected: Vec<(i64, String)>,
+    /// The server's current version of every row a refused entry wrote (`None`: the
+    /// server has no such row), so the client can undo the refused change locally.
+    pub restore: Vec<(String, Uuid, Option<RowValues>)>,
 }
 
 /// Where a pull is: the window of transaction ids it covers and how far into it.

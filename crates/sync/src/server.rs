@@ -21,9 +21,10 @@
 //! ids from the previous pull's upper bound up to the oldest transaction of this database
 //! still open when the pull starts: every transaction below that bound has finished, so
 //! no change can later appear in a window already read. A transaction still open when a
-//! pull runs sits at or above the bound, so its rows are picked up by a later pull (and
-//! changes committed after it wait for it: they are delayed, never lost). This closes the hole in a
-//! `last_modified > last_sync` cursor, without making writers wait for one another.
+//! pull runs sits at or above the bound, so its rows are picked up by a later pull, and
+//! changes committed after it wait for it: they are delayed, never lost. This closes the
+//! hole in a `last_modified > last_sync` cursor, without making writers wait for one
+//! another.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -198,11 +199,23 @@ async fn apply_batch(uow: &UnitOfWork, batch: &PushBatch) -> dal::Result<Settled
     let rejected = uow
         .query_all_raw(statement(
             uow,
-            "SELECT seq, outcome FROM sync_log WHERE client_id = $1 AND seq BETWEEN $2 AND $3 \
-             AND outcome LIKE 'rejected%' ORDER BY seq",
+            "SELECT seq, outcome, table_name, row_id FROM sync_log WHERE client_id = $1 \
+             AND seq BETWEEN $2 AND $3 AND outcome LIKE 'rejected%' ORDER BY seq",
             vec![client, low.into(), high.into()],
         ))
-        .await?
+        .await?;
+    let mut restore = Vec::new();
+    let mut seen = HashSet::new();
+    for row in &rejected {
+        let table: String = row.try_get("", "table_name")?;
+        let id: Uuid = row.try_get("", "row_id")?;
+        if let Some(spec) = tables::table(&table)
+            && seen.insert((table.clone(), id))
+        {
+            restore.push((table, id, current(uow, spec, id).await?));
+        }
+    }
+    let rejected = rejected
         .iter()
         .map(|r| {
             Ok((
@@ -214,6 +227,7 @@ async fn apply_batch(uow: &UnitOfWork, batch: &PushBatch) -> dal::Result<Settled
     Ok(Settled::Ack(PushAck {
         last_seq: last,
         rejected,
+        restore,
     }))
 }
 
@@ -225,6 +239,37 @@ async fn current(uow: &UnitOfWork, table: &Table, id: Uuid) -> dal::Result<Optio
         .await?;
     row.map(|r| wire::read_row(table, &r).map_err(|e| DalError::from(sea_orm::DbErr::from(e))))
         .transpose()
+}
+
+/// A row may not be written under a parent that was deleted: the delete wins, and the
+/// write is refused instead of leaving a live row under a tombstone.
+async fn refuse_deleted_parents(
+    uow: &UnitOfWork,
+    table: &Table,
+    changes: &RowValues,
+) -> dal::Result<()> {
+    for (column, parent) in table.parents {
+        let Some(id) = changes
+            .get(*column)
+            .and_then(Json::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok())
+        else {
+            continue;
+        };
+        let row = uow
+            .query_one_raw(statement(
+                uow,
+                &format!("SELECT deleted FROM \"{parent}\" WHERE id = $1"),
+                vec![Value::Uuid(Some(id))],
+            ))
+            .await?;
+        if let Some(row) = row
+            && row.try_get::<bool>("", "deleted")?
+        {
+            return Err(refused(format!("{parent} {id} was deleted")));
+        }
+    }
+    Ok(())
 }
 
 fn refused(what: impl Into<String>) -> DalError {
@@ -284,6 +329,7 @@ async fn apply_entry(
         delete(uow, table, entry.row_id).await?;
         return Ok(Outcome::Applied);
     }
+    refuse_deleted_parents(uow, table, &entry.changes).await?;
     match existing {
         None if entry.op == Op::Insert => {
             insert(uow, table, client, entry).await?;

@@ -642,7 +642,7 @@ async fn random_edits_under_faults_converge_exactly_once() {
         Err(_) => vec![1, 2, 3, 4, 5],
     };
     for seed in seeds {
-        let clients = 3 * scale.min(4);
+        let clients = (3 + seed as usize % 3) * scale.min(4); // 3 to 5 clients
         run_postgres(|t| async move {
             let offsets = vec![chrono::Duration::zero(); clients];
             let outcome = simulate(&t, seed, &offsets, 300 * scale).await;
@@ -906,6 +906,124 @@ async fn the_engine_syncs_in_the_background_reports_status_and_stops_cleanly() {
         engine.shutdown().await;
         let status_after: u64 = client.pending().await.unwrap();
         assert_eq!(status_after, 0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_alone_turns_sync_on() {
+    run_postgres(|t| async move {
+        let (_, project) = server_world(&t.db).await;
+        let dir = tempfile::tempdir().unwrap();
+        let local = Database::connect(&Config::sqlite(dir.path().join("app.db")))
+            .await
+            .unwrap();
+        let config = sync::SyncConfig {
+            server: t.config.clone(),
+            options: SyncOptions::default(),
+        };
+        let engine = sync::start(local.clone(), config).await.unwrap();
+        engine.sync_now().await.unwrap();
+        // The application's own calls, unchanged.
+        let task = local
+            .tasks()
+            .create(NewTask::queued(project, "render", json!({})))
+            .await
+            .unwrap();
+        engine.sync_now().await.unwrap();
+        assert_eq!(t.db.tasks().get(task.id).await.unwrap().project_id, project);
+        engine.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_under_a_deleted_parent_is_refused_kept_and_undone_locally() {
+    run_postgres(|t| async move {
+        let rig = Rig::new(&t);
+        let (_, project) = server_world(&rig.server).await;
+        let (a, b) = (rig.client("a").await, rig.client("b").await);
+        rig.sync(&a).await;
+        let task = a
+            .database()
+            .tasks()
+            .create(NewTask::queued(project, "render", json!({"v": 0})))
+            .await
+            .unwrap();
+        rig.sync(&a).await;
+        rig.sync(&b).await;
+
+        // A deletes the project (and with it the task); B, apart, adds a task to it and
+        // edits the old one.
+        a.database().projects().delete(project).await.unwrap();
+        let orphan = b
+            .database()
+            .tasks()
+            .create(NewTask::queued(project, "render", json!({})))
+            .await
+            .unwrap();
+        let mut edited = b.database().tasks().get(task.id).await.unwrap();
+        edited.params = json!({"v": 1});
+        b.database().tasks().update(edited).await.unwrap();
+        rig.sync(&a).await;
+        rig.sync(&b).await;
+
+        // The new task is refused and kept as a dead letter; the edit lost to the delete.
+        let dead = b.dead_letters().await.unwrap();
+        assert_eq!(dead.len(), 1, "{dead:?}");
+        assert_eq!(
+            (dead[0].row_id.as_str(), dead[0].op.as_str()),
+            (orphan.id.0.to_string().as_str(), "insert")
+        );
+        assert!(dead[0].reason.contains("was deleted"), "{}", dead[0].reason);
+        assert_eq!(b.pending().await.unwrap(), 0);
+        // B's replica is the server's again: no live task under a deleted project.
+        assert!(rig.server.tasks().get(orphan.id).await.is_err());
+        assert!(b.database().tasks().get(orphan.id).await.is_err());
+        let server = rig.server_snapshot().await;
+        assert_eq!(snapshot(b.database()).await.unwrap(), server);
+        rig.sync(&a).await;
+        assert_eq!(snapshot(a.database()).await.unwrap(), server);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbox_with_a_hole_is_refused_not_retried_for_ever() {
+    run_postgres(|t| async move {
+        let rig = Rig::new(&t);
+        let (_, project) = server_world(&rig.server).await;
+        let client = rig.client("holed").await;
+        rig.sync(&client).await;
+        for n in 0..3 {
+            client
+                .database()
+                .tasks()
+                .create(NewTask::queued(project, "render", json!({"n": n})))
+                .await
+                .unwrap();
+        }
+        // An entry the server never saw disappears (a restored backup, a hand edit).
+        client
+            .database()
+            .execute_raw(Statement::from_string(
+                sea_orm::DbBackend::Sqlite,
+                "DELETE FROM sync_outbox WHERE seq = (SELECT min(seq) FROM sync_outbox)",
+            ))
+            .await
+            .unwrap();
+        let err = sync_once(&client, rig.transport.as_ref(), &rig.options)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                sync::SyncError::Transport(TransportError::Gap { last_seq: 0 })
+            ),
+            "{err}"
+        );
+        assert!(!err.is_transient());
+        assert_eq!(client.pending().await.unwrap(), 2, "nothing is dropped");
     })
     .await;
 }
