@@ -144,6 +144,7 @@ async fn create(backend: Backend) -> (Config, Owned) {
             let admin_url = postgres_admin_url();
             let name = format!("dal_test_{}", uuid::Uuid::new_v4().simple());
             let mut admin = admin_connection(&admin_url).await;
+            ensure_cluster_roles(&mut admin).await;
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .execute(&mut admin)
                 .await
@@ -154,6 +155,20 @@ async fn create(backend: Backend) -> (Config, Owned) {
             (config, Owned::Postgres { admin_url, name })
         }
     }
+}
+
+/// Creates the cluster-wide role the row-level-security migration grants to, before any
+/// test migrates. Roles are shared by every database of the cluster, and two first
+/// `CREATE ROLE`s racing in parallel tests fail with `unique_violation`, which that
+/// migration (applied, checksummed, so not edited) only tolerates as `duplicate_object`.
+async fn ensure_cluster_roles(admin: &mut PgConnection) {
+    sqlx::query(
+        "DO $$ BEGIN CREATE ROLE authenticated NOLOGIN; \
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+    )
+    .execute(admin)
+    .await
+    .expect("the authenticated role exists");
 }
 
 async fn drop_database(owned: Owned) {

@@ -101,12 +101,18 @@ impl Server {
 
     /// Reads one page of changes (see [`PullRequest`]).
     pub async fn pull(&self, request: PullRequest) -> Result<PullPage, TransportError> {
+        // The bound is fixed before the page's snapshot: every transaction of this
+        // database below it had committed then, so the later snapshot sees all its rows.
+        let to = match request.to_txid {
+            Some(to) => to,
+            None => horizon(&self.db).await.map_err(transient)?,
+        };
         let uow = self
             .db
             .begin_with(Isolation::RepeatableRead)
             .await
             .map_err(transient)?;
-        let page = read_page(&uow, &request).await.map_err(transient);
+        let page = read_page(&uow, &request, to).await.map_err(transient);
         let _ = uow.rollback().await;
         page
     }
@@ -549,29 +555,51 @@ async fn delete(uow: &UnitOfWork, table: &Table, id: Uuid) -> dal::Result<()> {
 /// The upper bound of a pull: the oldest transaction still open in this database, or the
 /// snapshot's `xmax` if there is none. Transaction ids are cluster-wide, so the plain
 /// snapshot `xmin` would let a long transaction in any other database of the cluster hold
-/// every pull back; an open transaction is skipped only when `pg_stat_activity` positively
-/// places it in another database (one it cannot see, or a prepared one, counts as ours).
-const HORIZON: &str = "WITH s AS (SELECT pg_current_snapshot() AS snap) \
-     SELECT LEAST(pg_snapshot_xmax(snap), \
-       (SELECT x FROM pg_snapshot_xip(snap) AS x \
-        WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a \
-          WHERE a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database()) \
-            AND a.backend_xid::text = (x::text::numeric % 4294967296)::text) \
-        ORDER BY x LIMIT 1))::text AS xmin FROM s";
+/// every pull back. An open transaction is passed over only when `pg_stat_activity`
+/// positively places it in another database or in an autovacuum worker (which never
+/// writes synced rows); one it cannot place at all (it ended between the snapshot and
+/// the activity read, or it is prepared) counts as ours, and `uncertain` says so.
+const HORIZON: &str = "WITH s AS (SELECT pg_current_snapshot() AS snap), \
+     here AS (SELECT oid FROM pg_database WHERE datname = current_database()), \
+     a AS (SELECT backend_xid::text::numeric AS xid32, \
+             coalesce(datid = (SELECT oid FROM here), false) \
+               AND backend_type <> 'autovacuum worker' AS writes_here \
+           FROM pg_stat_activity WHERE backend_xid IS NOT NULL), \
+     c AS (SELECT x, (SELECT bool_or(a.writes_here) FROM a \
+                      WHERE a.xid32 = x::text::numeric % 4294967296) AS writes_here \
+           FROM s, pg_snapshot_xip(s.snap) AS x) \
+     SELECT LEAST(pg_snapshot_xmax(s.snap), b.x)::text AS horizon, \
+            (b.x IS NOT NULL AND b.writes_here IS NULL) AS uncertain \
+     FROM s LEFT JOIN LATERAL (SELECT x, writes_here FROM c \
+       WHERE writes_here IS NOT FALSE ORDER BY x LIMIT 1) b ON true";
 
-async fn read_page(uow: &UnitOfWork, request: &PullRequest) -> dal::Result<PullPage> {
-    let to = match request.to_txid {
-        Some(to) => to,
-        None => {
-            let row = uow
-                .query_one_raw(statement(uow, HORIZON, vec![]))
-                .await?
-                .ok_or_else(|| refused("no snapshot xmin"))?;
-            row.try_get::<String>("", "xmin")?
-                .parse()
-                .map_err(|_| refused("unreadable xmin"))?
+/// How often [`horizon`] looks again when its bound is a transaction it could not place.
+const HORIZON_ATTEMPTS: usize = 4;
+
+/// [`HORIZON`], looked at again (each time with a fresh snapshot and activity view) while
+/// its bound is a transaction it could not place: on a busy cluster that is nearly always
+/// one of another database that just ended, and taking it as ours would hold the pull
+/// back for no reason. After the last attempt the cautious bound stands.
+async fn horizon(db: &Database) -> dal::Result<u64> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let row = db
+            .query_one_raw(Statement::from_string(db.get_database_backend(), HORIZON))
+            .await?
+            .ok_or_else(|| refused("no snapshot horizon"))?;
+        let bound: u64 = row
+            .try_get::<String>("", "horizon")?
+            .parse()
+            .map_err(|_| refused("unreadable horizon"))?;
+        let uncertain: bool = row.try_get("", "uncertain")?;
+        if !uncertain || attempt == HORIZON_ATTEMPTS {
+            return Ok(bound);
         }
-    };
+    }
+}
+
+async fn read_page(uow: &UnitOfWork, request: &PullRequest, to: u64) -> dal::Result<PullPage> {
     let limit = request.limit.clamp(1, 10_000);
     let mut changed: Vec<(usize, RowValues)> = Vec::new();
     let mut next = None;
