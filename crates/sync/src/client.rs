@@ -2,6 +2,7 @@
 //! into the replica.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use dal::prelude::*;
@@ -67,6 +68,9 @@ pub struct SyncClient {
     db: Database,
     client_id: Uuid,
     clock_offset: Duration,
+    /// Held for a whole push (request and settling) or pull page, so a push's answer and
+    /// a pull are never stored out of the order the server produced them in.
+    exchange: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn sql(sql: &str, values: Vec<Value>) -> Statement {
@@ -111,6 +115,7 @@ impl SyncClient {
             None => {
                 let id = Uuid::new_v4();
                 set_state(&uow, "client_id", &id.to_string()).await?;
+                enqueue_existing_rows(&uow).await?;
                 id
             }
         };
@@ -120,6 +125,7 @@ impl SyncClient {
             db,
             client_id,
             clock_offset: Duration::zero(),
+            exchange: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -177,6 +183,7 @@ impl SyncClient {
         transport: &dyn Transport,
         batch: usize,
     ) -> Result<usize, SyncError> {
+        let _exchange = self.exchange.lock().await;
         let entries = self.outbox(batch).await?;
         if entries.is_empty() {
             return Ok(0);
@@ -235,7 +242,9 @@ impl SyncClient {
     }
 
     /// Forgets entries up to the acknowledged one, keeps refused ones as dead letters, and
-    /// puts the rows they wrote back to the server's version, in one transaction.
+    /// stores the server's version of the rows the batch wrote (which undoes a refused
+    /// change), all in one transaction. A row with a later change still waiting keeps it:
+    /// that change's answer brings the row back.
     async fn settle(&self, ack: &PushAck) -> dal::Result<u64> {
         let last_seq = ack.last_seq;
         let uow = self.db.begin().await?;
@@ -247,28 +256,6 @@ impl SyncClient {
             ))
             .await?;
         }
-        if !ack.restore.is_empty() {
-            // The server's version is not a local change.
-            set_state(&uow, "capture", "0").await?;
-            uow.execute_unprepared("PRAGMA defer_foreign_keys = ON")
-                .await?;
-            for (table, id, row) in &ack.restore {
-                match row {
-                    Some(values) => upsert(&uow, table, values, Overwrite::Always).await?,
-                    None => {
-                        let spec = tables::table(table).ok_or_else(|| DalError::InvalidValue {
-                            detail: format!("{table} is not synced"),
-                        })?;
-                        uow.execute_raw(sql(
-                            &format!("DELETE FROM \"{}\" WHERE id = ?", spec.name),
-                            vec![id.to_string().into()],
-                        ))
-                        .await?;
-                    }
-                }
-            }
-            set_state(&uow, "capture", "1").await?;
-        }
         let settled = uow
             .execute_raw(sql(
                 "DELETE FROM sync_outbox WHERE seq <= ?",
@@ -276,6 +263,30 @@ impl SyncClient {
             ))
             .await?
             .rows_affected();
+        // The server's version is not a local change.
+        set_state(&uow, "capture", "0").await?;
+        uow.execute_unprepared("PRAGMA defer_foreign_keys = ON")
+            .await?;
+        let pending = pending_rows(&uow).await?;
+        for (table, id, row) in &ack.rows {
+            if pending.contains(&(table.clone(), id.to_string())) {
+                continue;
+            }
+            match row {
+                Some(values) => upsert(&uow, table, values, Overwrite::Always).await?,
+                None => {
+                    let spec = tables::table(table).ok_or_else(|| DalError::InvalidValue {
+                        detail: format!("{table} is not synced"),
+                    })?;
+                    uow.execute_raw(sql(
+                        &format!("DELETE FROM \"{}\" WHERE id = ?", spec.name),
+                        vec![id.to_string().into()],
+                    ))
+                    .await?;
+                }
+            }
+        }
+        set_state(&uow, "capture", "1").await?;
         uow.commit().await?;
         Ok(settled)
     }
@@ -288,6 +299,7 @@ impl SyncClient {
         transport: &dyn Transport,
         page_size: usize,
     ) -> Result<(usize, bool), SyncError> {
+        let _exchange = self.exchange.lock().await;
         let from: u64 = state(&self.db, "pull_from")
             .await?
             .and_then(|s| s.parse().ok())
@@ -306,6 +318,17 @@ impl SyncClient {
                 limit: page_size,
             })
             .await?;
+        if to.is_none() && page.to_txid < from {
+            // Transaction ids only grow on one server: this is another one (restored
+            // from a dump into a new cluster, say). Start over with a full pull.
+            tracing::warn!(
+                cursor = from,
+                horizon = page.to_txid,
+                "the server's transaction ids are behind this replica's cursor; pulling everything again"
+            );
+            set_state(&self.db, "pull_from", "0").await?;
+            return Ok((0, false));
+        }
         let uow = self.db.begin().await?;
         // Rows written here come from the server: they are not local changes.
         set_state(&uow, "capture", "0").await?;
@@ -346,6 +369,38 @@ impl SyncClient {
         uow.commit().await?;
         Ok((page.rows.len(), done))
     }
+}
+
+/// Puts every live row already in the database into the outbox as an insert, parents
+/// first, when sync is turned on for it: rows written before then were not captured, and
+/// the server must have them before any later change to them can apply. Tombstones of
+/// that time are removed instead: no other replica ever saw those rows.
+async fn enqueue_existing_rows(uow: &UnitOfWork) -> dal::Result<()> {
+    for table in TABLES.iter().rev() {
+        uow.execute_raw(sql(
+            &format!("DELETE FROM \"{}\" WHERE deleted = 1", table.name),
+            vec![],
+        ))
+        .await?;
+    }
+    for table in TABLES.iter() {
+        let values: Vec<String> = table
+            .data_columns()
+            .map(|c| format!("'{c}', \"{c}\""))
+            .collect();
+        uow.execute_raw(sql(
+            &format!(
+                "INSERT INTO sync_outbox (table_name, row_id, op, changes, base_version, client_time) \
+                 SELECT '{name}', id, 'insert', json_object({values}), sync_version, ? \
+                 FROM \"{name}\" WHERE deleted = 0 ORDER BY rowid",
+                name = table.name,
+                values = values.join(", "),
+            ),
+            vec![wire::format_timestamp(Utc::now()).into()],
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 async fn count<E: ConnectionTrait>(db: &E, query: &str) -> dal::Result<u64> {

@@ -1,5 +1,6 @@
 //! [`SyncEngine`]: pushing and pulling in the background, with retries.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::client::{SyncClient, SyncError};
-use crate::transport::Transport;
+use crate::transport::{Transport, TransportError};
 
 /// How often and how much to sync.
 #[derive(Clone, Debug)]
@@ -24,6 +25,9 @@ pub struct SyncOptions {
     pub page: usize,
     /// The longest wait between attempts after transient failures.
     pub max_backoff: Duration,
+    /// The longest one batch or page may take (a dead connection that never answers
+    /// counts as a transient failure after this).
+    pub step_timeout: Duration,
 }
 
 impl Default for SyncOptions {
@@ -34,6 +38,7 @@ impl Default for SyncOptions {
             batch: 200,
             page: 500,
             max_backoff: Duration::from_secs(60),
+            step_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -57,33 +62,57 @@ pub async fn sync_once(
     transport: &dyn Transport,
     options: &SyncOptions,
 ) -> Result<(), SyncError> {
-    push_all(client, transport, options).await?;
-    pull_all(client, transport, options).await
+    let never = AtomicBool::new(false);
+    push_all(client, transport, options, &never).await?;
+    pull_all(client, transport, options, &never).await
 }
 
+/// One batch or page, bounded by `step_timeout`.
+async fn step<T>(
+    options: &SyncOptions,
+    work: impl std::future::Future<Output = Result<T, SyncError>>,
+) -> Result<T, SyncError> {
+    tokio::time::timeout(options.step_timeout, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(SyncError::Transport(TransportError::Transient(format!(
+                "no answer within {:?}",
+                options.step_timeout
+            ))))
+        })
+}
+
+/// Pushes batch after batch until the outbox is empty or `stop` is set (each batch is
+/// settled on its own, so stopping between two loses nothing).
 async fn push_all(
     client: &SyncClient,
     transport: &dyn Transport,
     options: &SyncOptions,
+    stop: &AtomicBool,
 ) -> Result<(), SyncError> {
-    loop {
-        if client.push_once(transport, options.batch).await? == 0 {
-            return Ok(());
+    while !stop.load(Ordering::SeqCst) {
+        if step(options, client.push_once(transport, options.batch)).await? == 0 {
+            break;
         }
     }
+    Ok(())
 }
 
+/// Pulls page after page until the window is exhausted or `stop` is set (each page is
+/// stored with its cursor, so the next pull resumes there).
 async fn pull_all(
     client: &SyncClient,
     transport: &dyn Transport,
     options: &SyncOptions,
+    stop: &AtomicBool,
 ) -> Result<(), SyncError> {
-    loop {
-        let (_, done) = client.pull_once(transport, options.page).await?;
+    while !stop.load(Ordering::SeqCst) {
+        let (_, done) = step(options, client.pull_once(transport, options.page)).await?;
         if done {
-            return Ok(());
+            break;
         }
     }
+    Ok(())
 }
 
 enum Command {
@@ -99,6 +128,7 @@ pub struct SyncEngine {
     client: SyncClient,
     commands: mpsc::Sender<Command>,
     shared: Arc<Mutex<SyncStatus>>,
+    stop: Arc<AtomicBool>,
     task: JoinHandle<()>,
 }
 
@@ -111,9 +141,11 @@ impl SyncEngine {
     ) -> SyncEngine {
         let (commands, mut inbox) = mpsc::channel::<Command>(16);
         let shared = Arc::new(Mutex::new(SyncStatus::default()));
+        let stop = Arc::new(AtomicBool::new(false));
         let task = {
             let client = client.clone();
             let shared = shared.clone();
+            let stop = stop.clone();
             tokio::spawn(async move {
                 let mut next_push = Instant::now();
                 let mut next_pull = Instant::now();
@@ -136,10 +168,21 @@ impl SyncEngine {
                     };
                     let mut result = Ok(());
                     if push {
-                        result = push_all(&client, transport.as_ref(), &options).await;
+                        result = push_all(&client, transport.as_ref(), &options, &stop).await;
                     }
-                    if pull && result.is_ok() {
-                        result = pull_all(&client, transport.as_ref(), &options).await;
+                    // A push refused for good (a hole in the outbox) must not stop the
+                    // replica from receiving changes; an unreachable server would fail
+                    // the pull as well.
+                    let pull_anyway = result.as_ref().is_err_and(|e| !e.is_transient());
+                    if pull && (result.is_ok() || pull_anyway) {
+                        let pulled = pull_all(&client, transport.as_ref(), &options, &stop).await;
+                        result = result.and(pulled);
+                    }
+                    if stop.load(Ordering::SeqCst) {
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Err("the sync engine is stopping".to_owned()));
+                        }
+                        return;
                     }
                     let now = Instant::now();
                     match &result {
@@ -178,6 +221,7 @@ impl SyncEngine {
             client,
             commands,
             shared,
+            stop,
             task,
         }
     }
@@ -208,8 +252,10 @@ impl SyncEngine {
         status
     }
 
-    /// Stops after the current step; nothing local is lost (the outbox is in the database).
+    /// Stops after the current batch or page (not after a whole drain); nothing local is
+    /// lost (the outbox and the pull cursor are in the database).
     pub async fn shutdown(self) {
+        self.stop.store(true, Ordering::SeqCst);
         let (ack, done) = oneshot::channel();
         if self.commands.send(Command::Shutdown(ack)).await.is_ok() {
             let _ = done.await;

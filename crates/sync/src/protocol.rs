@@ -71,9 +71,12 @@ pub struct PushAck {
     /// Entries of the batch the server refused for good, with the reason: the client
     /// keeps them in its dead-letter table.
     pub rejected: Vec<(i64, String)>,
-    /// The server's current version of every row a refused entry wrote (`None`: the
-    /// server has no such row), so the client can undo the refused change locally.
-    pub restore: Vec<(String, Uuid, Option<RowValues>)>,
+    /// The server's version, after the batch, of every row the batch's entries wrote
+    /// (`None`: the server has no such row), after the parents those rows need:
+    /// `(table, id, row)`. The client stores each one it has no later change of its own
+    /// for, which undoes a refused change and catches up with what a pull passed over
+    /// while the change was waiting.
+    pub rows: Vec<(String, Uuid, Option<RowValues>)>,
 }
 
 /// Where a pull is: the window of transaction ids it covers and how far into it.

@@ -144,20 +144,21 @@ async fn apply_batch(uow: &UnitOfWork, batch: &PushBatch) -> dal::Result<Settled
             key: batch.client_id.to_string(),
         })?;
     let mut last: i64 = row.try_get("", "last_seq")?;
-    let first_new = batch.entries.iter().map(|e| e.seq).find(|s| *s > last);
-    if let Some(first) = first_new
-        && first > last + 1
-    {
+    // Already settled entries (a retried batch) are passed over; the rest must follow on
+    // without a hole, checked before anything is written.
+    let follows_on = batch
+        .entries
+        .iter()
+        .map(|e| e.seq)
+        .filter(|seq| *seq > last)
+        .zip(last + 1..)
+        .all(|(seq, expected)| seq == expected);
+    if !follows_on {
         return Ok(Settled::Gap(last));
     }
     let mut touched_shots: BTreeSet<Uuid> = BTreeSet::new();
-    for entry in &batch.entries {
-        if entry.seq <= last {
-            continue; // already settled: a retried batch has no further effect
-        }
-        if entry.seq != last + 1 {
-            return Ok(Settled::Gap(last));
-        }
+    let settled_before = last;
+    for entry in batch.entries.iter().filter(|e| e.seq > settled_before) {
         // Each entry in a savepoint: a refused entry rolls back alone.
         let attempt = uow.begin().await?;
         let outcome = match apply_entry(&attempt, batch.client_id, entry, &mut touched_shots).await
@@ -166,11 +167,13 @@ async fn apply_batch(uow: &UnitOfWork, batch: &PushBatch) -> dal::Result<Settled
                 attempt.commit().await?;
                 outcome
             }
-            Err(e) if e.is_retryable() => return Err(e),
-            Err(e) => {
+            Err(e) if refuses_for_good(&e) => {
                 let _ = attempt.rollback().await;
                 Outcome::Rejected(e.to_string())
             }
+            // Anything else says nothing about the entry (a lost connection, a full
+            // disk): the whole batch is tried again later.
+            Err(e) => return Err(e),
         };
         uow.execute_raw(statement(
             uow,
@@ -210,17 +213,7 @@ async fn apply_batch(uow: &UnitOfWork, batch: &PushBatch) -> dal::Result<Settled
             vec![client, low.into(), high.into()],
         ))
         .await?;
-    let mut restore = Vec::new();
-    let mut seen = HashSet::new();
-    for row in &rejected {
-        let table: String = row.try_get("", "table_name")?;
-        let id: Uuid = row.try_get("", "row_id")?;
-        if let Some(spec) = tables::table(&table)
-            && seen.insert((table.clone(), id))
-        {
-            restore.push((table, id, current(uow, spec, id).await?));
-        }
-    }
+    let rows = rows_after(uow, batch).await?;
     let rejected = rejected
         .iter()
         .map(|r| {
@@ -233,8 +226,89 @@ async fn apply_batch(uow: &UnitOfWork, batch: &PushBatch) -> dal::Result<Settled
     Ok(Settled::Ack(PushAck {
         last_seq: last,
         rejected,
-        restore,
+        rows,
     }))
+}
+
+/// Whether an entry's failure is the server saying no to that write (it is refused and
+/// dead-lettered) rather than trouble applying it (the batch is tried again).
+fn refuses_for_good(e: &DalError) -> bool {
+    matches!(
+        e,
+        DalError::NotFound { .. }
+            | DalError::Conflict { .. }
+            | DalError::MissingParent { .. }
+            | DalError::InvalidValue { .. }
+            | DalError::PermissionDenied { .. }
+    )
+}
+
+/// The server's version of every row the batch wrote, as it stands after the batch
+/// (`None`: the server has no such row), after the parents those rows need.
+async fn rows_after(
+    uow: &UnitOfWork,
+    batch: &PushBatch,
+) -> dal::Result<Vec<(String, Uuid, Option<RowValues>)>> {
+    let mut written: Vec<(usize, Uuid)> = Vec::new();
+    let mut seen = HashSet::new();
+    for entry in &batch.entries {
+        let index = tables::order(&entry.table);
+        if index < TABLES.len() && seen.insert((index, entry.row_id)) {
+            written.push((index, entry.row_id));
+        }
+    }
+    written.sort_by_key(|(index, _)| *index);
+    let mut found: Vec<(usize, RowValues)> = Vec::new();
+    let mut rows = Vec::new();
+    for (index, table) in TABLES.iter().enumerate() {
+        let ids: Vec<Uuid> = written
+            .iter()
+            .filter(|(i, _)| *i == index)
+            .map(|(_, id)| *id)
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let sql = format!("{} WHERE id = ANY($1)", wire::pg_select(table));
+        let array = Value::Array(
+            sea_orm::sea_query::ArrayType::Uuid,
+            Some(Box::new(
+                ids.iter().map(|id| Value::Uuid(Some(*id))).collect(),
+            )),
+        );
+        let mut by_id = std::collections::HashMap::new();
+        for row in uow.query_all_raw(statement(uow, &sql, vec![array])).await? {
+            let values =
+                wire::read_row(table, &row).map_err(|e| DalError::from(sea_orm::DbErr::from(e)))?;
+            if let Some(id) = values
+                .get("id")
+                .and_then(Json::as_str)
+                .and_then(|s| Uuid::parse_str(s).ok())
+            {
+                by_id.insert(id, values);
+            }
+        }
+        for id in ids {
+            let values = by_id.remove(&id);
+            if let Some(values) = &values {
+                found.push((index, values.clone()));
+            }
+            rows.push((table.name.to_owned(), id, values));
+        }
+    }
+    let mut answer: Vec<(String, Uuid, Option<RowValues>)> = ancestors_of(uow, &found)
+        .await?
+        .into_iter()
+        .filter_map(|(table, values)| {
+            let id = values
+                .get("id")
+                .and_then(Json::as_str)
+                .and_then(|s| Uuid::parse_str(s).ok())?;
+            Some((table, id, Some(values)))
+        })
+        .collect();
+    answer.extend(rows);
+    Ok(answer)
 }
 
 /// The current row in wire form, locked for the rest of the transaction.
@@ -265,7 +339,9 @@ async fn refuse_deleted_parents(
         let row = uow
             .query_one_raw(statement(
                 uow,
-                &format!("SELECT deleted FROM \"{parent}\" WHERE id = $1"),
+                // FOR SHARE: a concurrent tombstone (an UPDATE) waits for this batch,
+                // or this read waits for it and sees it.
+                &format!("SELECT deleted FROM \"{parent}\" WHERE id = $1 FOR SHARE"),
                 vec![Value::Uuid(Some(id))],
             ))
             .await?;

@@ -17,6 +17,7 @@ mod scoping;
 mod security;
 mod seeding;
 mod sync;
+mod sync_edges;
 mod tasks;
 mod timeline;
 mod tls;

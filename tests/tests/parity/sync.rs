@@ -17,15 +17,15 @@ use sync::snapshot::{Snapshot, snapshot};
 use sync::{PostgresTransport, SyncClient, SyncEngine, SyncOptions, Transport, TransportError};
 
 /// A server database and a directory for client replicas.
-struct Rig {
-    server: Database,
-    transport: Arc<Faulty>,
+pub(crate) struct Rig {
+    pub(crate) server: Database,
+    pub(crate) transport: Arc<Faulty>,
     dir: tempfile::TempDir,
-    options: SyncOptions,
+    pub(crate) options: SyncOptions,
 }
 
 impl Rig {
-    fn new(t: &TestDb) -> Rig {
+    pub(crate) fn new(t: &TestDb) -> Rig {
         Rig::seeded(t, 0)
     }
 
@@ -42,14 +42,14 @@ impl Rig {
         }
     }
 
-    async fn client(&self, name: &str) -> SyncClient {
+    pub(crate) async fn client(&self, name: &str) -> SyncClient {
         let db = Database::connect(&Config::sqlite(self.dir.path().join(format!("{name}.db"))))
             .await
             .unwrap();
         SyncClient::open(db).await.unwrap()
     }
 
-    async fn sync(&self, client: &SyncClient) {
+    pub(crate) async fn sync(&self, client: &SyncClient) {
         sync_once(client, self.transport.as_ref(), &self.options)
             .await
             .unwrap();
@@ -63,13 +63,13 @@ impl Rig {
         }
     }
 
-    async fn server_snapshot(&self) -> Snapshot {
+    pub(crate) async fn server_snapshot(&self) -> Snapshot {
         snapshot(&self.server).await.unwrap()
     }
 }
 
 /// Rows created on the server with fixed ids: the dummy user and a shared project.
-async fn server_world(server: &Database) -> (Id, Id) {
+pub(crate) async fn server_world(server: &Database) -> (Id, Id) {
     let user = Id(uuid::Uuid::from_u128(1));
     let project = Id(uuid::Uuid::from_u128(2));
     entities::user::ActiveModel {
@@ -93,7 +93,7 @@ async fn server_world(server: &Database) -> (Id, Id) {
     (user, project)
 }
 
-async fn run_postgres<F, Fut>(body: F)
+pub(crate) async fn run_postgres<F, Fut>(body: F)
 where
     F: FnOnce(TestDb) -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -281,11 +281,11 @@ async fn concurrent_edits_converge_by_arrival_and_the_loser_is_logged() {
 
 /// Wraps the real transport: drops requests, drops responses after the server committed,
 /// sends requests twice, or is down altogether; all from a seeded generator.
-struct Faulty {
+pub(crate) struct Faulty {
     inner: PostgresTransport,
     rng: Mutex<StdRng>,
     faults: AtomicBool,
-    down: AtomicBool,
+    pub(crate) down: AtomicBool,
     injected: AtomicUsize,
 }
 

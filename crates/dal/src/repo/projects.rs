@@ -151,13 +151,6 @@ pub(crate) async fn cascade_projects(uow: &crate::UnitOfWork, projects: &[Id]) -
         .from(generation::Entity)
         .and_where(generation::Column::ProjectId.is_in(projects.iter().copied()))
         .to_owned();
-    tombstone::<_, shot_generation::Entity>(
-        uow,
-        Condition::any()
-            .add(shot_generation::Column::ShotId.in_subquery(shots_of))
-            .add(shot_generation::Column::GenerationId.in_subquery(generations_of)),
-    )
-    .await?;
     tombstone::<_, task::Entity>(
         uow,
         Condition::all().add(task::Column::ProjectId.is_in(ids())),
@@ -171,6 +164,15 @@ pub(crate) async fn cascade_projects(uow: &crate::UnitOfWork, projects: &[Id]) -
     tombstone::<_, shot::Entity>(
         uow,
         Condition::all().add(shot::Column::ProjectId.is_in(ids())),
+    )
+    .await?;
+    // Links last: each level is tombstoned after its parents, so a writer that held a
+    // parent (FOR SHARE) until it committed has its child seen by the next statement.
+    tombstone::<_, shot_generation::Entity>(
+        uow,
+        Condition::any()
+            .add(shot_generation::Column::ShotId.in_subquery(shots_of))
+            .add(shot_generation::Column::GenerationId.in_subquery(generations_of)),
     )
     .await?;
     Ok(())

@@ -1,0 +1,334 @@
+//! Sync at its edges: rows that predate sync, a pull that passes over a pending row, holes,
+//! refusals whose answer needs new parents, a cursor from another server, and a child
+//! written while its parent is deleted. Each is a bug a review found; each test failed
+//! before its fix.
+
+use std::time::Duration;
+
+use dal::prelude::*;
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::json;
+use sync::engine::sync_once;
+use sync::snapshot::snapshot;
+use sync::{SyncClient, SyncEngine, Transport, TransportError};
+
+use crate::sync::{Rig, run_postgres, server_world};
+
+/// Pulls until the window is exhausted, pushing nothing.
+async fn pull_only(client: &SyncClient, transport: &dyn Transport) {
+    while !client.pull_once(transport, 40).await.unwrap().1 {}
+}
+
+async fn sqlite_exec(db: &Database, sql: &str) {
+    db.execute_raw(Statement::from_string(sea_orm::DbBackend::Sqlite, sql))
+        .await
+        .unwrap();
+}
+
+async fn server_count(server: &Database, sql: &str) -> i64 {
+    server
+        .query_one_raw(Statement::from_string(sea_orm::DbBackend::Postgres, sql))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "n")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_written_before_sync_was_turned_on_reach_the_server() {
+    run_postgres(|t| async move {
+        let rig = Rig::new(&t);
+        // An app that ran local-only for a while.
+        let path = tempfile::tempdir().unwrap();
+        let local = Database::connect(&Config::sqlite(path.path().join("app.db")))
+            .await
+            .unwrap();
+        local.migrate().await.unwrap();
+        let user = local.users().create(NewUser::default()).await.unwrap();
+        let project = local
+            .projects()
+            .create(NewProject::new(user.id, "made offline"))
+            .await
+            .unwrap();
+        let task = local
+            .tasks()
+            .create(NewTask::queued(project.id, "render", json!({"n": 1})))
+            .await
+            .unwrap();
+        let gone = local
+            .tasks()
+            .create(NewTask::queued(project.id, "render", json!({"n": 2})))
+            .await
+            .unwrap();
+        local.tasks().delete(gone.id).await.unwrap();
+
+        let client = SyncClient::open(local.clone()).await.unwrap();
+        assert_eq!(
+            client.pending().await.unwrap(),
+            3,
+            "user, project, live task"
+        );
+        // Edited after sync was turned on: applies on top of the row's first push.
+        let mut renamed = local.projects().get(project.id).await.unwrap();
+        renamed.name = "renamed".into();
+        local.projects().update(renamed).await.unwrap();
+        rig.sync(&client).await;
+
+        assert!(client.dead_letters().await.unwrap().is_empty());
+        assert_eq!(
+            rig.server.projects().get(project.id).await.unwrap().name,
+            "renamed"
+        );
+        assert_eq!(rig.server.tasks().get(task.id).await.unwrap().id, task.id);
+        assert!(local.tasks().get(task.id).await.is_ok(), "kept locally");
+        assert_eq!(snapshot(&local).await.unwrap(), rig.server_snapshot().await);
+        // Reopening does not queue them again.
+        drop(client);
+        let again = SyncClient::open(local.clone()).await.unwrap();
+        assert_eq!(again.pending().await.unwrap(), 0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_a_pull_passed_over_still_arrives() {
+    run_postgres(|t| async move {
+        let rig = Rig::new(&t);
+        let (_, project) = server_world(&rig.server).await;
+        let (a, b) = (rig.client("a").await, rig.client("b").await);
+        rig.sync(&a).await;
+        let task = a
+            .database()
+            .tasks()
+            .create(NewTask::queued(project, "render", json!({"v": 0})))
+            .await
+            .unwrap();
+        rig.sync(&a).await;
+        rig.sync(&b).await;
+
+        a.database().tasks().delete(task.id).await.unwrap();
+        rig.sync(&a).await;
+        // B edits the task, then pulls before pushing: the pull keeps B's pending edit
+        // and passes over the tombstone.
+        let mut edited = b.database().tasks().get(task.id).await.unwrap();
+        edited.params = json!({"v": 1});
+        b.database().tasks().update(edited).await.unwrap();
+        pull_only(&b, rig.transport.as_ref()).await;
+        assert!(b.database().tasks().get(task.id).await.is_ok());
+        // B's push loses to the delete, and its answer carries the tombstone.
+        rig.sync(&b).await;
+        assert!(b.database().tasks().get(task.id).await.is_err());
+        assert_eq!(
+            snapshot(b.database()).await.unwrap(),
+            rig.server_snapshot().await
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hole_inside_a_batch_writes_nothing_and_pulls_go_on() {
+    run_postgres(|t| async move {
+        let rig = Rig::new(&t);
+        let (_, project) = server_world(&rig.server).await;
+        let client = rig.client("holed").await;
+        rig.sync(&client).await;
+        for n in 0..4 {
+            client
+                .database()
+                .tasks()
+                .create(NewTask::queued(project, "render", json!({"n": n})))
+                .await
+                .unwrap();
+        }
+        // seq 1, 2, 4, 5: the batch starts right but has a hole in the middle.
+        sqlite_exec(
+            client.database(),
+            "DELETE FROM sync_outbox WHERE seq = (SELECT min(seq) + 2 FROM sync_outbox)",
+        )
+        .await;
+        let err = sync_once(&client, rig.transport.as_ref(), &rig.options)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                sync::SyncError::Transport(TransportError::Gap { last_seq: 0 })
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            server_count(&rig.server, "SELECT count(*) AS n FROM sync_log").await,
+            0,
+            "no part of the batch is applied"
+        );
+        assert_eq!(
+            server_count(&rig.server, "SELECT count(*) AS n FROM tasks").await,
+            0
+        );
+        assert_eq!(client.pending().await.unwrap(), 3);
+
+        // The engine keeps pulling although the push is refused.
+        let other = rig
+            .server
+            .tasks()
+            .create(NewTask::queued(project, "from elsewhere", json!({})))
+            .await
+            .unwrap();
+        let engine = SyncEngine::start(client.clone(), rig.transport.clone(), rig.options.clone());
+        assert!(engine.sync_now().await.is_err());
+        assert!(client.database().tasks().get(other.id).await.is_ok());
+        engine.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_whose_row_moved_to_a_project_the_client_lacks_settles() {
+    run_postgres(|t| async move {
+        let rig = Rig::new(&t);
+        let (user, project) = server_world(&rig.server).await;
+        let doomed = rig
+            .server
+            .projects()
+            .create(NewProject::new(user, "doomed"))
+            .await
+            .unwrap();
+        let task = rig
+            .server
+            .tasks()
+            .create(NewTask::queued(project, "render", json!({})))
+            .await
+            .unwrap();
+        let (a, b) = (rig.client("a").await, rig.client("b").await);
+        rig.sync(&a).await;
+        rig.sync(&b).await;
+
+        // A moves the task to a project B has never seen and deletes "doomed".
+        let fresh = a
+            .database()
+            .projects()
+            .create(NewProject::new(user, "fresh"))
+            .await
+            .unwrap();
+        let mut moved = a.database().tasks().get(task.id).await.unwrap();
+        moved.project_id = fresh.id;
+        a.database().tasks().update(moved).await.unwrap();
+        a.database().projects().delete(doomed.id).await.unwrap();
+        rig.sync(&a).await;
+
+        // B, not having pulled, moves the task to "doomed": refused, and the server's
+        // version of the task points at "fresh", which comes with the answer.
+        let mut moved = b.database().tasks().get(task.id).await.unwrap();
+        moved.project_id = doomed.id;
+        b.database().tasks().update(moved).await.unwrap();
+        rig.sync(&b).await;
+
+        assert_eq!(b.dead_letters().await.unwrap().len(), 1);
+        assert_eq!(
+            b.database().tasks().get(task.id).await.unwrap().project_id,
+            fresh.id
+        );
+        assert_eq!(
+            snapshot(b.database()).await.unwrap(),
+            rig.server_snapshot().await
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_from_another_server_pulls_everything_again() {
+    run_postgres(|t| async move {
+        let rig = Rig::new(&t);
+        let (_, project) = server_world(&rig.server).await;
+        let client = rig.client("moved").await;
+        rig.sync(&client).await;
+        // As if the replica had last pulled from a server far ahead of this one.
+        sqlite_exec(
+            client.database(),
+            "UPDATE sync_state SET value = '9000000000000' WHERE key = 'pull_from'",
+        )
+        .await;
+        let task = rig
+            .server
+            .tasks()
+            .create(NewTask::queued(project, "render", json!({})))
+            .await
+            .unwrap();
+        rig.sync(&client).await;
+        assert!(client.database().tasks().get(task.id).await.is_ok());
+        assert_eq!(
+            snapshot(client.database()).await.unwrap(),
+            rig.server_snapshot().await
+        );
+    })
+    .await;
+}
+
+/// Holds a timeline entry's parents FOR SHARE (as the server does before writing under
+/// them) in an open transaction, writes the entry, and deletes the project meanwhile from
+/// another connection: the delete's cascade waits at the shot, then takes the entry too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_written_while_its_project_is_deleted_goes_with_it() {
+    run_postgres(|t| async move {
+        let server = t.db.clone();
+        let (_, project) = server_world(&server).await;
+        let shot = server
+            .shots()
+            .create(NewShot::new(project, "opening"))
+            .await
+            .unwrap();
+        let generation = server
+            .generations()
+            .create(NewGeneration {
+                project_id: project,
+                tasks: vec![],
+                location: None,
+                generation_type: Some("image".into()),
+            })
+            .await
+            .unwrap();
+
+        let writer = server.begin().await.unwrap();
+        // A timeline entry's parents are the shot and the generation, not the project.
+        for (table, id) in [("shots", shot.id), ("generations", generation.id)] {
+            writer
+                .execute_raw(Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    format!(
+                        "SELECT deleted FROM {table} WHERE id = '{}' FOR SHARE",
+                        id.0
+                    ),
+                ))
+                .await
+                .unwrap();
+        }
+        let link = writer
+            .shots()
+            .add_to_timeline(shot.id, generation.id, None)
+            .await
+            .unwrap();
+
+        let deleter = {
+            let server = server.clone();
+            tokio::spawn(async move { server.projects().delete(project).await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!deleter.is_finished(), "the delete waits for the writer");
+        writer.commit().await.unwrap();
+        deleter.await.unwrap().unwrap();
+
+        let live_links = server_count(
+            &server,
+            &format!(
+                "SELECT count(*) AS n FROM shot_generations WHERE id = '{}' AND NOT deleted",
+                link.id.0
+            ),
+        )
+        .await;
+        assert_eq!(live_links, 0, "a live timeline entry under a deleted shot");
+    })
+    .await;
+}
