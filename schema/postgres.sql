@@ -17,7 +17,7 @@ CREATE TABLE generations (
     CONSTRAINT generations_project_id_fkey FOREIGN KEY (project_id) REFERENCES projects(id) ON DELETE CASCADE
 );
 CREATE INDEX generations_project_id_idx ON generations USING btree (project_id);
-CREATE INDEX generations_sync_txid_idx ON generations USING btree (sync_txid);
+CREATE INDEX generations_sync_txid_id_idx ON generations USING btree (sync_txid, id);
 
 CREATE TABLE projects (
     id uuid NOT NULL DEFAULT gen_random_uuid(),
@@ -32,7 +32,7 @@ CREATE TABLE projects (
     CONSTRAINT projects_pkey PRIMARY KEY (id),
     CONSTRAINT projects_user_id_fkey FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE
 );
-CREATE INDEX projects_sync_txid_idx ON projects USING btree (sync_txid);
+CREATE INDEX projects_sync_txid_id_idx ON projects USING btree (sync_txid, id);
 CREATE INDEX projects_user_id_idx ON projects USING btree (user_id);
 
 CREATE TABLE shot_generations (
@@ -51,7 +51,7 @@ CREATE TABLE shot_generations (
 );
 CREATE INDEX shot_generations_generation_id_idx ON shot_generations USING btree (generation_id);
 CREATE INDEX shot_generations_shot_id_idx ON shot_generations USING btree (shot_id);
-CREATE INDEX shot_generations_sync_txid_idx ON shot_generations USING btree (sync_txid);
+CREATE INDEX shot_generations_sync_txid_id_idx ON shot_generations USING btree (sync_txid, id);
 
 CREATE TABLE shots (
     id uuid NOT NULL DEFAULT gen_random_uuid(),
@@ -68,7 +68,7 @@ CREATE TABLE shots (
     CONSTRAINT shots_project_id_fkey FOREIGN KEY (project_id) REFERENCES projects(id) ON DELETE CASCADE
 );
 CREATE INDEX shots_project_id_idx ON shots USING btree (project_id);
-CREATE INDEX shots_sync_txid_idx ON shots USING btree (sync_txid);
+CREATE INDEX shots_sync_txid_id_idx ON shots USING btree (sync_txid, id);
 
 CREATE TABLE sync_clients (
     client_id uuid NOT NULL,
@@ -122,7 +122,7 @@ CREATE TABLE tasks (
     CONSTRAINT tasks_status_check CHECK ((status = ANY (ARRAY['Pending'::text, 'In Progress'::text, 'Complete'::text, 'Failed'::text, 'Queued'::text, 'Cancelled'::text])))
 );
 CREATE INDEX tasks_project_id_idx ON tasks USING btree (project_id);
-CREATE INDEX tasks_sync_txid_idx ON tasks USING btree (sync_txid);
+CREATE INDEX tasks_sync_txid_id_idx ON tasks USING btree (sync_txid, id);
 
 CREATE TABLE users (
     id uuid NOT NULL DEFAULT gen_random_uuid(),
@@ -137,4 +137,4 @@ CREATE TABLE users (
     CONSTRAINT users_email_key UNIQUE (email),
     CONSTRAINT users_pkey PRIMARY KEY (id)
 );
-CREATE INDEX users_sync_txid_idx ON users USING btree (sync_txid);
+CREATE INDEX users_sync_txid_id_idx ON users USING btree (sync_txid, id);

@@ -60,4 +60,5 @@ history! {
     m20250601_000001_initial_schema,
     m20250602_000001_row_level_security,
     m20250603_000001_sync,
+    m20261123_112756_sync_pull_order_index,
 }
