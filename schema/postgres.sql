@@ -99,6 +99,7 @@ CREATE TABLE sync_log (
     op text NOT NULL,
     outcome text NOT NULL,
     applied_at timestamp with time zone NOT NULL DEFAULT now(),
+    entry_digest text,
     CONSTRAINT sync_log_pkey PRIMARY KEY (client_id, seq)
 );
 

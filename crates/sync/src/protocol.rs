@@ -53,6 +53,26 @@ pub struct Entry {
     pub client_time: String,
 }
 
+impl Entry {
+    /// A digest of what the entry writes (table, row, operation, changes, base version;
+    /// not the client's clock), which the server keeps to tell a retry from a different
+    /// write that reuses a sequence number.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let canonical = serde_json::json!([
+            self.table,
+            self.row_id,
+            self.op,
+            self.changes,
+            self.base_version
+        ]);
+        Sha256::digest(canonical.to_string().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
 /// A batch of entries, in sequence order, from one client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PushBatch {

@@ -96,6 +96,7 @@ impl Server {
         match outcome {
             Settled::Ack(ack) => Ok(ack),
             Settled::Gap(last_seq) => Err(TransportError::Gap { last_seq }),
+            Settled::Diverged(seq) => Err(TransportError::Diverged { seq }),
         }
     }
 
@@ -118,10 +119,12 @@ impl Server {
     }
 }
 
-/// A batch's result: acknowledged, or refused because it does not follow on.
+/// A batch's result: acknowledged, or refused because it does not follow on, or because
+/// it reuses a settled sequence number for a different write.
 enum Settled {
     Ack(PushAck),
     Gap(i64),
+    Diverged(i64),
 }
 
 async fn apply_batch(uow: &UnitOfWork, batch: &PushBatch) -> dal::Result<Settled> {
@@ -156,6 +159,9 @@ async fn apply_batch(uow: &UnitOfWork, batch: &PushBatch) -> dal::Result<Settled
     if !follows_on {
         return Ok(Settled::Gap(last));
     }
+    if let Some(seq) = reused_sequence(uow, batch, last).await? {
+        return Ok(Settled::Diverged(seq));
+    }
     let mut touched_shots: BTreeSet<Uuid> = BTreeSet::new();
     let settled_before = last;
     for entry in batch.entries.iter().filter(|e| e.seq > settled_before) {
@@ -177,7 +183,7 @@ async fn apply_batch(uow: &UnitOfWork, batch: &PushBatch) -> dal::Result<Settled
         };
         uow.execute_raw(statement(
             uow,
-            "INSERT INTO sync_log (client_id, seq, table_name, row_id, op, outcome) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO sync_log (client_id, seq, table_name, row_id, op, outcome, entry_digest) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             vec![
                 client.clone(),
                 entry.seq.into(),
@@ -185,6 +191,7 @@ async fn apply_batch(uow: &UnitOfWork, batch: &PushBatch) -> dal::Result<Settled
                 Value::Uuid(Some(entry.row_id)),
                 format!("{:?}", entry.op).to_lowercase().into(),
                 outcome.label().into(),
+                entry.digest().into(),
             ],
         ))
         .await?;
@@ -228,6 +235,41 @@ async fn apply_batch(uow: &UnitOfWork, batch: &PushBatch) -> dal::Result<Settled
         rejected,
         rows,
     }))
+}
+
+/// The first entry of `batch` at or below `last` (settled before) whose write differs
+/// from the one the server settled under its number; `None` when all are retries.
+async fn reused_sequence(
+    uow: &UnitOfWork,
+    batch: &PushBatch,
+    last: i64,
+) -> dal::Result<Option<i64>> {
+    let settled: Vec<&Entry> = batch.entries.iter().filter(|e| e.seq <= last).collect();
+    let (Some(low), Some(high)) = (
+        settled.iter().map(|e| e.seq).min(),
+        settled.iter().map(|e| e.seq).max(),
+    ) else {
+        return Ok(None);
+    };
+    let logged = uow
+        .query_all_raw(statement(
+            uow,
+            "SELECT seq, entry_digest FROM sync_log WHERE client_id = $1 AND seq BETWEEN $2 AND $3 \
+             AND entry_digest IS NOT NULL",
+            vec![Value::Uuid(Some(batch.client_id)), low.into(), high.into()],
+        ))
+        .await?;
+    let mut digests = std::collections::HashMap::new();
+    for row in &logged {
+        digests.insert(
+            row.try_get::<i64>("", "seq")?,
+            row.try_get::<String>("", "entry_digest")?,
+        );
+    }
+    Ok(settled
+        .iter()
+        .find(|e| digests.get(&e.seq).is_some_and(|d| *d != e.digest()))
+        .map(|e| e.seq))
 }
 
 /// Whether an entry's failure is the server saying no to that write (it is refused and

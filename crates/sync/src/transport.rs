@@ -19,6 +19,17 @@ pub enum TransportError {
         /// The client's last settled sequence number on the server.
         last_seq: i64,
     },
+    /// The server already applied sequence number `seq` of this client to a different
+    /// write: this outbox does not continue the history the server has for its client id
+    /// (the database was restored from a backup, or copied to a second device). Nothing
+    /// of the batch is applied.
+    #[error(
+        "sequence number {seq} was already applied to a different write: this replica does not continue its client's history (restored or copied database)"
+    )]
+    Diverged {
+        /// The first reused sequence number.
+        seq: i64,
+    },
     /// The server will not accept this request, now or later.
     #[error("refused: {0}")]
     Refused(String),

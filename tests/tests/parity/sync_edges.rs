@@ -332,3 +332,64 @@ async fn a_child_written_while_its_project_is_deleted_goes_with_it() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copied_replica_reusing_sequence_numbers_is_refused_not_dropped() {
+    run_postgres(|t| async move {
+        let rig = Rig::new(&t);
+        let (_, project) = server_world(&rig.server).await;
+        let original = rig.client("original").await;
+        rig.sync(&original).await;
+        let first = original
+            .database()
+            .tasks()
+            .create(NewTask::queued(project, "render", json!({"n": 1})))
+            .await
+            .unwrap();
+        // A copy of the database taken now (a backup, a second device): same client id,
+        // the same first entry still in its outbox.
+        let copy_path = tempfile::tempdir().unwrap();
+        let copy_file = copy_path.path().join("copy.db");
+        sqlite_exec(
+            original.database(),
+            &format!("VACUUM INTO '{}'", copy_file.display()),
+        )
+        .await;
+        original
+            .database()
+            .tasks()
+            .create(NewTask::queued(project, "render", json!({"n": 2})))
+            .await
+            .unwrap();
+        rig.sync(&original).await;
+
+        let copy = SyncClient::open(
+            Database::connect(&Config::sqlite(&copy_file))
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(copy.client_id(), original.client_id());
+        let only_on_copy = copy
+            .database()
+            .tasks()
+            .create(NewTask::queued(project, "render", json!({"n": 3})))
+            .await
+            .unwrap();
+        let err = sync_once(&copy, rig.transport.as_ref(), &rig.options)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                sync::SyncError::Transport(TransportError::Diverged { seq: 2 })
+            ),
+            "{err}"
+        );
+        assert_eq!(copy.pending().await.unwrap(), 2, "nothing is dropped");
+        assert!(rig.server.tasks().get(only_on_copy.id).await.is_err());
+        assert!(rig.server.tasks().get(first.id).await.is_ok());
+    })
+    .await;
+}
