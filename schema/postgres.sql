@@ -100,8 +100,11 @@ CREATE TABLE sync_log (
     outcome text NOT NULL,
     applied_at timestamp with time zone NOT NULL DEFAULT now(),
     entry_digest text,
+    changed_columns text[],
+    row_version bigint,
     CONSTRAINT sync_log_pkey PRIMARY KEY (client_id, seq)
 );
+CREATE INDEX sync_log_row_idx ON sync_log USING btree (row_id, row_version);
 
 CREATE TABLE tasks (
     id uuid NOT NULL DEFAULT gen_random_uuid(),

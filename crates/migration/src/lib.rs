@@ -61,5 +61,5 @@ history! {
     m20250602_000001_row_level_security,
     m20250603_000001_sync,
     m20261123_112756_sync_pull_order_index,
-    m20261123_112940_sync_log_entry_digest,
+    m20261123_112940_sync_log_details,
 }

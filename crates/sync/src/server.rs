@@ -181,9 +181,26 @@ async fn apply_batch(uow: &UnitOfWork, batch: &PushBatch) -> dal::Result<Settled
             // disk): the whole batch is tried again later.
             Err(e) => return Err(e),
         };
+        let row_version = match (&outcome, tables::table(&entry.table)) {
+            (Outcome::Applied, Some(table)) => current(uow, table, entry.row_id)
+                .await?
+                .map(|row| version(&row)),
+            _ => None,
+        };
+        let changed_columns = Value::Array(
+            sea_orm::sea_query::ArrayType::String,
+            Some(Box::new(
+                entry
+                    .changes
+                    .keys()
+                    .map(|c| Value::from(c.clone()))
+                    .collect(),
+            )),
+        );
         uow.execute_raw(statement(
             uow,
-            "INSERT INTO sync_log (client_id, seq, table_name, row_id, op, outcome, entry_digest) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO sync_log (client_id, seq, table_name, row_id, op, outcome, entry_digest, changed_columns, row_version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             vec![
                 client.clone(),
                 entry.seq.into(),
@@ -192,6 +209,8 @@ async fn apply_batch(uow: &UnitOfWork, batch: &PushBatch) -> dal::Result<Settled
                 format!("{:?}", entry.op).to_lowercase().into(),
                 outcome.label().into(),
                 entry.digest().into(),
+                changed_columns,
+                row_version.into(),
             ],
         ))
         .await?;
@@ -435,9 +454,10 @@ async fn apply_entry(
         if is_tombstone(&row) {
             return Ok(Outcome::Noop("already deleted"));
         }
-        if version(&row) != entry.base_version && last_writer(&row) != Some(client) {
-            // The delete wins; what changed since its base is lost. Record it.
-            for column in table.data_columns().filter(|c| *c != "deleted") {
+        let contested = contested_columns(uow, client, entry, &row).await?;
+        // The delete wins; what others changed since its base is lost. Record it.
+        for column in table.data_columns().filter(|c| *c != "deleted") {
+            if contested.contains(column) {
                 record_conflict(
                     uow,
                     client,
@@ -486,29 +506,93 @@ async fn apply_entry(
             Ok(Outcome::Noop("the row was deleted"))
         }
         Some(row) => {
-            let concurrent =
-                version(&row) != entry.base_version && last_writer(&row) != Some(client);
-            if concurrent {
-                for (column, value) in &entry.changes {
-                    let theirs = row.get(column.as_str());
-                    if theirs != Some(value) && !same_value(table, column, theirs, value) {
-                        record_conflict(
-                            uow,
-                            client,
-                            entry,
-                            column,
-                            theirs,
-                            Some(value),
-                            "last-write-to-arrive-wins",
-                        )
-                        .await?;
-                    }
+            let contested = contested_columns(uow, client, entry, &row).await?;
+            for (column, value) in &entry.changes {
+                let theirs = row.get(column.as_str());
+                // `updated_at` changes with every write: it follows the last one silently.
+                if contested.contains(column)
+                    && column != "updated_at"
+                    && theirs != Some(value)
+                    && !same_value(table, column, theirs, value)
+                {
+                    record_conflict(
+                        uow,
+                        client,
+                        entry,
+                        column,
+                        theirs,
+                        Some(value),
+                        "last-write-to-arrive-wins",
+                    )
+                    .await?;
                 }
             }
             update(uow, table, client, entry, &entry.changes).await?;
             Ok(Outcome::Applied)
         }
     }
+}
+
+/// Which columns of a row other writers changed since an entry's base version.
+enum Contested {
+    /// Exactly these: the log accounts for every version since the base.
+    Columns(HashSet<String>),
+    /// Some version since the base was written outside sync (directly on the server, or
+    /// by a timeline renumbering): every column counts when the row's last writer is
+    /// someone else (`true`).
+    Unknown(bool),
+}
+
+impl Contested {
+    fn contains(&self, column: &str) -> bool {
+        match self {
+            Contested::Columns(columns) => columns.contains(column),
+            Contested::Unknown(others) => *others,
+        }
+    }
+}
+
+/// What other writers changed in `row` between the entry's base version and now, from the
+/// log of the versions sync wrote. The client's own earlier entries never conflict with
+/// it; they are why a base can be behind without anyone else having written.
+async fn contested_columns(
+    uow: &UnitOfWork,
+    client: Uuid,
+    entry: &Entry,
+    row: &RowValues,
+) -> dal::Result<Contested> {
+    let (base, now) = (entry.base_version, version(row));
+    if now <= base {
+        return Ok(Contested::Columns(HashSet::new()));
+    }
+    let log = uow
+        .query_all_raw(statement(
+            uow,
+            "SELECT client_id, array_to_string(changed_columns, ',') AS columns, row_version \
+             FROM sync_log WHERE row_id = $1 AND table_name = $2 \
+             AND row_version > $3 AND row_version <= $4",
+            vec![
+                Value::Uuid(Some(entry.row_id)),
+                entry.table.clone().into(),
+                base.into(),
+                now.into(),
+            ],
+        ))
+        .await?;
+    let mut versions = HashSet::new();
+    let mut columns = HashSet::new();
+    for row in &log {
+        versions.insert(row.try_get::<i64>("", "row_version")?);
+        if row.try_get::<Uuid>("", "client_id")? != client {
+            let changed: String = row.try_get("", "columns")?;
+            columns.extend(changed.split(',').map(str::to_owned));
+        }
+    }
+    Ok(if versions.len() as i64 == now - base {
+        Contested::Columns(columns)
+    } else {
+        Contested::Unknown(last_writer(row) != Some(client))
+    })
 }
 
 /// Whether two wire values mean the same (JSON documents compare as documents).

@@ -43,6 +43,12 @@ pub(crate) fn read_row(table: &Table, row: &QueryResult) -> Result<RowValues, Tr
                 .try_get::<Option<i64>>("", name)
                 .map(|v| v.map(Json::from)),
             Kind::Bool => read_bool(row, name),
+            // In the form a local write produces (compact, keys sorted), not Postgres's
+            // `jsonb` text: otherwise the replica's capture would see every JSON column of
+            // an updated row as changed, and send (and win with) an unchanged value.
+            Kind::Json => row
+                .try_get::<Option<String>>("", name)
+                .map(|v| v.map(|text| Json::String(canonical_json(text)))),
             _ => row
                 .try_get::<Option<String>>("", name)
                 .map(|v| v.map(Json::String)),
@@ -51,6 +57,14 @@ pub(crate) fn read_row(table: &Table, row: &QueryResult) -> Result<RowValues, Tr
         values.insert((*name).into(), value.unwrap_or(Json::Null));
     }
     Ok(values)
+}
+
+/// `text` re-serialized as serde_json writes it; left as it is if it does not parse.
+fn canonical_json(text: String) -> String {
+    match serde_json::from_str::<Json>(&text) {
+        Ok(doc) => doc.to_string(),
+        Err(_) => text,
+    }
 }
 
 /// A boolean column: Postgres `boolean`, SQLite `0`/`1`.

@@ -393,3 +393,72 @@ async fn a_copied_replica_reusing_sequence_numbers_is_refused_not_dropped() {
     })
     .await;
 }
+
+/// `(column, losing, winning)` of every recorded conflict, oldest first.
+async fn conflicts(server: &Database) -> Vec<(String, String, String)> {
+    server
+        .query_all_raw(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT column_name, losing_value::text AS losing, winning_value::text AS winning \
+             FROM sync_conflicts ORDER BY id",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("", "column_name").unwrap(),
+                r.try_get("", "losing").unwrap(),
+                r.try_get("", "winning").unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_is_recorded_for_exactly_the_columns_another_client_changed() {
+    run_postgres(|t| async move {
+        let rig = Rig::new(&t);
+        let (_, project) = server_world(&rig.server).await;
+        let task = rig
+            .server
+            .tasks()
+            .create(NewTask::queued(project, "render", json!({"v": 0})))
+            .await
+            .unwrap();
+        let (a, b) = (rig.client("a").await, rig.client("b").await);
+        rig.sync(&a).await;
+        rig.sync(&b).await;
+
+        // A, offline, changes the type and then the params (both based on the same
+        // version); B changes the params and syncs first.
+        let mut on_a = a.database().tasks().get(task.id).await.unwrap();
+        on_a.task_type = "upscale".into();
+        let on_a = a.database().tasks().update(on_a).await.unwrap();
+        let mut on_a = on_a;
+        on_a.params = json!({"v": "a"});
+        a.database().tasks().update(on_a).await.unwrap();
+        let mut on_b = b.database().tasks().get(task.id).await.unwrap();
+        on_b.params = json!({"v": "b"});
+        b.database().tasks().update(on_b).await.unwrap();
+        rig.sync(&b).await;
+        rig.sync(&a).await;
+
+        // Only the params were contested (B's lost to A's, which arrived later); the type
+        // was A's alone, and A's second write is not A's own conflict.
+        assert_eq!(
+            conflicts(&rig.server).await,
+            vec![(
+                "params".to_owned(),
+                r#""{\"v\":\"b\"}""#.to_owned(),
+                r#""{\"v\":\"a\"}""#.to_owned()
+            )]
+        );
+        let merged = rig.server.tasks().get(task.id).await.unwrap();
+        assert_eq!(
+            (merged.task_type.as_str(), merged.params),
+            ("upscale", json!({"v": "a"}))
+        );
+    })
+    .await;
+}
