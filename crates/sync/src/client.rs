@@ -273,7 +273,7 @@ impl SyncClient {
                 continue;
             }
             match row {
-                Some(values) => upsert(&uow, table, values, Overwrite::Always).await?,
+                Some(values) => upsert(&uow, table, values, Overwrite::UnlessOlder).await?,
                 None => {
                     let spec = tables::table(table).ok_or_else(|| DalError::InvalidValue {
                         detail: format!("{table} is not synced"),
@@ -424,13 +424,16 @@ async fn pending_rows(uow: &UnitOfWork) -> dal::Result<HashSet<(String, String)>
         .map_err(DalError::from)
 }
 
-/// Whether a server row replaces the local copy whatever its version.
+/// When a server row replaces the local copy.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Overwrite {
     /// Only if the server's is newer (pulls: a page may carry an older version).
     IfNewer,
-    /// Always (undoing a refused local change).
-    Always,
+    /// Unless the local copy is a newer server version (push answers: the row as the
+    /// batch left it). Local writes never raise `sync_version`, so this undoes a refused
+    /// change; and a pull that stored a later version meanwhile (through another
+    /// `SyncClient` on the same file) is not taken back.
+    UnlessOlder,
 }
 
 /// Stores a server row, as `overwrite` says.
@@ -463,7 +466,9 @@ async fn upsert(
         .collect();
     let condition = match overwrite {
         Overwrite::IfNewer => format!(" WHERE excluded.sync_version > \"{table}\".sync_version"),
-        Overwrite::Always => String::new(),
+        Overwrite::UnlessOlder => {
+            format!(" WHERE excluded.sync_version >= \"{table}\".sync_version")
+        }
     };
     let statement = format!(
         "INSERT INTO \"{table}\" ({}) VALUES ({placeholders}) ON CONFLICT (id) DO UPDATE SET {}{condition}",

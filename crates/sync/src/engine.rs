@@ -64,7 +64,8 @@ pub async fn sync_once(
 ) -> Result<(), SyncError> {
     let never = AtomicBool::new(false);
     push_all(client, transport, options, &never).await?;
-    pull_all(client, transport, options, &never).await
+    pull_all(client, transport, options, &never).await?;
+    Ok(())
 }
 
 /// One batch or page, bounded by `step_timeout`.
@@ -82,37 +83,37 @@ async fn step<T>(
         })
 }
 
-/// Pushes batch after batch until the outbox is empty or `stop` is set (each batch is
-/// settled on its own, so stopping between two loses nothing).
+/// Pushes batch after batch until the outbox is empty (`true`) or `stop` is set (`false`;
+/// each batch is settled on its own, so stopping between two loses nothing).
 async fn push_all(
     client: &SyncClient,
     transport: &dyn Transport,
     options: &SyncOptions,
     stop: &AtomicBool,
-) -> Result<(), SyncError> {
+) -> Result<bool, SyncError> {
     while !stop.load(Ordering::SeqCst) {
         if step(options, client.push_once(transport, options.batch)).await? == 0 {
-            break;
+            return Ok(true);
         }
     }
-    Ok(())
+    Ok(false)
 }
 
-/// Pulls page after page until the window is exhausted or `stop` is set (each page is
-/// stored with its cursor, so the next pull resumes there).
+/// Pulls page after page until the window is exhausted (`true`) or `stop` is set
+/// (`false`; each page is stored with its cursor, so the next pull resumes there).
 async fn pull_all(
     client: &SyncClient,
     transport: &dyn Transport,
     options: &SyncOptions,
     stop: &AtomicBool,
-) -> Result<(), SyncError> {
+) -> Result<bool, SyncError> {
     while !stop.load(Ordering::SeqCst) {
         let (_, done) = step(options, client.pull_once(transport, options.page)).await?;
         if done {
-            break;
+            return Ok(true);
         }
     }
-    Ok(())
+    Ok(false)
 }
 
 enum Command {
@@ -166,7 +167,7 @@ impl SyncEngine {
                             (now >= next_push, now >= next_pull, None)
                         }
                     };
-                    let mut result = Ok(());
+                    let mut result = Ok(true);
                     if push {
                         result = push_all(&client, transport.as_ref(), &options, &stop).await;
                     }
@@ -176,14 +177,19 @@ impl SyncEngine {
                     let pull_anyway = result.as_ref().is_err_and(|e| !e.is_transient());
                     if pull && (result.is_ok() || pull_anyway) {
                         let pulled = pull_all(&client, transport.as_ref(), &options, &stop).await;
-                        result = result.and(pulled);
+                        result = result.and_then(|pushed| Ok(pushed && pulled?));
                     }
                     if stop.load(Ordering::SeqCst) {
                         if let Some(reply) = reply {
-                            let _ = reply.send(Err("the sync engine is stopping".to_owned()));
+                            let _ = reply.send(match result {
+                                Ok(true) => Ok(()),
+                                Ok(false) => Err("the sync engine stopped midway".to_owned()),
+                                Err(e) => Err(e.to_string()),
+                            });
                         }
                         return;
                     }
+                    let result = result.map(|_| ());
                     let now = Instant::now();
                     match &result {
                         Ok(()) => {

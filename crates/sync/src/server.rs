@@ -455,6 +455,9 @@ async fn apply_entry(
             return Ok(Outcome::Noop("already deleted"));
         }
         let contested = contested_columns(uow, client, entry, &row).await?;
+        if !delete(uow, table, entry.row_id).await? {
+            return Ok(Outcome::Noop("already gone"));
+        }
         // The delete wins; what others changed since its base is lost. Record it.
         for column in table.data_columns().filter(|c| *c != "deleted") {
             if contested.contains(column) {
@@ -470,7 +473,6 @@ async fn apply_entry(
                 .await?;
             }
         }
-        delete(uow, table, entry.row_id).await?;
         return Ok(Outcome::Applied);
     }
     refuse_deleted_parents(uow, table, &entry.changes).await?;
@@ -738,7 +740,8 @@ async fn update(
 }
 
 /// Deletes through the repositories, so the tombstone cascades to what hangs off the row.
-async fn delete(uow: &UnitOfWork, table: &Table, id: Uuid) -> dal::Result<()> {
+/// `false` when there was nothing live to delete (it went with a parent meanwhile).
+async fn delete(uow: &UnitOfWork, table: &Table, id: Uuid) -> dal::Result<bool> {
     let id = Id(id);
     let result = match table.name {
         "users" => uow.users().delete(id).await,
@@ -749,8 +752,9 @@ async fn delete(uow: &UnitOfWork, table: &Table, id: Uuid) -> dal::Result<()> {
         _ => uow.shots().remove_from_timeline(id).await,
     };
     match result {
-        Err(DalError::NotFound { .. }) => Ok(()),
-        other => other,
+        Ok(()) => Ok(true),
+        Err(DalError::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -913,7 +917,7 @@ async fn ancestors_of(
             if ids.is_empty() {
                 continue;
             }
-            let sql = format!("{} WHERE id = ANY($1)", wire::pg_select(parent));
+            let sql = format!("{} WHERE id = ANY($1) ORDER BY id", wire::pg_select(parent));
             let array = Value::Array(sea_orm::sea_query::ArrayType::Uuid, Some(Box::new(ids)));
             for row in uow.query_all_raw(statement(uow, &sql, vec![array])).await? {
                 let values = wire::read_row(parent, &row)
