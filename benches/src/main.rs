@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use dal::prelude::*;
-use sqlx::{AssertSqlSafe, Connection};
 use uuid::Uuid;
 
 use plain::{Plain, PlainPostgres, PlainSqlite, Row};
@@ -573,18 +572,8 @@ async fn main() {
         print("SQLite", &lines);
     }
     if args.backend != Some(Which::Sqlite) {
-        let name = format!("dal_bench_{}", Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&args.postgres_url)
-            .await
-            .expect("Postgres for the benchmark (DAL_TEST_POSTGRES_URL)");
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let mut url = url_with_database(&args.postgres_url, &name);
-        if !url.contains('?') {
-            url.push_str("?sslmode=prefer");
-        }
+        let scratch = dal_bench::ScratchPostgres::create(&args.postgres_url).await;
+        let url = scratch.url.clone();
         let db = Database::connect(&Config::postgres(&url).unwrap())
             .await
             .unwrap();
@@ -594,19 +583,7 @@ async fn main() {
         print("Postgres", &lines);
         db.close().await.unwrap();
         plain.0.close().await.unwrap();
-        sqlx::query(AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
+        scratch.drop_database().await;
     }
     eprintln!("done in {:.1?}", started.elapsed().max(Duration::ZERO));
-}
-
-fn url_with_database(server: &str, name: &str) -> String {
-    match server.rsplit_once('/') {
-        Some((base, _)) if base.contains("://") && base.matches('/').count() >= 2 => {
-            format!("{base}/{name}")
-        }
-        _ => format!("{server}/{name}"),
-    }
 }

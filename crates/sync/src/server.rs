@@ -828,7 +828,13 @@ async fn read_page(uow: &UnitOfWork, request: &PullRequest, to: u64) -> dal::Res
             values.push(txid.to_string().into());
             values.push(Value::Uuid(Some(id)));
         }
-        sql.push_str(&format!(" ORDER BY sync_txid, id LIMIT {}", room + 1));
+        // Qualified: a bare name would order by the select list's text forms, in which
+        // "1000" comes before "999" (and the index could not serve the order).
+        sql.push_str(&format!(
+            " ORDER BY \"{name}\".sync_txid, \"{name}\".id LIMIT {}",
+            room + 1,
+            name = table.name
+        ));
         let rows = uow.query_all_raw(statement(uow, &sql, values)).await?;
         for (i, row) in rows.iter().enumerate() {
             if i == room {
@@ -917,7 +923,11 @@ async fn ancestors_of(
             if ids.is_empty() {
                 continue;
             }
-            let sql = format!("{} WHERE id = ANY($1) ORDER BY id", wire::pg_select(parent));
+            let sql = format!(
+                "{} WHERE id = ANY($1) ORDER BY \"{}\".id",
+                wire::pg_select(parent),
+                parent.name
+            );
             let array = Value::Array(sea_orm::sea_query::ArrayType::Uuid, Some(Box::new(ids)));
             for row in uow.query_all_raw(statement(uow, &sql, vec![array])).await? {
                 let values = wire::read_row(parent, &row)

@@ -462,3 +462,54 @@ async fn a_conflict_is_recorded_for_exactly_the_columns_another_client_changed()
     })
     .await;
 }
+
+/// Pages are ordered by the columns, not by their text: "1000" sorts before "999" as text,
+/// and a page ending at 1000 would resume past 999 and skip it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_follow_transaction_ids_in_number_order_not_text_order() {
+    run_postgres(|t| async move {
+        let rig = Rig::new(&t);
+        let (_, project) = server_world(&rig.server).await;
+        let mut tasks = Vec::new();
+        for n in 0..2 {
+            tasks.push(
+                rig.server
+                    .tasks()
+                    .create(NewTask::queued(project, "render", json!({"n": n})))
+                    .await
+                    .unwrap()
+                    .id,
+            );
+        }
+        // Transaction ids on either side of a power of ten, as a long-lived server has.
+        for (table, txid, id) in [
+            ("users", "5", None),
+            ("projects", "5", None),
+            ("tasks", "999", Some(tasks[0])),
+            ("tasks", "1000", Some(tasks[1])),
+        ] {
+            let only = id.map_or(String::new(), |id| format!(" WHERE id = '{}'", id.0));
+            rig.server
+                .execute_unprepared(&format!(
+                    "ALTER TABLE {table} DISABLE TRIGGER {table}_sync_stamp; \
+                     UPDATE {table} SET sync_txid = '{txid}'{only}; \
+                     ALTER TABLE {table} ENABLE TRIGGER {table}_sync_stamp"
+                ))
+                .await
+                .unwrap();
+        }
+        let client = rig.client("pager").await;
+        while !client.pull_once(rig.transport.as_ref(), 1).await.unwrap().1 {}
+        for id in tasks {
+            assert!(
+                client.database().tasks().get(id).await.is_ok(),
+                "task {id:?} skipped"
+            );
+        }
+        assert_eq!(
+            snapshot(client.database()).await.unwrap(),
+            rig.server_snapshot().await
+        );
+    })
+    .await;
+}

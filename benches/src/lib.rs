@@ -1,0 +1,51 @@
+//! What the benchmark binaries share: a scratch Postgres database per run.
+
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use uuid::Uuid;
+
+/// A database created on a Postgres server for one run, with every migration applied.
+pub struct ScratchPostgres {
+    admin: PgConnection,
+    name: String,
+    /// Its URL (with `sslmode=prefer` when the server URL names no mode).
+    pub url: String,
+}
+
+impl ScratchPostgres {
+    /// Creates `dal_bench_<random>` on the server at `server_url`.
+    pub async fn create(server_url: &str) -> ScratchPostgres {
+        let name = format!("dal_bench_{}", Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(server_url)
+            .await
+            .expect("Postgres for the benchmark (DAL_TEST_POSTGRES_URL)");
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("CREATE DATABASE for the benchmark");
+        let mut url = url_with_database(server_url, &name);
+        if !url.contains('?') {
+            url.push_str("?sslmode=prefer");
+        }
+        ScratchPostgres { admin, name, url }
+    }
+
+    /// Drops the database (closing whatever is still connected to it).
+    pub async fn drop_database(mut self) {
+        sqlx::query(AssertSqlSafe(format!(
+            "DROP DATABASE {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut self.admin)
+        .await
+        .expect("DROP DATABASE after the benchmark");
+    }
+}
+
+fn url_with_database(server: &str, name: &str) -> String {
+    match server.rsplit_once('/') {
+        Some((base, _)) if base.contains("://") && base.matches('/').count() >= 2 => {
+            format!("{base}/{name}")
+        }
+        _ => format!("{server}/{name}"),
+    }
+}
