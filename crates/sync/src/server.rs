@@ -113,6 +113,13 @@ impl Server {
             .begin_with(Isolation::RepeatableRead)
             .await
             .map_err(transient)?;
+        // A page is the next rows in (sync_txid, id) order, which the index gives as a
+        // short range scan. Before statistics exist (a table just bulk-loaded, not yet
+        // analyzed) the planner guesses few rows and would sort every row past the cursor
+        // instead, once per page; measured: 1 ms against 99 ms a page at 200k rows.
+        uow.execute_unprepared("SET LOCAL enable_sort = off")
+            .await
+            .map_err(|e| transient(e.into()))?;
         let page = read_page(&uow, &request, to).await.map_err(transient);
         let _ = uow.rollback().await;
         page
