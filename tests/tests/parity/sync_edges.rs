@@ -95,34 +95,21 @@ async fn rows_written_before_sync_was_turned_on_reach_the_server() {
 async fn a_delete_a_pull_passed_over_still_arrives() {
     run_postgres(|t| async move {
         let rig = Rig::new(&t);
-        let (_, project) = server_world(&rig.server).await;
-        let (a, b) = (rig.client("a").await, rig.client("b").await);
-        rig.sync(&a).await;
-        let task = a
-            .database()
-            .tasks()
-            .create(NewTask::queued(project, "render", json!({"v": 0})))
-            .await
-            .unwrap();
-        rig.sync(&a).await;
-        rig.sync(&b).await;
+        let (_, a, b, task) = rig.two_clients_sharing_a_task().await;
 
-        a.database().tasks().delete(task.id).await.unwrap();
+        a.database().tasks().delete(task).await.unwrap();
         rig.sync(&a).await;
         // B edits the task, then pulls before pushing: the pull keeps B's pending edit
         // and passes over the tombstone.
-        let mut edited = b.database().tasks().get(task.id).await.unwrap();
+        let mut edited = b.database().tasks().get(task).await.unwrap();
         edited.params = json!({"v": 1});
         b.database().tasks().update(edited).await.unwrap();
         pull_only(&b, rig.transport.as_ref()).await;
-        assert!(b.database().tasks().get(task.id).await.is_ok());
+        assert!(b.database().tasks().get(task).await.is_ok());
         // B's push loses to the delete, and its answer carries the tombstone.
         rig.sync(&b).await;
-        assert!(b.database().tasks().get(task.id).await.is_err());
-        assert_eq!(
-            snapshot(b.database()).await.unwrap(),
-            rig.server_snapshot().await
-        );
+        assert!(b.database().tasks().get(task).await.is_err());
+        rig.assert_converged(b.database()).await;
     })
     .await;
 }
@@ -131,9 +118,7 @@ async fn a_delete_a_pull_passed_over_still_arrives() {
 async fn a_hole_inside_a_batch_writes_nothing_and_pulls_go_on() {
     run_postgres(|t| async move {
         let rig = Rig::new(&t);
-        let (_, project) = server_world(&rig.server).await;
-        let client = rig.client("holed").await;
-        rig.sync(&client).await;
+        let (project, client) = rig.synced_client("holed").await;
         for n in 0..4 {
             client
                 .database()
@@ -158,6 +143,7 @@ async fn a_hole_inside_a_batch_writes_nothing_and_pulls_go_on() {
             ),
             "{err}"
         );
+        assert!(!err.is_transient(), "a hole is not retried for ever");
         assert_eq!(
             server_count(&rig.server, "SELECT count(*) AS n FROM sync_log").await,
             0,
@@ -230,10 +216,7 @@ async fn a_refusal_whose_row_moved_to_a_project_the_client_lacks_settles() {
             b.database().tasks().get(task.id).await.unwrap().project_id,
             fresh.id
         );
-        assert_eq!(
-            snapshot(b.database()).await.unwrap(),
-            rig.server_snapshot().await
-        );
+        rig.assert_converged(b.database()).await;
     })
     .await;
 }
@@ -242,9 +225,7 @@ async fn a_refusal_whose_row_moved_to_a_project_the_client_lacks_settles() {
 async fn a_cursor_from_another_server_pulls_everything_again() {
     run_postgres(|t| async move {
         let rig = Rig::new(&t);
-        let (_, project) = server_world(&rig.server).await;
-        let client = rig.client("moved").await;
-        rig.sync(&client).await;
+        let (project, client) = rig.synced_client("moved").await;
         // As if the replica had last pulled from a server far ahead of this one.
         sqlite_exec(
             client.database(),
@@ -259,10 +240,7 @@ async fn a_cursor_from_another_server_pulls_everything_again() {
             .unwrap();
         rig.sync(&client).await;
         assert!(client.database().tasks().get(task.id).await.is_ok());
-        assert_eq!(
-            snapshot(client.database()).await.unwrap(),
-            rig.server_snapshot().await
-        );
+        rig.assert_converged(client.database()).await;
     })
     .await;
 }
@@ -337,9 +315,7 @@ async fn a_child_written_while_its_project_is_deleted_goes_with_it() {
 async fn a_copied_replica_reusing_sequence_numbers_is_refused_not_dropped() {
     run_postgres(|t| async move {
         let rig = Rig::new(&t);
-        let (_, project) = server_world(&rig.server).await;
-        let original = rig.client("original").await;
-        rig.sync(&original).await;
+        let (project, original) = rig.synced_client("original").await;
         let first = original
             .database()
             .tasks()
@@ -506,10 +482,7 @@ async fn pages_follow_transaction_ids_in_number_order_not_text_order() {
                 "task {id:?} skipped"
             );
         }
-        assert_eq!(
-            snapshot(client.database()).await.unwrap(),
-            rig.server_snapshot().await
-        );
+        rig.assert_converged(client.database()).await;
     })
     .await;
 }
