@@ -9,11 +9,13 @@
 //! * An update based on an older version (another client changed the row meanwhile) still
 //!   applies, column by column: **the last write to reach the server wins each column it
 //!   changes**; columns it did not change keep the other client's values. Every value it
-//!   overwrites is recorded in `sync_conflicts` with both values.
+//!   overwrites that another writer set since its base is recorded in `sync_conflicts`
+//!   with both values (`sync_log` knows which columns each version changed).
 //! * **A delete wins over a concurrent update**: an update of a tombstoned row is dropped
 //!   (its values recorded as the losers), and a delete based on an older version still
 //!   deletes (the values changed since are recorded).
-//! * A tombstoned row comes back only through an explicit insert of the same id.
+//! * A tombstoned row comes back only through an explicit insert of the same id; an
+//!   insert or update under a tombstoned parent is refused (a dead letter for its client).
 //!
 //! ## Commit order for pulls
 //!
