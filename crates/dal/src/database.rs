@@ -184,18 +184,8 @@ impl Database {
         F: for<'u> FnOnce(&'u UnitOfWork) -> BoxFuture<'u, Result<T>> + Send,
     {
         let uow = self.begin().await?;
-        match work(&uow).await {
-            Ok(value) => {
-                uow.commit().await?;
-                Ok(value)
-            }
-            Err(e) => {
-                // The work's error is the one worth reporting; a failed rollback only
-                // means the connection is gone, and the pool discards it.
-                let _ = uow.rollback().await;
-                Err(e)
-            }
-        }
+        let outcome = work(&uow).await;
+        uow.finish(outcome).await
     }
 
     /// A pool is always usable; failures are per statement.
@@ -303,6 +293,23 @@ impl UnitOfWork {
     pub async fn rollback(self) -> Result<()> {
         self.inner.rollback().await?;
         Ok(())
+    }
+
+    /// Commits if `outcome` is `Ok`, rolls back if not, and returns the outcome (or the
+    /// commit's error).
+    pub(crate) async fn finish<T>(self, outcome: Result<T>) -> Result<T> {
+        match outcome {
+            Ok(value) => {
+                self.commit().await?;
+                Ok(value)
+            }
+            Err(e) => {
+                // The work's error is the one worth reporting; a failed rollback only
+                // means the connection is gone, and the pool discards it.
+                let _ = self.rollback().await;
+                Err(e)
+            }
+        }
     }
 }
 

@@ -99,16 +99,8 @@ impl Database {
             attempt += 1;
             let outcome = async {
                 let uow = self.begin_with(policy.isolation).await?;
-                match work(&uow).await {
-                    Ok(value) => {
-                        uow.commit().await?;
-                        Ok(value)
-                    }
-                    Err(e) => {
-                        let _ = uow.rollback().await;
-                        Err(e)
-                    }
-                }
+                let outcome = work(&uow).await;
+                uow.finish(outcome).await
             }
             .await;
             match outcome {

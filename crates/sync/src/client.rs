@@ -267,7 +267,13 @@ impl SyncClient {
         set_state(&uow, "capture", "0").await?;
         uow.execute_unprepared("PRAGMA defer_foreign_keys = ON")
             .await?;
-        let pending = pending_rows(&uow).await?;
+        let pending = pending_among(
+            &uow,
+            ack.rows
+                .iter()
+                .map(|(t, id, _)| (t.as_str(), id.to_string())),
+        )
+        .await?;
         for (table, id, row) in &ack.rows {
             if pending.contains(&(table.clone(), id.to_string())) {
                 continue;
@@ -334,13 +340,10 @@ impl SyncClient {
         set_state(&uow, "capture", "0").await?;
         uow.execute_unprepared("PRAGMA defer_foreign_keys = ON")
             .await?;
-        let pending = pending_rows(&uow).await?;
+        let pending =
+            pending_among(&uow, page.rows.iter().map(|(t, v)| (t.as_str(), row_id(v)))).await?;
         for (table, values) in &page.rows {
-            let id = values
-                .get("id")
-                .and_then(Json::as_str)
-                .unwrap_or_default()
-                .to_owned();
+            let id = row_id(values);
             // A row with a change of ours not yet pushed keeps that change; the server's
             // answer to it arrives with a later pull.
             if pending.contains(&(table.clone(), id)) {
@@ -411,11 +414,30 @@ async fn count<E: ConnectionTrait>(db: &E, query: &str) -> dal::Result<u64> {
         .unwrap_or(0) as u64)
 }
 
-async fn pending_rows(uow: &UnitOfWork) -> dal::Result<HashSet<(String, String)>> {
+/// A wire row's id.
+fn row_id(values: &RowValues) -> String {
+    values
+        .get("id")
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Which of `rows` (`(table, id)`) have outbox entries waiting: one indexed lookup per
+/// row in a single statement, whatever the outbox's length.
+async fn pending_among<'a>(
+    uow: &UnitOfWork,
+    rows: impl Iterator<Item = (&'a str, String)>,
+) -> dal::Result<HashSet<(String, String)>> {
+    let keys = Json::Array(
+        rows.map(|(table, id)| Json::Array(vec![table.into(), id.into()]))
+            .collect(),
+    );
     let rows = uow
         .query_all_raw(sql(
-            "SELECT DISTINCT table_name, row_id FROM sync_outbox",
-            vec![],
+            "SELECT DISTINCT o.table_name, o.row_id FROM json_each(?) AS k \
+             JOIN sync_outbox AS o ON o.table_name = k.value ->> 0 AND o.row_id = k.value ->> 1",
+            vec![keys.to_string().into()],
         ))
         .await?;
     rows.iter()

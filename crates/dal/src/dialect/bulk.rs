@@ -44,7 +44,6 @@ pub(crate) fn unnest_insert(
         .map(column_parameter)
         .collect::<Result<Vec<Value>, DbErr>>()?;
 
-    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
     let names: Vec<String> = columns.iter().map(|(n, _)| quote(n)).collect();
     let mut params = Vec::new();
     let mut selected = Vec::new();
@@ -64,23 +63,7 @@ pub(crate) fn unnest_insert(
         params.join(", "),
         names.join(", ")
     );
-    let key_list = key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
-    match conflict {
-        Conflict::Fail => {}
-        Conflict::Skip => sql.push_str(&format!(" ON CONFLICT ({key_list}) DO NOTHING")),
-        Conflict::Overwrite(keep) => {
-            let sets: Vec<String> = columns
-                .iter()
-                .map(|(n, _)| n)
-                .filter(|n| !key.contains(n) && !keep.contains(n))
-                .map(|n| format!("{} = EXCLUDED.{}", quote(n), quote(n)))
-                .collect();
-            sql.push_str(&format!(
-                " ON CONFLICT ({key_list}) DO UPDATE SET {}",
-                sets.join(", ")
-            ));
-        }
-    }
+    sql.push_str(&conflict_clause(conflict, columns, key));
     Ok(Statement::from_sql_and_values(
         DbBackend::Postgres,
         sql,
@@ -91,6 +74,37 @@ pub(crate) fn unnest_insert(
 /// One column's values as one parameter: a typed array (sent in Postgres's binary
 /// format) when the column has no NULL in this chunk and a type with an array binding,
 /// otherwise the text of an array literal, which can spell NULL and nested lists.
+/// A double-quoted identifier.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The `ON CONFLICT` clause for `conflict` (empty for [`Conflict::Fail`]), the same on
+/// both backends.
+fn conflict_clause(
+    conflict: &Conflict,
+    columns: &[(String, ColumnType)],
+    key: &[String],
+) -> String {
+    let key_list = key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
+    match conflict {
+        Conflict::Fail => String::new(),
+        Conflict::Skip => format!(" ON CONFLICT ({key_list}) DO NOTHING"),
+        Conflict::Overwrite(keep) => {
+            let sets: Vec<String> = columns
+                .iter()
+                .map(|(n, _)| n)
+                .filter(|n| !key.contains(n) && !keep.contains(n))
+                .map(|n| format!("{} = excluded.{}", quote(n), quote(n)))
+                .collect();
+            format!(
+                " ON CONFLICT ({key_list}) DO UPDATE SET {}",
+                sets.join(", ")
+            )
+        }
+    }
+}
+
 fn column_parameter(values: Vec<Value>) -> Result<Value, DbErr> {
     let kind = typed_array_kind(&values);
     if let Some(kind) = kind {
@@ -196,7 +210,6 @@ pub(crate) fn json_each_insert(
     }
     json.push(']');
 
-    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
     let names: Vec<String> = columns.iter().map(|(n, _)| quote(n)).collect();
     let selected: Vec<String> = (0..columns.len()).map(|i| format!("value->>{i}")).collect();
     // `WHERE true`: SQLite would otherwise read ON CONFLICT as a join's ON.
@@ -206,23 +219,7 @@ pub(crate) fn json_each_insert(
         names.join(", "),
         selected.join(", ")
     );
-    let key_list = key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
-    match conflict {
-        Conflict::Fail => {}
-        Conflict::Skip => sql.push_str(&format!(" ON CONFLICT ({key_list}) DO NOTHING")),
-        Conflict::Overwrite(keep) => {
-            let sets: Vec<String> = columns
-                .iter()
-                .map(|(n, _)| n)
-                .filter(|n| !key.contains(n) && !keep.contains(n))
-                .map(|n| format!("{} = excluded.{}", quote(n), quote(n)))
-                .collect();
-            sql.push_str(&format!(
-                " ON CONFLICT ({key_list}) DO UPDATE SET {}",
-                sets.join(", ")
-            ));
-        }
-    }
+    sql.push_str(&conflict_clause(conflict, columns, key));
     Ok(Statement::from_sql_and_values(
         DbBackend::Sqlite,
         sql,
