@@ -52,6 +52,9 @@ pub enum Command {
     },
     /// Compare the configured database with the migration history; exit 1 on a difference.
     Check,
+    /// Take over a database that has the product's draft schema (print the plan; apply it
+    /// with --apply).
+    Adopt(crate::adopt::AdoptOptions),
     /// Print TypeScript types for the schema.
     Typescript {
         /// Write to this file instead of standard output.

@@ -23,6 +23,7 @@ pub use sea_orm_migration::prelude::*;
 
 pub use checksum::{applied_versions, has_table};
 
+pub mod adopt;
 pub mod checksum;
 pub mod cli;
 pub mod columns;
@@ -32,6 +33,11 @@ pub mod scratch;
 #[doc(hidden)]
 pub mod template;
 pub mod typescript;
+
+/// The statement that starts every migration transaction on Postgres: an advisory lock,
+/// held until commit or rollback, that serialises migrators (`dal::Database::migrate`,
+/// `migration adopt`) across processes. The key is an arbitrary constant.
+pub const POSTGRES_MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(7316052144200925)";
 
 /// Declares the migration history: one module per migration, oldest first. `generate`
 /// appends a line here.

@@ -93,6 +93,12 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             println!("the database matches the migration history");
         }
+        Command::Adopt(options) => {
+            let outcome = migration::adopt::adopt(&config()?, options)
+                .await
+                .map_err(|e| e.to_string())?;
+            print!("{outcome}");
+        }
         Command::Typescript { out } => emit(&migration::typescript::render(), out.as_deref())?,
     }
     Ok(ExitCode::SUCCESS)

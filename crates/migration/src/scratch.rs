@@ -18,10 +18,29 @@ use crate::{Migrator, MigratorTrait, checksum};
 
 /// The schema the migration history produces on the backend `like` points at.
 pub async fn expected_schema(like: &Config) -> Result<Schema, DbErr> {
+    migrated_schema(like, None).await
+}
+
+/// The schema the first `steps` migrations of the history produce (all of them with
+/// `None`) on the backend `like` points at.
+pub async fn migrated_schema(like: &Config, steps: Option<u32>) -> Result<Schema, DbErr> {
     let scratch = Scratch::create(like).await?;
     let result = async {
-        Migrator::up(&scratch.db, None).await?;
+        Migrator::up(&scratch.db, steps).await?;
         checksum::record(&scratch.db).await?;
+        inspect(&scratch.db).await
+    }
+    .await;
+    scratch.remove().await?;
+    result
+}
+
+/// The schema the SQL script `ddl` creates on an empty scratch database of the backend
+/// `like` points at (unqualified names land in the scratch).
+pub async fn schema_of(like: &Config, ddl: &str) -> Result<Schema, DbErr> {
+    let scratch = Scratch::create(like).await?;
+    let result = async {
+        scratch.db.execute_unprepared(ddl).await?;
         inspect(&scratch.db).await
     }
     .await;

@@ -69,8 +69,8 @@ impl Dialect {
     /// it, and DDL parsed against a stale one fails ("index ... already exists").
     pub(crate) fn migration_preamble(self) -> &'static str {
         match self.0 {
-            // An arbitrary constant key; the lock is released at commit or rollback.
-            Backend::Postgres => "SELECT pg_advisory_xact_lock(7316052144200925)",
+            // Shared with `migration adopt`; released at commit or rollback.
+            Backend::Postgres => migration::POSTGRES_MIGRATION_LOCK,
             Backend::Sqlite => "SELECT count(*) FROM sqlite_master",
         }
     }

@@ -15,8 +15,15 @@ use std::fmt::Write;
 
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, DbErr};
 
-/// Tables that belong to the migration tooling, not to the history's schema.
-pub const METADATA_TABLES: [&str; 2] = ["seaql_migrations", crate::checksum::TABLE];
+/// Tables that belong to the migration tooling, not to the history's schema: the history's
+/// own, `migration adopt`'s quarantine, and drizzle-kit's journal, which a Drizzle-made
+/// database keeps after adoption.
+pub const METADATA_TABLES: [&str; 4] = [
+    "seaql_migrations",
+    crate::checksum::TABLE,
+    crate::adopt::quarantine::TABLE,
+    "__drizzle_migrations",
+];
 
 /// A database schema, normalised for comparison.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,0 +1,187 @@
+//! Running a plan inside the adoption's transaction, then proving the result: the tables
+//! must match the first migration exactly before it is recorded as applied, the whole
+//! database must match the history after the rest of it ran, and every row must be
+//! accounted for. Any failure rolls the whole adoption back.
+
+use std::fmt;
+
+use sea_orm_migration::sea_orm::{
+    ActiveValue, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, Statement,
+};
+use sea_orm_migration::{MigratorTrait, seaql_migrations};
+
+use super::AdoptError;
+use super::plan::{Plan, count_rows};
+use super::quarantine;
+use super::shape::Shapes;
+use crate::inspect::{Schema, inspect};
+use crate::{Migrator, checksum};
+
+/// What an applied adoption did.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    /// The plan it ran.
+    pub plan: Plan,
+    /// Rows per table afterwards, parents first.
+    pub rows_after: Vec<(String, u64)>,
+    /// Rows moved to the quarantine, per table.
+    pub quarantined: Vec<(String, u64)>,
+    /// The number of migrations in the history, all applied now.
+    pub migrations: usize,
+}
+
+/// Runs `plan` and the history, and checks the result. The caller commits.
+pub(crate) async fn apply(
+    db: &DatabaseTransaction,
+    plan: Plan,
+    shapes: &Shapes,
+) -> Result<Applied, AdoptError> {
+    for sql in &plan.statements {
+        db.execute_unprepared(sql).await?;
+    }
+    let order = shapes.table_order();
+    let tables = only(&inspect(db).await?, &order);
+    let mut problems = tables.differences(&shapes.target);
+    if plan.backend == DbBackend::Sqlite {
+        for (name, table) in &tables.tables {
+            if table.create_sql != shapes.target.tables[name].create_sql {
+                problems.push(format!(
+                    "{name}: the rebuilt table's DDL differs from the migration's"
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(AdoptError::Verification(problems));
+    }
+
+    Migrator::install(db).await?;
+    seaql_migrations::Entity::insert(seaql_migrations::ActiveModel {
+        version: ActiveValue::Set(plan.first_migration.clone()),
+        applied_at: ActiveValue::Set(chrono::Utc::now().timestamp()),
+    })
+    .exec(db)
+    .await?;
+    checksum::record(db).await?;
+    Migrator::up(db, None).await?;
+    checksum::record(db).await?;
+
+    let mut problems = checksum::verify(db).await?;
+    problems.extend(
+        inspect(db)
+            .await?
+            .differences(&shapes.full)
+            .into_iter()
+            .filter(|p| {
+                !plan
+                    .left_alone
+                    .iter()
+                    .any(|t| *p == format!("table {t} is not in the migrations"))
+            }),
+    );
+    if plan.backend == DbBackend::Sqlite {
+        let broken = db
+            .query_all_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT \"table\" AS t, rowid AS r, parent AS p FROM pragma_foreign_key_check",
+            ))
+            .await?;
+        for row in broken {
+            let table: String = row.try_get("", "t")?;
+            let parent: String = row.try_get("", "p")?;
+            problems.push(format!("{table}: a row refers to a missing {parent} row"));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(AdoptError::Verification(problems));
+    }
+
+    let rows_after = count_rows(db, &order).await?;
+    let quarantined: Vec<(String, u64)> = order
+        .iter()
+        .map(|t| {
+            let n = plan.decisions.iter().filter(|d| d.table == *t).count();
+            (t.clone(), n as u64)
+        })
+        .collect();
+    let mut unbalanced = Vec::new();
+    for (((table, before), (_, after)), (_, moved)) in
+        plan.rows.iter().zip(&rows_after).zip(&quarantined)
+    {
+        if *before != after + moved {
+            unbalanced.push(format!(
+                "{table}: {before} rows before, {after} after and {moved} quarantined"
+            ));
+        }
+    }
+    if !unbalanced.is_empty() {
+        return Err(AdoptError::Verification(unbalanced));
+    }
+    Ok(Applied {
+        plan,
+        rows_after,
+        quarantined,
+        migrations: Migrator::migrations().len(),
+    })
+}
+
+/// `schema` reduced to the tables of `order`.
+fn only(schema: &Schema, order: &[String]) -> Schema {
+    Schema {
+        backend: schema.backend,
+        tables: schema
+            .tables
+            .iter()
+            .filter(|(name, _)| order.contains(name))
+            .map(|(n, t)| (n.clone(), t.clone()))
+            .collect(),
+    }
+}
+
+/// A `DbErr` for the few failures that are not the database's.
+impl From<DbErr> for AdoptError {
+    fn from(e: DbErr) -> Self {
+        AdoptError::Database(e)
+    }
+}
+
+impl fmt::Display for Applied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "Adopted: the database now matches the migration history (all {} migrations applied, in one transaction).",
+            self.migrations
+        )?;
+        writeln!(
+            f,
+            "\n  {:<18} {:>8} {:>8} {:>12}",
+            "table", "before", "after", "quarantined"
+        )?;
+        for (((table, before), (_, after)), (_, moved)) in self
+            .plan
+            .rows
+            .iter()
+            .zip(&self.rows_after)
+            .zip(&self.quarantined)
+        {
+            writeln!(f, "  {table:<18} {before:>8} {after:>8} {moved:>12}")?;
+        }
+        let moved: u64 = self.quarantined.iter().map(|(_, n)| n).sum();
+        if moved > 0 {
+            writeln!(
+                f,
+                "\n{moved} row{} moved to {} (table_name, row_id, row_data, reason, quarantined_at).",
+                if moved == 1 { "" } else { "s" },
+                quarantine::TABLE
+            )?;
+        }
+        if !self.plan.left_alone.is_empty() {
+            writeln!(
+                f,
+                "Left alone: {} (`migration check` lists them).",
+                self.plan.left_alone.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,236 @@
+//! `migration adopt`: takes over a database that already has the product's draft schema
+//! (dual-database-design.md §3 on Supabase, or a Drizzle-made `local.db`, §9) and the data
+//! in it, so that from then on the migration history manages it.
+//!
+//! Adoption turns the draft into exactly what the history's *first* migration creates,
+//! checks that against a scratch database migrated to just that migration, records it as
+//! applied (with its checksum), and then lets the ordinary history apply every later
+//! migration, all in one transaction. Later migrations are never listed here, so adoption
+//! stays right as the history grows.
+//!
+//! * [`shape`]: is this the draft, the history, or neither?
+//! * [`convert`]: each column's value in the new schema (backfills, SQLite conversions).
+//! * [`decide`]: rows that cannot satisfy the new constraints (orphans, bad values).
+//! * [`postgres`] / [`sqlite`]: altering in place / rebuilding tables.
+//! * [`quarantine`]: where `--quarantine` moves the rows that need a decision.
+//! * [`plan`] / [`apply`]: the plan printed without `--apply`, and running it.
+//!
+//! Without `--apply` nothing changes: the plan is made in a transaction that is rolled
+//! back (it only writes temporary tables). On Postgres the transaction holds the same
+//! advisory lock as `dal::Database::migrate` ([`crate::POSTGRES_MIGRATION_LOCK`]); on
+//! SQLite `--apply` takes the write lock up front (`BEGIN IMMEDIATE`).
+
+mod apply;
+mod convert;
+mod decide;
+mod plan;
+mod postgres;
+pub mod quarantine;
+mod shape;
+mod sqlite;
+
+use std::fmt;
+
+use dal_config::{Backend, Config, ConnectError};
+use sea_orm_migration::sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
+    Statement, TransactionOptions, TransactionTrait,
+};
+
+pub use apply::Applied;
+pub use decide::Decision;
+pub use plan::Plan;
+pub use shape::{DRAFT_POSTGRES, DRAFT_SQLITE};
+
+/// `migration adopt [--apply] [--quarantine]`.
+#[derive(clap::Args, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AdoptOptions {
+    /// Apply the plan, in one transaction. Without it, only print the plan.
+    #[arg(long)]
+    pub apply: bool,
+    /// Move rows that cannot satisfy the new constraints to the `dal_adopt_quarantine`
+    /// table (with the row as JSON and the reason) instead of refusing.
+    #[arg(long)]
+    pub quarantine: bool,
+}
+
+/// What `adopt` found or did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The database already has the whole history applied and matches it: nothing to do.
+    Current,
+    /// The plan, without `--apply`: nothing changed.
+    Planned(Plan),
+    /// The plan was applied and committed.
+    Applied(Applied),
+}
+
+/// Why `adopt` changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum AdoptError {
+    /// The database is neither the draft nor managed by the history.
+    #[error(
+        "refusing to adopt: this database matches neither the product's draft schema nor the migration history (nothing was changed):{}",
+        bullets(.0)
+    )]
+    NotDraft(Vec<String>),
+    /// The database already has a migration history, but is behind or differs from it.
+    #[error(
+        "refusing to adopt: this database already has a migration history; `migration up` applies what is pending and `migration check` shows the rest (nothing was changed):{}",
+        bullets(.0)
+    )]
+    Managed(Vec<String>),
+    /// `--apply` without `--quarantine`, and rows need a decision.
+    #[error(
+        "refusing to apply: {} row(s) cannot satisfy the new constraints (nothing was changed). \
+         Fix or delete them yourself, or re-run with --quarantine to move them to {}:{}",
+        .0.decisions.len(), quarantine::TABLE, bullets(&.0.decision_lines())
+    )]
+    NeedsDecision(Box<Plan>),
+    /// Rows would be quarantined, but tables outside the schema refer to the schema's
+    /// tables by foreign key.
+    #[error(
+        "refusing to quarantine: tables outside the schema refer to its rows, so moving rows away would break or cascade into them (nothing was changed):{}",
+        bullets(.0)
+    )]
+    ReferencedFromOutside(Vec<String>),
+    /// The result did not match the history (a bug): rolled back.
+    #[error(
+        "adoption did not produce the migration history's schema, so it was rolled back (nothing was changed):{}",
+        bullets(.0)
+    )]
+    Verification(Vec<String>),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// A statement failed: rolled back.
+    #[error("adoption failed and was rolled back (nothing was changed): {0}")]
+    Database(DbErr),
+}
+
+fn bullets(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("\n  - {l}")).collect()
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Current => writeln!(
+                f,
+                "Nothing to do: this database already has every migration applied and matches the history."
+            ),
+            Outcome::Planned(plan) => write!(f, "{plan}"),
+            Outcome::Applied(applied) => write!(f, "{applied}"),
+        }
+    }
+}
+
+/// Adopts the database `config` names: prints nothing, returns what it found or did.
+///
+/// Without `options.apply` it only makes the plan. With it, it applies the plan in one
+/// transaction, refusing when rows need a decision unless `options.quarantine`.
+pub async fn adopt(config: &Config, options: AdoptOptions) -> Result<Outcome, AdoptError> {
+    // The reference schemas come from scratch databases, before the live one is locked.
+    let shapes = shape::Shapes::load(config).await?;
+    // One connection: `foreign_keys` is per connection on SQLite.
+    let db = dal_config::connect(&config.clone().with_max_connections(1)).await?;
+    let sqlite = config.backend() == Backend::Sqlite;
+    let result = async {
+        if sqlite && options.apply {
+            db.execute_unprepared("PRAGMA foreign_keys = OFF").await?;
+        }
+        run(&db, &shapes, options).await
+    }
+    .await;
+    if sqlite && options.apply {
+        // Best effort: the connection is closed next anyway.
+        let _ = db.execute_unprepared("PRAGMA foreign_keys = ON").await;
+    }
+    db.close().await?;
+    result
+}
+
+async fn run(
+    db: &DatabaseConnection,
+    shapes: &shape::Shapes,
+    options: AdoptOptions,
+) -> Result<Outcome, AdoptError> {
+    let backend = db.get_database_backend();
+    let sqlite = backend == sea_orm_migration::sea_orm::DbBackend::Sqlite;
+    let tx = db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: (sqlite && options.apply)
+                .then_some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await?;
+    match in_transaction(&tx, shapes, options).await {
+        Ok((outcome, true)) => {
+            tx.commit().await?;
+            Ok(outcome)
+        }
+        Ok((outcome, false)) => {
+            tx.rollback().await?;
+            Ok(outcome)
+        }
+        Err(e) => {
+            tx.rollback().await?;
+            Err(e)
+        }
+    }
+}
+
+/// Everything inside the transaction; returns the outcome and whether to commit.
+async fn in_transaction(
+    tx: &DatabaseTransaction,
+    shapes: &shape::Shapes,
+    options: AdoptOptions,
+) -> Result<(Outcome, bool), AdoptError> {
+    let backend = tx.get_database_backend();
+    match backend {
+        sea_orm_migration::sea_orm::DbBackend::Postgres => {
+            tx.execute_unprepared(crate::POSTGRES_MIGRATION_LOCK)
+                .await?;
+        }
+        _ => {
+            if options.apply {
+                let row = tx
+                    .query_one_raw(Statement::from_string(backend, "PRAGMA foreign_keys"))
+                    .await?;
+                let on: i64 = row
+                    .map(|r| r.try_get("", "foreign_keys"))
+                    .transpose()?
+                    .unwrap_or(1);
+                if on != 0 {
+                    return Err(AdoptError::Database(DbErr::Custom(
+                        "foreign_keys is still on for the adoption's connection".into(),
+                    )));
+                }
+            }
+        }
+    }
+    let (live, left_alone) = match shape::classify(tx, shapes).await? {
+        shape::State::Current => return Ok((Outcome::Current, false)),
+        shape::State::Managed(problems) => return Err(AdoptError::Managed(problems)),
+        shape::State::Neither(differences) => return Err(AdoptError::NotDraft(differences)),
+        shape::State::Draft { live, extra } => (live, extra),
+    };
+    let now = plan::now_sql(backend);
+    let plan = plan::prepare(tx, &live, shapes, left_alone, &now).await?;
+    if !options.apply {
+        return Ok((Outcome::Planned(plan), false));
+    }
+    if !plan.decisions.is_empty() {
+        if !options.quarantine {
+            return Err(AdoptError::NeedsDecision(Box::new(plan)));
+        }
+        if backend == sea_orm_migration::sea_orm::DbBackend::Postgres {
+            let outside = postgres::outside_references(tx, &shapes.target).await?;
+            if !outside.is_empty() {
+                return Err(AdoptError::ReferencedFromOutside(outside));
+            }
+        }
+    }
+    let applied = apply::apply(tx, plan, shapes).await?;
+    Ok((Outcome::Applied(applied), true))
+}

@@ -1,0 +1,108 @@
+//! SQLite cannot alter a column's type, nullability or constraints, so the draft's tables
+//! are rebuilt, the way SQLite's documentation describes: the converted rows are staged
+//! in temporary tables (which the row checks read), each table is created anew under a
+//! temporary name with exactly the DDL of the migrations' first step, filled from the
+//! staging table, the old table dropped and the new one renamed; then the indexes.
+//!
+//! All of it runs in one transaction with `foreign_keys` off on that connection (it cannot
+//! change inside a transaction; with it on, dropping an old parent table would cascade
+//! into the new children), and `PRAGMA foreign_key_check` must come back empty before
+//! commit.
+
+use super::convert::{Conversion, RENUMBER, ident, literal};
+use super::decide::decisions_table;
+use super::shape::{parents, unique_keys};
+use crate::inspect::Table;
+
+/// The staging table of `table`.
+pub(crate) fn staging(table: &str) -> String {
+    format!("temp.{}", ident(&format!("adopt_conv_{table}")))
+}
+
+/// The temporary name of the rebuilt `table`.
+fn rebuilt(table: &str) -> String {
+    ident(&format!("adopt_new_{table}"))
+}
+
+/// Stages the converted rows of `table` (plus `adopt_row_id`, the stored id) and indexes
+/// the columns the row checks look up.
+pub(crate) fn stage(table: &str, target: &Table, conversions: &[Conversion]) -> Vec<String> {
+    let columns: Vec<String> = conversions
+        .iter()
+        .map(|c| format!("{} AS {}", c.expr, ident(&c.column)))
+        .collect();
+    let mut out = vec![format!(
+        "CREATE TEMP TABLE {} AS SELECT CAST(t.\"id\" AS TEXT) AS adopt_row_id, {} FROM {} AS t",
+        ident(&format!("adopt_conv_{table}")),
+        columns.join(", "),
+        ident(table)
+    )];
+    let mut looked_up: Vec<String> = vec!["adopt_row_id".to_owned()];
+    looked_up.extend(
+        unique_keys(target)
+            .into_iter()
+            .filter(|k| k.len() == 1)
+            .flatten(),
+    );
+    looked_up.extend(parents(target).into_iter().map(|(c, _)| c));
+    looked_up.dedup();
+    for column in looked_up {
+        out.push(format!(
+            "CREATE INDEX temp.{} ON {} ({})",
+            ident(&format!("adopt_conv_{table}_{column}_idx")),
+            ident(&format!("adopt_conv_{table}")),
+            ident(&column)
+        ));
+    }
+    out
+}
+
+/// Creates the rebuilt `table` under its temporary name and copies the staged rows into
+/// it, leaving out those that need a decision.
+pub(crate) fn create_and_copy(table: &str, target: &Table) -> Result<Vec<String>, String> {
+    let sql = target
+        .create_sql
+        .as_deref()
+        .ok_or_else(|| format!("no DDL for {table}"))?;
+    let head = format!("CREATE TABLE {}", ident(table));
+    let body = sql
+        .strip_prefix(&head)
+        .ok_or_else(|| format!("unexpected DDL for {table}: {sql}"))?;
+    let names: Vec<String> = target.columns.iter().map(|c| ident(&c.name)).collect();
+    let values: Vec<String> = target
+        .columns
+        .iter()
+        .map(|c| {
+            if (table, c.name.as_str()) == (RENUMBER.0, RENUMBER.1) {
+                let (column, partition) = (ident(RENUMBER.1), ident(RENUMBER.2));
+                format!(
+                    "row_number() OVER (PARTITION BY r.{partition} ORDER BY r.{column} IS NULL, r.{column}, r.\"id\") - 1"
+                )
+            } else {
+                format!("r.{}", ident(&c.name))
+            }
+        })
+        .collect();
+    Ok(vec![
+        format!("CREATE TABLE {}{body}", rebuilt(table)),
+        format!(
+            "INSERT INTO {} ({}) SELECT {} FROM {} AS r WHERE NOT EXISTS (SELECT 1 FROM {} AS d WHERE d.table_name = {} AND d.row_id = r.adopt_row_id)",
+            rebuilt(table),
+            names.join(", "),
+            values.join(", "),
+            staging(table),
+            decisions_table(sea_orm_migration::sea_orm::DbBackend::Sqlite),
+            literal(table)
+        ),
+    ])
+}
+
+/// Replaces the old `table` with the rebuilt one.
+pub(crate) fn drop_old(table: &str) -> String {
+    format!("DROP TABLE {}", ident(table))
+}
+
+/// Gives the rebuilt `table` its name.
+pub(crate) fn rename(table: &str) -> String {
+    format!("ALTER TABLE {} RENAME TO {}", rebuilt(table), ident(table))
+}
