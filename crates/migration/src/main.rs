@@ -11,15 +11,23 @@ use migration::cli::{self, Cli, Command};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // `adopt` migrates scratch databases to compare with; their progress is not news.
+    let quiet = matches!(cli.command, Command::Adopt(_));
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-                .unwrap_or_else(|_| "sea_orm_migration=info,warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
+                if quiet {
+                    "warn"
+                } else {
+                    "sea_orm_migration=info,warn"
+                }
+                .into()
+            }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
     match run(cli).await {
         Ok(code) => code,
         Err(message) => {

@@ -3,6 +3,7 @@
 
 mod fixtures;
 
+mod adopt;
 mod bulk;
 mod concurrency;
 mod constraints;

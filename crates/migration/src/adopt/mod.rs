@@ -84,7 +84,7 @@ pub enum AdoptError {
     #[error(
         "refusing to apply: {} row(s) cannot satisfy the new constraints (nothing was changed). \
          Fix or delete them yourself, or re-run with --quarantine to move them to {}:{}",
-        .0.decisions.len(), quarantine::TABLE, bullets(&.0.decision_lines())
+        .0.decisions.len(), quarantine::TABLE, indented(&.0.decision_lines())
     )]
     NeedsDecision(Box<Plan>),
     /// Rows would be quarantined, but tables outside the schema refer to the schema's
@@ -110,6 +110,10 @@ pub enum AdoptError {
 
 fn bullets(lines: &[String]) -> String {
     lines.iter().map(|l| format!("\n  - {l}")).collect()
+}
+
+fn indented(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("\n  {l}")).collect()
 }
 
 impl fmt::Display for Outcome {

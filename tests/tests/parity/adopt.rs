@@ -1,0 +1,515 @@
+//! `migration adopt`: taking over a database that has the product's draft schema and dirty
+//! data (tests/fixtures/draft_postgres.sql on Postgres, the same rows as Drizzle wrote them
+//! in tests/fixtures/drizzle_sqlite.sql on SQLite), so both backends must decide the same.
+
+use chrono::{DateTime, Utc};
+use dal::prelude::*;
+use dal::{Backend, Database};
+use migration::adopt::{AdoptError, AdoptOptions, Outcome, Plan, adopt};
+use migration::cli::{self, MigrateCommand};
+use migration::{Migrator, MigratorTrait};
+use parity_tests::{Setup, TestDb, parity_test};
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::json;
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Runs a script as the product's own tools did: on a connection of its own.
+async fn run_script(t: &TestDb, script: &str) {
+    let db = t.connect(&t.config.clone().with_max_connections(1)).await;
+    db.execute_unprepared(script)
+        .await
+        .unwrap_or_else(|e| panic!("script fails: {e}"));
+    db.close().await.unwrap();
+}
+
+/// The draft with the fixture's dirty data, in the backend's own form.
+async fn load_draft(t: &TestDb) {
+    let name = match t.backend() {
+        Backend::Postgres => "draft_postgres.sql",
+        Backend::Sqlite => "drizzle_sqlite.sql",
+    };
+    run_script(t, &fixture(name)).await;
+}
+
+async fn rows(t: &TestDb, sql: &str) -> Vec<sea_orm::QueryResult> {
+    let db = t.connect(&t.config.clone().with_max_connections(1)).await;
+    let out = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    db.close().await.unwrap();
+    out
+}
+
+/// Every table of the database and every row in it, as text: equal snapshots mean
+/// nothing changed.
+async fn snapshot(t: &TestDb) -> String {
+    let list = match t.backend() {
+        Backend::Postgres => {
+            "SELECT tablename::text AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+        }
+        Backend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1"
+        }
+    };
+    let db = t.connect(&t.config.clone().with_max_connections(1)).await;
+    let mut out = migration::inspect::inspect(&db).await.unwrap().ddl();
+    let names: Vec<String> = rows(t, list)
+        .await
+        .iter()
+        .map(|r| r.try_get("", "name").unwrap())
+        .collect();
+    for name in names {
+        let sql = match t.backend() {
+            Backend::Postgres => format!(
+                "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') AS v FROM \"{name}\" t"
+            ),
+            Backend::Sqlite => {
+                let columns: Vec<String> =
+                    rows(t, &format!("SELECT name FROM pragma_table_info('{name}')"))
+                        .await
+                        .iter()
+                        .map(|r| format!("quote(\"{}\")", r.try_get::<String>("", "name").unwrap()))
+                        .collect();
+                format!(
+                    "SELECT coalesce(group_concat(v, char(10)), '') AS v FROM (SELECT {} AS v FROM \"{name}\" ORDER BY 1)",
+                    columns.join(" || ',' || ")
+                )
+            }
+        };
+        let dump: String = rows(t, &sql).await[0].try_get("", "v").unwrap();
+        out.push_str(&format!("\n-- {name}\n{dump}\n"));
+    }
+    db.close().await.unwrap();
+    out
+}
+
+/// The rows of the fixture that cannot satisfy the new constraints, on both backends.
+const DECISIONS: [(&str, &str, &str); 9] = [
+    (
+        "projects",
+        "22222222-2222-4222-8222-000000000003",
+        "user_id '99999999-9999-4999-8999-999999999999' is not in users",
+    ),
+    (
+        "shots",
+        "55555555-5555-4555-8555-000000000003",
+        "project_id is NULL",
+    ),
+    (
+        "tasks",
+        "33333333-3333-4333-8333-000000000004",
+        "project_id is NULL",
+    ),
+    (
+        "tasks",
+        "33333333-3333-4333-8333-000000000005",
+        "project_id '22222222-2222-4222-8222-000000000003' is a projects row that needs a decision",
+    ),
+    (
+        "generations",
+        "44444444-4444-4444-8444-000000000003",
+        "project_id is NULL",
+    ),
+    (
+        "shot_generations",
+        "66666666-6666-4666-8666-000000000004",
+        "shot_id is NULL",
+    ),
+    (
+        "shot_generations",
+        "66666666-6666-4666-8666-000000000005",
+        "shot_id '55555555-5555-4555-8555-000000000003' is a shots row that needs a decision",
+    ),
+    (
+        "shot_generations",
+        "66666666-6666-4666-8666-000000000006",
+        "generation_id '44444444-4444-4444-8444-000000000003' is a generations row that needs a decision",
+    ),
+    (
+        "shot_generations",
+        "66666666-6666-4666-8666-000000000008",
+        "generation_id is NULL",
+    ),
+];
+
+fn decisions(plan: &Plan) -> Vec<(String, String, String)> {
+    let mut out: Vec<_> = plan
+        .decisions
+        .iter()
+        .map(|d| (d.table.clone(), d.row_id.clone(), d.reasons.join("; ")))
+        .collect();
+    out.sort();
+    out
+}
+
+fn expected(list: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    let mut out: Vec<_> = list
+        .iter()
+        .map(|(t, id, r)| (t.to_string(), id.to_string(), r.to_string()))
+        .collect();
+    out.sort();
+    out
+}
+
+fn counts(list: &[(String, u64)]) -> Vec<(String, u64)> {
+    let mut out = list.to_vec();
+    out.sort();
+    out
+}
+
+fn named(list: &[(&str, u64)]) -> Vec<(String, u64)> {
+    counts(
+        &list
+            .iter()
+            .map(|(t, n)| (t.to_string(), *n))
+            .collect::<Vec<_>>(),
+    )
+}
+
+const PLAN: AdoptOptions = AdoptOptions {
+    apply: false,
+    quarantine: false,
+};
+const APPLY: AdoptOptions = AdoptOptions {
+    apply: true,
+    quarantine: false,
+};
+const QUARANTINE: AdoptOptions = AdoptOptions {
+    apply: true,
+    quarantine: true,
+};
+
+fn id(text: &str) -> Id {
+    text.parse().unwrap()
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap()
+}
+
+parity_test!(empty async fn adopts_the_draft_with_dirty_data(t) {
+    load_draft(&t).await;
+    // What adoption is for: the history cannot be applied over the draft.
+    let up = cli::execute(&t.config, MigrateCommand::Up { num: None }, false).await;
+    assert!(up.is_err(), "`migration up` over the draft must fail");
+    let before = snapshot(&t).await;
+
+    // The plan: every statement and every row that needs a decision; nothing changes.
+    let Outcome::Planned(plan) = adopt(&t.config, PLAN).await.unwrap() else {
+        panic!("a draft database gets a plan");
+    };
+    assert_eq!(decisions(&plan), expected(&DECISIONS));
+    assert_eq!(
+        counts(&plan.rows),
+        named(&[("users", 2), ("projects", 3), ("tasks", 6), ("generations", 4), ("shots", 3), ("shot_generations", 8)])
+    );
+    let moves = &plan.statements[..plan.quarantine_statements];
+    for table in ["projects", "tasks", "generations", "shots", "shot_generations"] {
+        assert!(
+            moves.iter().any(|s| s.starts_with("INSERT INTO dal_adopt_quarantine") && s.contains(&format!("'{table}'"))),
+            "{table} rows are moved to the quarantine: {moves:#?}"
+        );
+    }
+    let has = |needle: &str| plan.statements.iter().any(|s| s.contains(needle));
+    match t.backend() {
+        Backend::Postgres => {
+            assert!(has("ALTER TABLE \"tasks\" DROP CONSTRAINT \"tasks_project_id_fkey\", ADD CONSTRAINT \"tasks_project_id_fkey\" FOREIGN KEY (project_id) REFERENCES projects(id) ON DELETE CASCADE"));
+            assert!(has("ALTER TABLE \"projects\" ADD CONSTRAINT \"projects_user_id_fkey\" FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE"));
+            assert!(has("ALTER TABLE \"users\" ADD COLUMN \"created_at\" timestamp with time zone DEFAULT now() NOT NULL"));
+            assert!(has("\"status\" = coalesce(t.\"status\", 'Pending'::text)"));
+            assert!(has("\"created_at\" = coalesce(t.\"created_at\", coalesce(t.\"updated_at\", now()))"));
+            assert!(has("ALTER TABLE \"shot_generations\" ALTER COLUMN \"position\" SET NOT NULL"));
+            assert!(has("CREATE INDEX tasks_project_id_idx ON tasks USING btree (project_id)"));
+            assert!(moves.iter().any(|s| s.starts_with("DELETE FROM \"tasks\"")));
+        }
+        Backend::Sqlite => {
+            assert!(has("CREATE TABLE \"adopt_new_tasks\""));
+            assert!(has("DROP TABLE \"tasks\""));
+            assert!(has("ALTER TABLE \"adopt_new_tasks\" RENAME TO \"tasks\""));
+            assert!(has("CREATE INDEX \"tasks_project_id_idx\" ON \"tasks\" (\"project_id\")"));
+            let tasks = plan.conversions.iter().find(|s| s.contains("\"adopt_conv_tasks\" AS SELECT")).unwrap();
+            assert!(tasks.contains("'unixepoch'") && tasks.contains("lower(t.\"id\")"), "{tasks}");
+        }
+    }
+    let names: Vec<String> = Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
+    assert_eq!(plan.first_migration, names[0]);
+    assert_eq!(plan.later_migrations, names[1..].to_vec());
+    let text = plan.to_string();
+    assert!(text.contains("Rows that need a decision: 9"), "{text}");
+    for (_, row, _) in DECISIONS {
+        assert!(text.contains(row), "{row} is listed:\n{text}");
+    }
+    assert_eq!(snapshot(&t).await, before, "the plan changes nothing");
+
+    // --apply without --quarantine refuses, lists the rows, and changes nothing.
+    match adopt(&t.config, APPLY).await {
+        Err(e @ AdoptError::NeedsDecision(_)) => {
+            let AdoptError::NeedsDecision(ref plan) = e else { unreachable!() };
+            assert_eq!(decisions(plan), expected(&DECISIONS));
+            let message = e.to_string();
+            assert!(message.contains("--quarantine") && message.contains("33333333-3333-4333-8333-000000000004"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(snapshot(&t).await, before, "a refused adoption changes nothing");
+
+    // --apply --quarantine: everything in one go; counts add up.
+    let started = Utc::now() - chrono::Duration::seconds(1);
+    let Outcome::Applied(applied) = adopt(&t.config, QUARANTINE).await.unwrap() else {
+        panic!("adoption applies");
+    };
+    assert_eq!(
+        counts(&applied.rows_after),
+        named(&[("users", 2), ("projects", 2), ("tasks", 4), ("generations", 3), ("shots", 2), ("shot_generations", 4)])
+    );
+    assert_eq!(
+        counts(&applied.quarantined),
+        named(&[("users", 0), ("projects", 1), ("tasks", 2), ("generations", 1), ("shots", 1), ("shot_generations", 4)])
+    );
+    assert!(applied.to_string().contains("9 rows moved to dal_adopt_quarantine"), "{applied}");
+
+    // The ordinary tools agree.
+    assert_eq!(cli::check(&t.config).await.unwrap(), Vec::<String>::new());
+    let status = cli::execute(&t.config, MigrateCommand::Status, false).await.unwrap();
+    assert!(status.iter().all(|m| m.applied), "{status:?}");
+    assert_eq!(status.len(), Migrator::migrations().len());
+
+    // The quarantine holds each row as it was, with its reason.
+    let quarantined: Vec<(String, String, String)> = rows(&t, "SELECT table_name, row_id, reason FROM dal_adopt_quarantine ORDER BY 1, 2")
+        .await
+        .iter()
+        .map(|r| (r.try_get("", "table_name").unwrap(), r.try_get("", "row_id").unwrap(), r.try_get("", "reason").unwrap()))
+        .collect();
+    assert_eq!(quarantined, expected(&DECISIONS));
+    let orphan: String = rows(&t, "SELECT CAST(row_data AS TEXT) AS d FROM dal_adopt_quarantine WHERE row_id = '33333333-3333-4333-8333-000000000004'")
+        .await[0]
+        .try_get("", "d")
+        .unwrap();
+    let orphan: serde_json::Value = serde_json::from_str(&orphan).unwrap();
+    assert_eq!(orphan["task_type"], json!("orphan"));
+    assert_eq!(orphan["project_id"], json!(null));
+
+    // The values: converted, backfilled as documented, readable by the library.
+    let db = Database::connect(&t.config).await.unwrap();
+    let t1 = db.tasks().get(id("33333333-3333-4333-8333-000000000001")).await.unwrap();
+    assert_eq!((t1.created_at, t1.updated_at), (at("2024-06-01T12:00:01Z"), at("2024-06-01T12:30:00Z")));
+    let t2 = db.tasks().get(id("33333333-3333-4333-8333-000000000002")).await.unwrap();
+    assert_eq!(t2.status, TaskStatus::Pending);
+    assert!(t2.dependant_on.is_empty());
+    assert_eq!(t2.created_at, t2.updated_at, "both NULL: both the adoption's time");
+    assert!(t2.created_at >= started && t2.created_at <= Utc::now(), "{}", t2.created_at);
+    let t3 = db.tasks().get(id("33333333-3333-4333-8333-00000000000c")).await.unwrap();
+    assert_eq!((t3.created_at, t3.updated_at), (at("2024-06-01T13:00:00Z"), at("2024-06-01T13:00:00Z")));
+    assert_eq!(t3.dependant_on.to_vec(), vec![*t1.id]);
+    let t6 = db.tasks().get(id("33333333-3333-4333-8333-000000000006")).await.unwrap();
+    assert_eq!((t6.created_at, t6.updated_at), (at("2024-06-03T08:00:00.5Z"), at("2024-06-03T08:00:00.5Z")));
+    assert_eq!(t6.params, json!([1, "two"]));
+    let p1 = db.projects().get(id("22222222-2222-4222-8222-000000000001")).await.unwrap();
+    assert_eq!(p1.created_at, at("2024-06-01T12:00:00.123Z"));
+    let p2 = db.projects().get(id("22222222-2222-4222-8222-00000000000b")).await.unwrap();
+    assert_eq!(p2.user_id, id("11111111-1111-4111-8111-11111111111a"));
+    assert!(p2.created_at >= started);
+    let g1 = db.generations().get(id("44444444-4444-4444-8444-000000000001")).await.unwrap();
+    assert_eq!(g1.tasks.to_vec(), vec![*t3.id]);
+    let u2 = db.users().get(id("11111111-1111-4111-8111-11111111111a")).await.unwrap();
+    assert_eq!((u2.email, u2.display_name), (None, None));
+    let timeline = |shot: &'static str| {
+        let db = db.clone();
+        async move {
+            db.shots()
+                .timeline(id(shot))
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| (e.link.id.to_string(), e.link.position))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        timeline("55555555-5555-4555-8555-000000000001").await,
+        vec![
+            ("66666666-6666-4666-8666-000000000003".to_owned(), 0),
+            ("66666666-6666-4666-8666-000000000001".to_owned(), 1),
+            ("66666666-6666-4666-8666-000000000002".to_owned(), 2),
+        ],
+        "current order (position, NULLs last), renumbered 0..n"
+    );
+    assert_eq!(
+        timeline("55555555-5555-4555-8555-000000000002").await,
+        vec![("66666666-6666-4666-8666-000000000007".to_owned(), 0)]
+    );
+
+    // The repositories work on the adopted database.
+    let user = db.users().create(NewUser::default()).await.unwrap();
+    let project = db.projects().create(NewProject::new(user.id, "After")).await.unwrap();
+    let task = db.tasks().create(NewTask::queued(project.id, "render", json!({}))).await.unwrap();
+    assert_eq!(db.tasks().get(task.id).await.unwrap(), task);
+    let listed = db.tasks().list_for_project(p1.id, TaskFilter::default()).await.unwrap();
+    assert_eq!(listed.len(), 3);
+    let page = db.projects().list_for_user(id("00000000-0000-4000-8000-000000000001"), PageRequest::first(10)).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    let claimed = db.tasks().claim("upscale").await.unwrap().expect("the upscale task is ready");
+    assert_eq!(claimed.id, t3.id);
+    db.shots()
+        .add_to_timeline(id("55555555-5555-4555-8555-000000000002"), g1.id, Some(0))
+        .await
+        .unwrap();
+    assert_eq!(timeline("55555555-5555-4555-8555-000000000002").await.len(), 2);
+    db.close().await.unwrap();
+
+    // Again: nothing to do, nothing changes.
+    let adopted = snapshot(&t).await;
+    assert!(matches!(adopt(&t.config, QUARANTINE).await.unwrap(), Outcome::Current));
+    assert!(matches!(adopt(&t.config, PLAN).await.unwrap(), Outcome::Current));
+    assert_eq!(snapshot(&t).await, adopted);
+});
+
+parity_test!(empty async fn a_draft_without_orphans_is_adopted_without_a_quarantine(t) {
+    load_draft(&t).await;
+    // Resolve the fixture's orphans by hand, as a user told so by the plan would.
+    run_script(&t, "DELETE FROM shot_generations WHERE shot_id IS NULL OR generation_id IS NULL \
+                    OR CAST(shot_id AS TEXT) = '55555555-5555-4555-8555-000000000003' \
+                    OR CAST(generation_id AS TEXT) = '44444444-4444-4444-8444-000000000003'; \
+                    DELETE FROM shots WHERE project_id IS NULL; \
+                    DELETE FROM generations WHERE project_id IS NULL; \
+                    DELETE FROM tasks WHERE project_id IS NULL OR CAST(project_id AS TEXT) = '22222222-2222-4222-8222-000000000003'; \
+                    DELETE FROM projects WHERE CAST(user_id AS TEXT) = '99999999-9999-4999-8999-999999999999';").await;
+    let Outcome::Planned(plan) = adopt(&t.config, PLAN).await.unwrap() else {
+        panic!("a plan");
+    };
+    assert!(plan.decisions.is_empty());
+    assert_eq!(plan.quarantine_statements, 0);
+    assert!(plan.to_string().contains("Rows that need a decision: none"));
+    let Outcome::Applied(applied) = adopt(&t.config, APPLY).await.unwrap() else {
+        panic!("adoption applies without --quarantine");
+    };
+    assert_eq!(counts(&applied.rows_after), counts(&plan.rows));
+    assert!(applied.quarantined.iter().all(|(_, n)| *n == 0));
+    assert_eq!(cli::check(&t.config).await.unwrap(), Vec::<String>::new());
+    let tables = rows(&t, match t.backend() {
+        Backend::Postgres => "SELECT count(*) AS n FROM pg_tables WHERE tablename = 'dal_adopt_quarantine'",
+        Backend::Sqlite => "SELECT count(*) AS n FROM sqlite_master WHERE name = 'dal_adopt_quarantine'",
+    })
+    .await;
+    assert_eq!(tables[0].try_get::<i64>("", "n").unwrap(), 0, "no quarantine table when nothing is quarantined");
+});
+
+parity_test!(empty async fn what_is_neither_draft_nor_history_is_refused_unchanged(t) {
+    // An empty database.
+    match adopt(&t.config, QUARANTINE).await {
+        Err(AdoptError::NotDraft(d)) => assert!(d.iter().any(|p| p.contains("none of the draft's tables")), "{d:?}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
+    // A draft someone changed: a column neither the draft nor the history has, and one
+    // of the draft's columns gone.
+    load_draft(&t).await;
+    run_script(&t, "ALTER TABLE tasks ADD COLUMN priority integer").await;
+    run_script(&t, "ALTER TABLE shots DROP COLUMN updated_at").await;
+    let before = snapshot(&t).await;
+    for options in [PLAN, QUARANTINE] {
+        match adopt(&t.config, options).await {
+            Err(e @ AdoptError::NotDraft(_)) => {
+                let AdoptError::NotDraft(ref d) = e else { unreachable!() };
+                assert!(d.iter().any(|p| p.contains("tasks.priority") && p.contains("neither")), "{d:?}");
+                assert!(d.iter().any(|p| p.contains("shots.updated_at is missing")), "{d:?}");
+                assert!(e.to_string().contains("nothing was changed"));
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    assert_eq!(snapshot(&t).await, before);
+});
+
+parity_test!(async fn a_current_database_says_so_and_one_behind_is_sent_to_up(t) {
+    let before = snapshot(&t).await;
+    assert!(matches!(adopt(&t.config, PLAN).await.unwrap(), Outcome::Current));
+    assert!(matches!(adopt(&t.config, QUARANTINE).await.unwrap(), Outcome::Current));
+    assert_eq!(snapshot(&t).await, before);
+    assert_eq!(Outcome::Current.to_string().lines().count(), 1);
+
+    // Managed by the history but behind it: adoption is not the tool.
+    cli::execute(&t.config, MigrateCommand::Down { num: 1 }, true).await.unwrap();
+    let behind = snapshot(&t).await;
+    match adopt(&t.config, QUARANTINE).await {
+        Err(e @ AdoptError::Managed(_)) => {
+            let AdoptError::Managed(ref problems) = e else { unreachable!() };
+            let last = Migrator::migrations().last().unwrap().name().to_owned();
+            assert!(problems.iter().any(|p| p.contains(&last) && p.contains("not applied")), "{problems:?}");
+            assert!(e.to_string().contains("migration up"));
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(snapshot(&t).await, behind);
+});
+
+/// Values only SQLite's draft can hold: converted exactly, or reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drizzle_values_are_converted_or_reported() {
+    parity_tests::run(Backend::Sqlite, Setup::Empty, |t| async move {
+        load_draft(&t).await;
+        run_script(&t, &fixture("drizzle_sqlite_values.sql")).await;
+        let Outcome::Planned(plan) = adopt(&t.config, PLAN).await.unwrap() else {
+            panic!("a plan");
+        };
+        let mut want = DECISIONS.to_vec();
+        want.extend([
+            ("users", "77777777-7777-4777-8777-77777777777A", "id '77777777-7777-4777-8777-77777777777a' is not unique"),
+            ("users", "77777777-7777-4777-8777-77777777777a", "id '77777777-7777-4777-8777-77777777777a' is not unique"),
+            ("tasks", "33333333-3333-4333-8333-00000000000D", "params 'not json' fails tasks_params_check"),
+            ("tasks", "33333333-3333-4333-8333-00000000000e", "status 'Done' fails tasks_status_check"),
+            ("tasks", "33333333-3333-4333-8333-00000000000f", "dependant_on holds a value that is not a uuid"),
+            ("tasks", "33333333-3333-4333-8333-000000000010", "dependant_on '{\"a\":1}' fails tasks_dependant_on_check"),
+            (
+                "tasks",
+                "33333333-3333-4333-8333-000000000011",
+                // updated_at was NULL, so it takes created_at, which does not convert.
+                "created_at 'yesterday' fails tasks_created_at_check; updated_at 'yesterday' fails tasks_updated_at_check",
+            ),
+            ("generations", "not-a-uuid", "id 'not-a-uuid' fails generations_id_check"),
+        ]);
+        assert_eq!(decisions(&plan), expected(&want));
+
+        let Outcome::Applied(applied) = adopt(&t.config, QUARANTINE).await.unwrap() else {
+            panic!("adoption applies");
+        };
+        assert_eq!(applied.quarantined.iter().map(|(_, n)| n).sum::<u64>(), want.len() as u64);
+        assert_eq!(cli::check(&t.config).await.unwrap(), Vec::<String>::new());
+
+        // The stored text, exactly.
+        let stored = |sql: &'static str| {
+            let t = &t;
+            async move { rows(t, sql).await[0].try_get::<String>("", "v").unwrap() }
+        };
+        assert_eq!(stored("SELECT created_at AS v FROM projects WHERE id = '22222222-2222-4222-8222-000000000001'").await, "2024-06-01T12:00:00.123000Z");
+        assert_eq!(stored("SELECT id AS v FROM projects WHERE name = 'No date'").await, "22222222-2222-4222-8222-00000000000b");
+        assert_eq!(stored("SELECT created_at AS v FROM tasks WHERE task_type = 'before 1970'").await, "1969-12-31T23:59:58.500000Z");
+        assert_eq!(stored("SELECT updated_at AS v FROM tasks WHERE task_type = 'before 1970'").await, "1970-01-01T00:00:00.000000Z");
+        assert_eq!(stored("SELECT created_at AS v FROM tasks WHERE task_type = 'already text'").await, "2024-06-05T10:00:00.000000Z");
+        assert_eq!(
+            stored("SELECT dependant_on AS v FROM tasks WHERE task_type = 'already text'").await,
+            r#"["33333333-3333-4333-8333-00000000000c","33333333-3333-4333-8333-000000000001"]"#
+        );
+        // Quarantined rows keep their values as they were, even invalid JSON.
+        let bad: serde_json::Value = serde_json::from_str(
+            &stored("SELECT row_data AS v FROM dal_adopt_quarantine WHERE row_id = '33333333-3333-4333-8333-00000000000D'").await,
+        )
+        .unwrap();
+        assert_eq!((bad["params"].clone(), bad["created_at"].clone()), (json!("not json"), json!(1717243200000_i64)));
+        // __drizzle_migrations is drizzle-kit's journal: left as it was.
+        assert_eq!(stored("SELECT hash AS v FROM __drizzle_migrations").await.len(), 64);
+
+        let db = Database::connect(&t.config).await.unwrap();
+        let deep = db.tasks().list_for_project(id("22222222-2222-4222-8222-000000000001"), TaskFilter { statuses: vec![TaskStatus::Cancelled], task_type: None }).await.unwrap();
+        assert_eq!(deep.len(), 1);
+        assert_eq!(deep[0].params, json!({"deep": {"list": [1, 2, {"x": null}]}}));
+        assert_eq!(deep[0].created_at, at("1969-12-31T23:59:58.5Z"));
+        db.close().await.unwrap();
+    })
+    .await;
+}
