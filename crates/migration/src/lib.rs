@@ -8,7 +8,8 @@
 //! so a failed migration leaves nothing behind.
 //!
 //! Around the history: [`cli`] (`up`, `down`, `status`, `fresh`, `refresh`, `reset`,
-//! `generate`, `schema`, `check`, `typescript`), [`inspect`] (a normalised view of a live
+//! `generate`, `schema`, `check`, `adopt`, `typescript`), [`adopt`] (taking over a database
+//! that has the product's draft schema), [`inspect`] (a normalised view of a live
 //! schema and the differences between two), [`checksum`] (applied migrations whose source
 //! changed) and [`typescript`] (interfaces for web clients).
 //!

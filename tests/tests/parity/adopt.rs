@@ -513,3 +513,50 @@ async fn drizzle_values_are_converted_or_reported() {
     })
     .await;
 }
+
+/// `CREATE TABLE` text for a table of the product's own, outside the schema.
+fn outside_table(t: &TestDb, sql: &str) -> String {
+    let uuid = match t.backend() {
+        Backend::Postgres => "uuid",
+        Backend::Sqlite => "text",
+    };
+    sql.replace("UUID", uuid)
+}
+
+parity_test!(empty async fn tables_outside_the_schema_are_left_alone(t) {
+    load_draft(&t).await;
+    run_script(&t, "CREATE TABLE notes (id integer PRIMARY KEY, body text NOT NULL); \
+                    INSERT INTO notes (id, body) VALUES (1, 'keep me')").await;
+    let Outcome::Planned(plan) = adopt(&t.config, PLAN).await.unwrap() else {
+        panic!("a plan");
+    };
+    assert_eq!(plan.left_alone, vec!["notes".to_owned()]);
+    assert!(plan.to_string().contains("Left alone"));
+    let Outcome::Applied(applied) = adopt(&t.config, QUARANTINE).await.unwrap() else {
+        panic!("adoption applies");
+    };
+    assert_eq!(applied.plan.left_alone, vec!["notes".to_owned()]);
+    assert_eq!(
+        cli::check(&t.config).await.unwrap(),
+        vec!["table notes is not in the migrations".to_owned()],
+        "only the table left alone differs"
+    );
+    let body: String = rows(&t, "SELECT body FROM notes WHERE id = 1").await[0].try_get("", "body").unwrap();
+    assert_eq!(body, "keep me");
+});
+
+parity_test!(empty async fn rows_referenced_from_outside_are_not_quarantined(t) {
+    load_draft(&t).await;
+    run_script(&t, &outside_table(&t, "CREATE TABLE comments (id integer PRIMARY KEY, task_id UUID REFERENCES tasks(id)); \
+                    INSERT INTO comments (id, task_id) VALUES (1, '33333333-3333-4333-8333-000000000004')")).await;
+    let before = snapshot(&t).await;
+    match adopt(&t.config, QUARANTINE).await {
+        Err(e @ AdoptError::ReferencedFromOutside(_)) => {
+            let AdoptError::ReferencedFromOutside(ref list) = e else { unreachable!() };
+            assert!(list.len() == 1 && list[0].starts_with("comments.") && list[0].ends_with("-> tasks"), "{list:?}");
+            assert!(e.to_string().contains("nothing was changed"));
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(snapshot(&t).await, before);
+});

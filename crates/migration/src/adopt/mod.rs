@@ -228,11 +228,15 @@ async fn in_transaction(
         if !options.quarantine {
             return Err(AdoptError::NeedsDecision(Box::new(plan)));
         }
-        if backend == sea_orm_migration::sea_orm::DbBackend::Postgres {
-            let outside = postgres::outside_references(tx, &shapes.target).await?;
-            if !outside.is_empty() {
-                return Err(AdoptError::ReferencedFromOutside(outside));
+        // Postgres: from any schema; SQLite has only the one.
+        let outside = match backend {
+            sea_orm_migration::sea_orm::DbBackend::Postgres => {
+                postgres::outside_references(tx, &shapes.target).await?
             }
+            _ => shape::outside_references(&live, &shapes.target),
+        };
+        if !outside.is_empty() {
+            return Err(AdoptError::ReferencedFromOutside(outside));
         }
     }
     let applied = apply::apply(tx, plan, shapes).await?;

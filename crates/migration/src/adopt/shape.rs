@@ -87,6 +87,21 @@ pub(crate) fn parents(table: &Table) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Foreign keys from tables outside the schema (`live` minus `target`) into it, as
+/// `child.column -> parent`.
+pub(crate) fn outside_references(live: &Schema, target: &Schema) -> Vec<String> {
+    live.tables
+        .iter()
+        .filter(|(name, _)| !target.tables.contains_key(*name))
+        .flat_map(|(name, table)| {
+            parents(table)
+                .into_iter()
+                .filter(|(_, parent)| target.tables.contains_key(parent))
+                .map(move |(column, parent)| format!("{name}.{column} -> {parent}"))
+        })
+        .collect()
+}
+
 /// The column lists of a table's primary key and unique constraints.
 pub(crate) fn unique_keys(table: &Table) -> Vec<Vec<String>> {
     table
