@@ -222,7 +222,7 @@ parity_test!(empty async fn adopts_the_draft_with_dirty_data(t) {
             assert!(has("ALTER TABLE \"projects\" ADD CONSTRAINT \"projects_user_id_fkey\" FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE"));
             assert!(has("ALTER TABLE \"users\" ADD COLUMN \"created_at\" timestamp with time zone DEFAULT now() NOT NULL"));
             assert!(has("\"status\" = coalesce(t.\"status\", 'Pending'::text)"));
-            assert!(has("\"created_at\" = coalesce(t.\"created_at\", coalesce(t.\"updated_at\", now()))"));
+            assert!(has("\"created_at\" = coalesce(t.\"created_at\", t.\"updated_at\", now())"));
             assert!(has("ALTER TABLE \"shot_generations\" ALTER COLUMN \"position\" SET NOT NULL"));
             assert!(has("CREATE INDEX tasks_project_id_idx ON tasks USING btree (project_id)"));
             assert!(moves.iter().any(|s| s.starts_with("DELETE FROM \"tasks\"")));

@@ -81,15 +81,47 @@ pub(crate) fn kind(table: &str, column: &str) -> Kind {
         .map_or(Kind::Other, |(_, k)| *k)
 }
 
-/// One column of the migrations' table and the expression giving its value.
+/// One column of the migrations' table and how its value is made, in two steps: `raw`
+/// converts the stored value (SQL over the live row `t`), `value` backfills it (SQL over
+/// the row of raw values, also named `t`). On Postgres `raw` is the column itself, so
+/// `value` also works over the live row, as the backfill `UPDATE` uses it.
 #[derive(Clone, Debug)]
 pub(crate) struct Conversion {
     /// The column.
     pub column: String,
-    /// Its value, as SQL over the live row `t`.
-    pub expr: String,
-    /// Whether the expression fills NULLs of a column that exists in the live table.
+    /// The converted value, over the live row `t`.
+    pub raw: String,
+    /// The final value, over the row of `raw` values `t`.
+    pub value: String,
+    /// Whether `value` fills NULLs of a column that exists in the live table.
     pub fills: bool,
+}
+
+/// The converted rows of `table` as a subquery: `adopt_row_id` (the id as stored) and
+/// every column of the migrations' table.
+pub(crate) fn converted_rows(
+    backend: DbBackend,
+    table: &str,
+    conversions: &[Conversion],
+) -> String {
+    let id = match backend {
+        DbBackend::Postgres => "t.\"id\"::text",
+        _ => "CAST(t.\"id\" AS TEXT)",
+    };
+    let raw: Vec<String> = conversions
+        .iter()
+        .map(|c| format!("{} AS {}", c.raw, ident(&c.column)))
+        .collect();
+    let value: Vec<String> = conversions
+        .iter()
+        .map(|c| format!("{} AS {}", c.value, ident(&c.column)))
+        .collect();
+    format!(
+        "SELECT t.adopt_row_id, {} FROM (SELECT {id} AS adopt_row_id, {} FROM {} AS t) AS t",
+        value.join(", "),
+        raw.join(", "),
+        ident(table)
+    )
 }
 
 /// A GLOB pattern matching exactly a canonical lowercase uuid.
@@ -124,48 +156,25 @@ pub(crate) fn conversions(
     target: &Table,
     now: &str,
 ) -> Vec<Conversion> {
-    let has = |c: &str| live.columns.iter().find(|x| x.name == c);
     let foreign_keys: Vec<String> = parents(target).into_iter().map(|(c, _)| c).collect();
-    // The value before any backfill.
-    let raw = |column: &str| -> String {
-        let Some(_) = has(column) else {
-            let ty = target
-                .columns
-                .iter()
-                .find(|c| c.name == column)
-                .map_or("text", |c| c.data_type.as_str());
-            return match backend {
-                DbBackend::Postgres => format!("CAST(NULL AS {ty})"),
-                _ => "NULL".to_owned(),
-            };
-        };
-        let t = format!("t.{}", ident(column));
-        if backend != DbBackend::Sqlite {
-            return t;
-        }
-        match kind(table, column) {
-            Kind::Uuid => format!("lower({t})"),
-            Kind::UuidList => format!(
-                "CASE WHEN ({}) IS NOT NULL THEN (SELECT json_group_array(lower(value) ORDER BY key) FROM json_each({t})) ELSE {t} END",
-                sqlite_json_array(&t)
-            ),
-            Kind::Timestamp => format!(
-                "CASE WHEN typeof({t}) = 'integer' THEN coalesce({}, {t}) ELSE {t} END",
-                sqlite_millis_to_text(&t)
-            ),
-            Kind::Other => t,
-        }
-    };
     let has_column = |c: &str| target.columns.iter().any(|x| x.name == c);
     target
         .columns
         .iter()
         .map(|column| {
             let name = column.name.as_str();
-            let live_column = has(name);
+            let live_column = live.columns.iter().find(|x| x.name == name);
+            let raw = match live_column {
+                None => match backend {
+                    DbBackend::Postgres => format!("CAST(NULL AS {})", column.data_type),
+                    _ => "NULL".to_owned(),
+                },
+                Some(_) => raw(backend, table, name),
+            };
             let needs_fill = !column.nullable
                 && live_column.is_none_or(|l| l.nullable)
                 && (table, name) != (RENUMBER.0, RENUMBER.1);
+            let t = format!("t.{}", ident(name));
             let fill = if !needs_fill || name == "id" || foreign_keys.iter().any(|f| f == name) {
                 None
             } else if name == "created_at" || name == "updated_at" {
@@ -175,22 +184,43 @@ pub(crate) fn conversions(
                     "created_at"
                 };
                 Some(if has_column(other) {
-                    format!("coalesce({}, {now})", raw(other))
+                    format!("t.{}, {now}", ident(other))
                 } else {
                     now.to_owned()
                 })
             } else {
                 column.default.clone()
             };
-            let expr = match &fill {
-                Some(fill) => format!("coalesce({}, {fill})", raw(name)),
-                None => raw(name),
-            };
             Conversion {
                 column: name.to_owned(),
-                expr,
+                raw,
+                value: match &fill {
+                    Some(fill) => format!("coalesce({t}, {fill})"),
+                    None => t,
+                },
                 fills: fill.is_some() && live_column.is_some(),
             }
         })
         .collect()
+}
+
+/// The stored value of `table.column` converted to the migrations' form, over the live row
+/// `t`: the column itself on Postgres; on SQLite by the column's kind.
+fn raw(backend: DbBackend, table: &str, column: &str) -> String {
+    let t = format!("t.{}", ident(column));
+    if backend != DbBackend::Sqlite {
+        return t;
+    }
+    match kind(table, column) {
+        Kind::Uuid => format!("lower({t})"),
+        Kind::UuidList => format!(
+            "CASE WHEN ({}) IS NOT NULL THEN (SELECT json_group_array(lower(value) ORDER BY key) FROM json_each({t})) ELSE {t} END",
+            sqlite_json_array(&t)
+        ),
+        Kind::Timestamp => format!(
+            "CASE WHEN typeof({t}) = 'integer' THEN coalesce({}, {t}) ELSE {t} END",
+            sqlite_millis_to_text(&t)
+        ),
+        Kind::Other => t,
+    }
 }

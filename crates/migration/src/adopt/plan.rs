@@ -8,7 +8,7 @@ use std::fmt;
 use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
-use super::convert::{conversions, ident};
+use super::convert::{conversions, converted_rows, ident};
 use super::decide::{self, Decision};
 use super::shape::Shapes;
 use super::{postgres, quarantine, sqlite};
@@ -115,7 +115,7 @@ pub(crate) async fn prepare<C: ConnectionTrait>(
     run(db, &decide::create_statements(backend)).await?;
     run(db, &staging).await?;
     let relation = |t: &str| match backend {
-        DbBackend::Postgres => postgres::relation(t, conversions_of(t)),
+        DbBackend::Postgres => format!("({})", converted_rows(backend, t, conversions_of(t))),
         _ => sqlite::staging(t),
     };
     for table in &order {

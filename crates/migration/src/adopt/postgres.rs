@@ -14,20 +14,6 @@ use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 use super::convert::{Conversion, RENUMBER, ident};
 use crate::inspect::{Schema, Table};
 
-/// The converted rows of `table`, for the row checks: the live table with each column's
-/// conversion, without changing anything.
-pub(crate) fn relation(table: &str, conversions: &[Conversion]) -> String {
-    let columns: Vec<String> = conversions
-        .iter()
-        .map(|c| format!("{} AS {}", c.expr, ident(&c.column)))
-        .collect();
-    format!(
-        "(SELECT t.\"id\"::text AS adopt_row_id, {} FROM {} AS t)",
-        columns.join(", "),
-        ident(table)
-    )
-}
-
 /// The statements that turn the live `table` into the migrations' `target`.
 pub(crate) fn statements(
     table: &str,
@@ -81,7 +67,7 @@ pub(crate) fn statements(
     if !fills.is_empty() {
         let sets: Vec<String> = fills
             .iter()
-            .map(|c| format!("{} = {}", ident(&c.column), c.expr))
+            .map(|c| format!("{} = {}", ident(&c.column), c.value))
             .collect();
         let any_null: Vec<String> = fills
             .iter()

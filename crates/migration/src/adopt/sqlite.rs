@@ -9,7 +9,9 @@
 //! into the new children), and `PRAGMA foreign_key_check` must come back empty before
 //! commit.
 
-use super::convert::{Conversion, RENUMBER, ident, literal};
+use sea_orm_migration::sea_orm::DbBackend;
+
+use super::convert::{Conversion, RENUMBER, converted_rows, ident, literal};
 use super::decide::decisions_table;
 use super::shape::{parents, unique_keys};
 use crate::inspect::Table;
@@ -27,15 +29,10 @@ fn rebuilt(table: &str) -> String {
 /// Stages the converted rows of `table` (plus `adopt_row_id`, the stored id) and indexes
 /// the columns the row checks look up.
 pub(crate) fn stage(table: &str, target: &Table, conversions: &[Conversion]) -> Vec<String> {
-    let columns: Vec<String> = conversions
-        .iter()
-        .map(|c| format!("{} AS {}", c.expr, ident(&c.column)))
-        .collect();
     let mut out = vec![format!(
-        "CREATE TEMP TABLE {} AS SELECT CAST(t.\"id\" AS TEXT) AS adopt_row_id, {} FROM {} AS t",
+        "CREATE TEMP TABLE {} AS {}",
         ident(&format!("adopt_conv_{table}")),
-        columns.join(", "),
-        ident(table)
+        converted_rows(DbBackend::Sqlite, table, conversions)
     )];
     let mut looked_up: Vec<String> = vec!["adopt_row_id".to_owned()];
     looked_up.extend(
@@ -91,7 +88,7 @@ pub(crate) fn create_and_copy(table: &str, target: &Table) -> Result<Vec<String>
             names.join(", "),
             values.join(", "),
             staging(table),
-            decisions_table(sea_orm_migration::sea_orm::DbBackend::Sqlite),
+            decisions_table(DbBackend::Sqlite),
             literal(table)
         ),
     ])
