@@ -301,3 +301,58 @@ fn known(
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(constraints: &[(&str, &str)]) -> Table {
+        Table {
+            constraints: constraints
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..Table::default()
+        }
+    }
+
+    #[test]
+    fn reads_keys_and_checks_as_either_backend_reports_them() {
+        let postgres = table(&[
+            ("tasks_pkey", "PRIMARY KEY (id)"),
+            (
+                "tasks_project_id_fkey",
+                "FOREIGN KEY (project_id) REFERENCES projects(id) ON DELETE CASCADE",
+            ),
+            (
+                "tasks_status_check",
+                "CHECK ((status = ANY (ARRAY['Pending'::text])))",
+            ),
+        ]);
+        let sqlite = table(&[
+            ("primary key", "PRIMARY KEY (id)"),
+            (
+                "foreign key (project_id)",
+                "REFERENCES projects(id) ON UPDATE NO ACTION ON DELETE CASCADE",
+            ),
+            ("tasks_status_check", "CHECK (\"status\" IN ('Pending'))"),
+            ("unique (email)", "UNIQUE (email)"),
+        ]);
+        let fk = vec![("project_id".to_owned(), "projects".to_owned())];
+        assert_eq!(parents(&postgres), fk);
+        assert_eq!(parents(&sqlite), fk);
+        assert_eq!(unique_keys(&postgres), vec![vec!["id".to_owned()]]);
+        assert_eq!(
+            unique_keys(&sqlite),
+            vec![vec!["id".to_owned()], vec!["email".to_owned()]]
+        );
+        assert_eq!(
+            checks(&sqlite),
+            vec![(
+                "tasks_status_check".to_owned(),
+                "(\"status\" IN ('Pending'))".to_owned()
+            )]
+        );
+        assert_eq!(checks(&postgres).len(), 1);
+    }
+}
