@@ -560,3 +560,50 @@ parity_test!(empty async fn rows_referenced_from_outside_are_not_quarantined(t) 
     }
     assert_eq!(snapshot(&t).await, before);
 });
+
+/// Adoption takes the lock `Database::migrate` takes (Postgres: an advisory lock), so it
+/// waits for a migration in progress instead of altering tables under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adoption_waits_for_a_migration_in_progress() {
+    use sqlx::Connection;
+    parity_tests::run(Backend::Postgres, Setup::Empty, |t| async move {
+        load_draft(&t).await;
+        let dal::Config { target: dal_config::DatabaseTarget::Postgres { url }, .. } = &t.config else {
+            unreachable!("a Postgres test");
+        };
+        let mut holder = sqlx::PgConnection::connect(url.expose_secret()).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+        sqlx::query(migration::POSTGRES_MIGRATION_LOCK).execute(&mut holder).await.unwrap();
+
+        let config = t.config.clone();
+        let adoption = tokio::spawn(async move { adopt(&config, QUARANTINE).await });
+        let mut watcher = sqlx::PgConnection::connect(url.expose_secret()).await.unwrap();
+        let mut waiting = false;
+        for _ in 0..1200 {
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .fetch_one(&mut watcher)
+            .await
+            .unwrap();
+            if n == 1 {
+                waiting = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(waiting, "adoption queues behind the migration lock");
+        assert!(!adoption.is_finished());
+        let untouched: i64 = sqlx::query_scalar("SELECT count(*) FROM information_schema.columns WHERE table_name = 'users'")
+            .fetch_one(&mut watcher)
+            .await
+            .unwrap();
+        assert_eq!(untouched, 1, "users still has only its id while adoption waits");
+
+        sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+        assert!(matches!(adoption.await.unwrap().unwrap(), Outcome::Applied(_)));
+        holder.close().await.unwrap();
+        watcher.close().await.unwrap();
+    })
+    .await;
+}

@@ -33,8 +33,8 @@ use std::fmt;
 
 use dal_config::{Backend, Config, ConnectError};
 use sea_orm_migration::sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
-    Statement, TransactionOptions, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 
 pub use apply::Applied;
@@ -160,7 +160,7 @@ async fn run(
     options: AdoptOptions,
 ) -> Result<Outcome, AdoptError> {
     let backend = db.get_database_backend();
-    let sqlite = backend == sea_orm_migration::sea_orm::DbBackend::Sqlite;
+    let sqlite = backend == DbBackend::Sqlite;
     let tx = db
         .begin_with_options(TransactionOptions {
             sqlite_transaction_mode: (sqlite && options.apply)
@@ -192,7 +192,7 @@ async fn in_transaction(
 ) -> Result<(Outcome, bool), AdoptError> {
     let backend = tx.get_database_backend();
     match backend {
-        sea_orm_migration::sea_orm::DbBackend::Postgres => {
+        DbBackend::Postgres => {
             tx.execute_unprepared(crate::POSTGRES_MIGRATION_LOCK)
                 .await?;
         }
@@ -230,9 +230,7 @@ async fn in_transaction(
         }
         // Postgres: from any schema; SQLite has only the one.
         let outside = match backend {
-            sea_orm_migration::sea_orm::DbBackend::Postgres => {
-                postgres::outside_references(tx, &shapes.target).await?
-            }
+            DbBackend::Postgres => postgres::outside_references(tx, &shapes.target).await?,
             _ => shape::outside_references(&live, &shapes.target),
         };
         if !outside.is_empty() {
