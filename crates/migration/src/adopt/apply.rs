@@ -6,7 +6,7 @@
 use std::fmt;
 
 use sea_orm_migration::sea_orm::{
-    ActiveValue, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, Statement,
+    ActiveValue, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, Statement,
 };
 use sea_orm_migration::{MigratorTrait, seaql_migrations};
 
@@ -135,13 +135,6 @@ fn only(schema: &Schema, order: &[String]) -> Schema {
             .filter(|(name, _)| order.contains(name))
             .map(|(n, t)| (n.clone(), t.clone()))
             .collect(),
-    }
-}
-
-/// A `DbErr` for the few failures that are not the database's.
-impl From<DbErr> for AdoptError {
-    fn from(e: DbErr) -> Self {
-        AdoptError::Database(e)
     }
 }
 

@@ -108,6 +108,12 @@ pub enum AdoptError {
     Database(DbErr),
 }
 
+impl From<DbErr> for AdoptError {
+    fn from(e: DbErr) -> Self {
+        AdoptError::Database(e)
+    }
+}
+
 fn bullets(lines: &[String]) -> String {
     lines.iter().map(|l| format!("\n  - {l}")).collect()
 }
