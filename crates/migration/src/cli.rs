@@ -58,6 +58,13 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Write each migration as a Supabase CLI migration file (`supabase db push`). Needs
+    /// APP_ENV=web: the migrations run there in a transaction that is rolled back.
+    Supabase {
+        /// The directory to write into, e.g. `supabase/migrations`.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// The backends `schema` can describe.

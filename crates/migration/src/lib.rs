@@ -8,9 +8,10 @@
 //! so a failed migration leaves nothing behind.
 //!
 //! Around the history: [`cli`] (`up`, `down`, `status`, `fresh`, `refresh`, `reset`,
-//! `generate`, `schema`, `check`, `typescript`), [`inspect`] (a normalised view of a live
+//! `generate`, `schema`, `check`, `typescript`, `supabase`), [`inspect`] (a normalised view of a live
 //! schema and the differences between two), [`checksum`] (applied migrations whose source
-//! changed) and [`typescript`] (interfaces for web clients).
+//! changed), [`typescript`] (interfaces for web clients) and [`supabase`] (the history
+//! as Supabase CLI migration files).
 //!
 //! ```no_run
 //! use migration::{Migrator, MigratorTrait};
@@ -29,6 +30,7 @@ pub mod columns;
 pub mod generate;
 pub mod inspect;
 pub mod scratch;
+pub mod supabase;
 #[doc(hidden)]
 pub mod template;
 pub mod typescript;
