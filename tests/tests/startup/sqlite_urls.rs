@@ -173,15 +173,12 @@ parity_test!(async fn a_read_only_database_refuses_writes_with_a_typed_error(t) 
 });
 
 #[tokio::test]
-async fn migrate_on_connect_is_refused_on_a_read_only_url() {
+async fn migrations_are_refused_on_a_read_only_url() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.db");
-    Database::connect(&Config::sqlite(&path))
-        .await
-        .unwrap()
-        .close()
-        .await
-        .unwrap();
+    let writable = Database::connect(&Config::sqlite(&path)).await.unwrap();
+    writable.migrate().await.unwrap();
+    writable.close().await.unwrap();
     let config = Config::sqlite_url(&format!("sqlite:{}?mode=ro", path.display()))
         .unwrap()
         .with_migrate_on_connect(true);
@@ -192,6 +189,22 @@ async fn migrate_on_connect_is_refused_on_a_read_only_url() {
             parameter: "mode=ro"
         })
     );
+    // The migration CLI: status reads, every command that changes the schema is refused.
+    use migration::cli::{self, CliError, MigrateCommand};
+    let read_only = config.with_migrate_on_connect(false);
+    let states = cli::execute(&read_only, MigrateCommand::Status, false)
+        .await
+        .unwrap();
+    assert!(states.iter().all(|s| s.applied));
+    for command in [
+        MigrateCommand::Up { num: None },
+        MigrateCommand::Down { num: 1 },
+        MigrateCommand::Fresh,
+        MigrateCommand::Reset,
+    ] {
+        let err = cli::execute(&read_only, command, true).await.unwrap_err();
+        assert!(matches!(err, CliError::ReadOnly { .. }), "{err}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,7 +36,11 @@ async fn check_files(url: String) {
     for (file, (name, _)) in files.iter().zip(&history) {
         assert_eq!(file.file_name, supabase::file_name(name).unwrap());
         let digits = &file.file_name[..14];
-        assert!(digits.bytes().all(|b| b.is_ascii_digit()), "{}", file.file_name);
+        assert!(
+            digits.bytes().all(|b| b.is_ascii_digit()),
+            "{}",
+            file.file_name
+        );
         assert_eq!(file.file_name.as_bytes()[14], b'_');
     }
 
@@ -98,10 +102,7 @@ async fn check_files(url: String) {
     assert_eq!(again, files);
     for path in &names {
         let written = std::fs::read(path).unwrap();
-        let file = files
-            .iter()
-            .find(|f| path.ends_with(&f.file_name))
-            .unwrap();
+        let file = files.iter().find(|f| path.ends_with(&f.file_name)).unwrap();
         assert_eq!(written, file.sql.as_bytes());
     }
 }
