@@ -184,15 +184,15 @@ impl Config {
     }
 
     /// A local configuration on the SQLite file at `path` (created if missing), with
-    /// default settings.
+    /// default settings. `":memory:"` is an in-memory database, as in a URL.
     pub fn sqlite(path: impl Into<PathBuf>) -> Config {
-        Config::with_target(
-            AppEnv::Local,
-            DatabaseTarget::Sqlite {
-                path: path.into(),
-                mode: SqliteMode::default(),
-            },
-        )
+        let path = path.into();
+        let mode = if path.as_os_str() == sqlite_url::MEMORY {
+            SqliteMode::Memory
+        } else {
+            SqliteMode::default()
+        };
+        Config::with_target(AppEnv::Local, DatabaseTarget::Sqlite { path, mode })
     }
 
     /// A local configuration from a sqlite URL (`sqlite://./local.db?mode=rwc`,

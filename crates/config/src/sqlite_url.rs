@@ -50,11 +50,6 @@ impl SqliteMode {
         matches!(self, SqliteMode::ReadOnly | SqliteMode::Immutable)
     }
 
-    /// Whether the database lives in a file (everything but [`SqliteMode::Memory`]).
-    pub fn is_file(self) -> bool {
-        self != SqliteMode::Memory
-    }
-
     /// The URL parameter that selects this mode (`""` for the default).
     pub fn url_parameter(self) -> &'static str {
         match self {
@@ -299,6 +294,13 @@ mod tests {
         assert_eq!(
             ok("sqlite:shared-one?mode=memory&cache=shared"),
             ("shared-one".to_owned(), SqliteMode::Memory)
+        );
+        assert_eq!(
+            Config::sqlite(MEMORY).target,
+            DatabaseTarget::Sqlite {
+                path: PathBuf::from(MEMORY),
+                mode: SqliteMode::Memory
+            }
         );
     }
 
