@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::sqlite_url::{self, SqliteMode};
 use crate::{AppEnv, ConfigError, SecretUrl};
 
 /// Defaults used when a variable is unset.
@@ -53,10 +54,13 @@ impl std::fmt::Display for Backend {
 /// Where the database is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DatabaseTarget {
-    /// A SQLite file, created if missing.
+    /// A SQLite database: a file (created if missing, unless `mode` says otherwise) or a
+    /// database in memory.
     Sqlite {
-        /// Path of the database file.
+        /// Path of the database file (`:memory:`, or the name, for an in-memory database).
         path: PathBuf,
+        /// How it is opened: the URL's `mode` / `immutable` parameters.
+        mode: SqliteMode,
     },
     /// A Postgres server; TLS as the URL's `sslmode` says.
     Postgres {
@@ -128,6 +132,7 @@ impl Config {
         let target = match (app_env, var("DATABASE_URL")) {
             (AppEnv::Local, None) => DatabaseTarget::Sqlite {
                 path: PathBuf::from(defaults::SQLITE_PATH),
+                mode: SqliteMode::default(),
             },
             (AppEnv::Web, None) => return Err(ConfigError::MissingDatabaseUrl),
             (app_env, Some(url)) => parse_target(app_env, url.trim())?,
@@ -140,7 +145,7 @@ impl Config {
             Some(v) => parse_number("DB_MAX_CONNECTIONS", &v, 1, "a whole number from 1 to 1000")?,
             None => default_max_connections(backend),
         };
-        Ok(Config {
+        let config = Config {
             app_env,
             target,
             max_connections: max_connections.min(1000) as u32,
@@ -158,12 +163,45 @@ impl Config {
                 Some(v) => parse_bool("DB_MIGRATE_ON_CONNECT", &v)?,
                 None => false,
             },
-        })
+        };
+        config.validate()?;
+        Ok(config)
     }
 
-    /// A local configuration on the SQLite file at `path`, with default settings.
+    /// Settings that contradict each other: `DB_MIGRATE_ON_CONNECT` on a database opened
+    /// read-only. [`crate::connect`] checks this too, for configurations built in code.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match &self.target {
+            DatabaseTarget::Sqlite { mode, .. }
+                if self.migrate_on_connect && mode.is_read_only() =>
+            {
+                Err(ConfigError::MigrateReadOnly {
+                    parameter: mode.url_parameter(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A local configuration on the SQLite file at `path` (created if missing), with
+    /// default settings. `":memory:"` is an in-memory database, as in a URL.
     pub fn sqlite(path: impl Into<PathBuf>) -> Config {
-        Config::with_target(AppEnv::Local, DatabaseTarget::Sqlite { path: path.into() })
+        let path = path.into();
+        let mode = if path.as_os_str() == sqlite_url::MEMORY {
+            SqliteMode::Memory
+        } else {
+            SqliteMode::default()
+        };
+        Config::with_target(AppEnv::Local, DatabaseTarget::Sqlite { path, mode })
+    }
+
+    /// A local configuration from a sqlite URL (`sqlite://./local.db?mode=rwc`,
+    /// `sqlite::memory:`, ...), with default settings.
+    pub fn sqlite_url(url: &str) -> Result<Config, ConfigError> {
+        Ok(Config::with_target(
+            AppEnv::Local,
+            parse_target(AppEnv::Local, url)?,
+        ))
     }
 
     /// A web configuration on the Postgres server at `url`, with default settings.
@@ -202,7 +240,7 @@ impl Config {
     /// Where the database is, safe to print: the SQLite path or the redacted URL.
     pub fn describe_target(&self) -> String {
         match &self.target {
-            DatabaseTarget::Sqlite { path } => format!("sqlite:{}", path.display()),
+            DatabaseTarget::Sqlite { path, mode } => sqlite_url::describe(path, *mode),
             DatabaseTarget::Postgres { url } => url.redacted(),
         }
     }
@@ -245,7 +283,7 @@ fn default_max_connections(backend: Backend) -> u64 {
     }
 }
 
-const SQLITE_SCHEMES: &str = "`sqlite:PATH`";
+const SQLITE_SCHEMES: &str = "`sqlite:PATH` (or `sqlite://PATH`, `sqlite::memory:`)";
 const POSTGRES_SCHEMES: &str = "`postgres://` or `postgresql://`";
 
 fn parse_target(app_env: AppEnv, url: &str) -> Result<DatabaseTarget, ConfigError> {
@@ -257,7 +295,7 @@ fn parse_target(app_env: AppEnv, url: &str) -> Result<DatabaseTarget, ConfigErro
     };
     match (app_env, scheme.as_str()) {
         (AppEnv::Local, "sqlite") => {
-            parse_sqlite_path(url).map(|path| DatabaseTarget::Sqlite { path })
+            sqlite_url::parse(url).map(|(path, mode)| DatabaseTarget::Sqlite { path, mode })
         }
         (AppEnv::Web, "postgres" | "postgresql") => {
             url::Url::parse(url).map_err(|e| ConfigError::InvalidUrl {
@@ -292,24 +330,6 @@ fn parse_target(app_env: AppEnv, url: &str) -> Result<DatabaseTarget, ConfigErro
 
 fn is_scheme_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')
-}
-
-/// `sqlite:PATH`, `sqlite://PATH` or `sqlite:///ABSOLUTE/PATH`.
-fn parse_sqlite_path(url: &str) -> Result<PathBuf, ConfigError> {
-    let rest = &url["sqlite:".len()..];
-    let rest = rest.strip_prefix("//").unwrap_or(rest);
-    if rest.contains('?') {
-        return Err(ConfigError::InvalidUrl {
-            reason: "query parameters are not supported on sqlite URLs; use the DB_* variables"
-                .to_owned(),
-        });
-    }
-    if rest.is_empty() || rest == ":memory:" {
-        return Err(ConfigError::InvalidUrl {
-            reason: "a sqlite URL needs a file path (sqlite:./local.db); in-memory databases are not supported because every pooled connection would see a different one".to_owned(),
-        });
-    }
-    Ok(PathBuf::from(rest))
 }
 
 fn parse_number(
@@ -392,7 +412,8 @@ mod tests {
         assert_eq!(
             c.target,
             DatabaseTarget::Sqlite {
-                path: PathBuf::from("./local.db")
+                path: PathBuf::from("./local.db"),
+                mode: SqliteMode::ReadWriteCreate,
             }
         );
         assert_eq!(c.max_connections, defaults::SQLITE_MAX_CONNECTIONS);
@@ -411,7 +432,8 @@ mod tests {
             assert_eq!(
                 c.target,
                 DatabaseTarget::Sqlite {
-                    path: PathBuf::from(path)
+                    path: PathBuf::from(path),
+                    mode: SqliteMode::ReadWriteCreate,
                 },
                 "{url}"
             );
@@ -492,12 +514,7 @@ mod tests {
 
     #[test]
     fn unusable_urls_and_settings_are_typed_errors() {
-        for url in [
-            "no-scheme-here",
-            "sqlite:",
-            "sqlite::memory:",
-            "sqlite:x.db?mode=ro",
-        ] {
+        for url in ["no-scheme-here", "sqlite:", "sqlite://"] {
             let err = config(&[("DATABASE_URL", url)]).unwrap_err();
             assert!(
                 matches!(err, ConfigError::InvalidUrl { .. }),

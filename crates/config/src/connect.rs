@@ -5,7 +5,6 @@ use std::str::FromStr;
 use sea_orm::{DatabaseConnection, SqlxPostgresConnector, SqlxSqliteConnector};
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tracing::log::LevelFilter;
 
 use crate::{Config, DatabaseTarget};
@@ -24,8 +23,12 @@ pub struct ConnectError {
 
 /// Opens a connection pool for `config` and checks that one connection works.
 ///
-/// SQLite: the file is created if missing; every connection gets `foreign_keys=ON`,
-/// `journal_mode=WAL`, `synchronous=NORMAL` and the configured busy timeout.
+/// SQLite: the file is created if missing (unless the URL's `mode` says otherwise; see
+/// [`crate::SqliteMode`]); every connection gets `foreign_keys=ON` and the configured busy
+/// timeout, and a writable file `journal_mode=WAL` and `synchronous=NORMAL`. Where SQLite
+/// answers "busy" at once instead of waiting (switching a new file to WAL while another
+/// process opens it), opening is retried with jittered backoff within the busy timeout,
+/// so any number of processes can create and open the same new file together.
 /// Postgres: TLS as the URL's `sslmode` says, the configured `statement_timeout` and
 /// `application_name`. On both, the pool does not ping a connection on every acquire
 /// (a round trip per call) and statements are logged at `DEBUG`, not `INFO`.
@@ -35,23 +38,11 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, ConnectError
         source,
     };
     match &config.target {
-        DatabaseTarget::Sqlite { path } => {
-            let options = SqliteConnectOptions::new()
-                .filename(path)
-                .create_if_missing(true)
-                .foreign_keys(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(config.busy_timeout)
-                .log_statements(LevelFilter::Debug);
-            probe(options.clone()).await.map_err(fail)?;
-            let pool = SqlitePoolOptions::new()
-                .max_connections(config.max_connections)
-                .acquire_timeout(config.acquire_timeout)
-                .test_before_acquire(false)
-                .connect_with(options)
-                .await
-                .map_err(fail)?;
+        DatabaseTarget::Sqlite { path, mode } => {
+            config
+                .validate()
+                .map_err(|e| fail(sqlx::Error::Configuration(Box::new(e))))?;
+            let pool = sqlite::open(config, path, *mode).await.map_err(fail)?;
             Ok(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
         }
         DatabaseTarget::Postgres { url } => {
@@ -73,6 +64,8 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, ConnectError
         }
     }
 }
+
+mod sqlite;
 
 /// Opens and closes one connection, so a failure reports the driver's reason (refused,
 /// authentication, no such database, cannot open the file) rather than the pool's

@@ -40,6 +40,35 @@ pub enum ConfigError {
         /// Why, without the URL itself.
         reason: String,
     },
+    /// A sqlite URL parameter, or a combination of them, that the library refuses: an
+    /// unknown parameter or value, one given twice, or one that would break what the
+    /// library guarantees (`cache=shared` on a file, `vfs`, a read-only in-memory database).
+    #[error("DATABASE_URL: `{parameter}` is not accepted on sqlite URLs: {reason}")]
+    UnsupportedSqliteParameter {
+        /// The parameter (with its value when the value is the problem).
+        parameter: String,
+        /// Why, and what is accepted instead.
+        reason: String,
+    },
+    /// The SQLite file does not exist, and the URL's mode opens existing files only
+    /// (`mode=rw`, `mode=ro`, `immutable=1`). Not retryable: nothing will create it.
+    #[error(
+        "the SQLite file {path} does not exist, and DATABASE_URL's `{parameter}` never creates one (use mode=rwc, or no mode, to create it)"
+    )]
+    SqliteFileMissing {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The URL parameter that opens existing files only.
+        parameter: &'static str,
+    },
+    /// `DB_MIGRATE_ON_CONNECT=true` with a sqlite URL that opens the database read-only.
+    #[error(
+        "DB_MIGRATE_ON_CONNECT=true cannot migrate a database opened read-only (DATABASE_URL has `{parameter}`); unset it, or migrate through a writable URL first"
+    )]
+    MigrateReadOnly {
+        /// The URL parameter that makes the database read-only.
+        parameter: &'static str,
+    },
     /// A numeric or boolean setting does not parse.
     #[error("{var}={value:?} is not valid; expected {expected}")]
     InvalidSetting {

@@ -28,9 +28,11 @@ mod config;
 mod connect;
 mod error;
 mod secret_url;
+mod sqlite_url;
 
 pub use app_env::AppEnv;
 pub use config::{Backend, Config, DatabaseTarget, defaults};
 pub use connect::{ConnectError, connect};
 pub use error::ConfigError;
 pub use secret_url::SecretUrl;
+pub use sqlite_url::SqliteMode;

@@ -33,6 +33,8 @@ pub struct Database {
     pub(crate) inner: DatabaseConnection,
     pub(crate) dialect: Dialect,
     pub(crate) statements: Arc<AtomicU64>,
+    /// Opened read-only (a sqlite URL with `mode=ro` or `immutable=1`).
+    pub(crate) read_only: bool,
 }
 
 impl Database {
@@ -49,6 +51,10 @@ impl Database {
             inner,
             dialect: Dialect(config.backend()),
             statements: Arc::default(),
+            read_only: matches!(
+                config.target,
+                dal_config::DatabaseTarget::Sqlite { mode, .. } if mode.is_read_only()
+            ),
         };
         if config.migrate_on_connect {
             db.migrate().await?;
@@ -63,8 +69,16 @@ impl Database {
 
     /// Applies every pending migration, all in one transaction, serialised against other
     /// processes migrating the same database at the same time (Postgres: an advisory lock;
-    /// SQLite: the write lock of `BEGIN IMMEDIATE`).
+    /// SQLite: the write lock of `BEGIN IMMEDIATE`). On a database opened read-only it is
+    /// [`DalError::ReadOnly`], even with nothing pending, as on a read-only Postgres.
     pub async fn migrate(&self) -> Result<()> {
+        if self.read_only {
+            // SQLite would let a history with nothing pending pass without writing, while
+            // Postgres refuses the migrator's first DDL in a read-only transaction.
+            return Err(DalError::ReadOnly {
+                detail: "the SQLite database is opened read-only (mode=ro or immutable=1); migrations write".to_owned(),
+            });
+        }
         let tx = self
             .inner
             .begin_with_options(self.dialect.write_transaction())

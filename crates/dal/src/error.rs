@@ -53,6 +53,14 @@ pub enum DalError {
         /// The driver's message.
         detail: String,
     },
+    /// The database is open read-only and the operation writes: a SQLite URL with
+    /// `mode=ro` or `immutable=1` (SQLITE_READONLY), or a Postgres read-only transaction
+    /// (25006: `default_transaction_read_only`, a hot standby). Not retryable.
+    #[error("the database is read-only: {detail}")]
+    ReadOnly {
+        /// The driver's message.
+        detail: String,
+    },
     /// Lock contention: SQLite busy/locked past the busy timeout, a Postgres serialization
     /// failure (40001), deadlock (40P01) or lock timeout (55P03). Retry the whole unit of work.
     #[error("database busy, retry: {detail}")]
@@ -188,6 +196,9 @@ impl From<ConnectError> for DalError {
     fn from(e: ConnectError) -> Self {
         if let sqlx::Error::Configuration(reason) = &e.source {
             // Not retryable: the settings are wrong, not the network.
+            if let Some(config) = reason.downcast_ref::<ConfigError>() {
+                return DalError::Config(config.clone());
+            }
             return DalError::Config(ConfigError::InvalidUrl {
                 reason: reason.to_string(),
             });
@@ -290,6 +301,7 @@ fn classify_sqlstate(code: &str, detail: String) -> DalError {
         c if c.starts_with("22") => DalError::InvalidValue { detail },
         "40001" | "40P01" | "55P03" => DalError::Busy { detail },
         "42501" => DalError::PermissionDenied { detail },
+        "25006" => DalError::ReadOnly { detail },
         "57014" => DalError::Timeout {
             what: TimeoutKind::Statement,
         },
@@ -310,6 +322,7 @@ fn classify_sqlite_code(code: i32, detail: String) -> DalError {
     const SQLITE_CONSTRAINT_PRIMARYKEY: i32 = 1555;
     const SQLITE_CONSTRAINT_UNIQUE: i32 = 2067;
     const SQLITE_CONSTRAINT_DATATYPE: i32 = 3091;
+    const SQLITE_READONLY: i32 = 8;
     const SQLITE_CANTOPEN: i32 = 14;
     const SQLITE_NOTADB: i32 = 26;
     match code {
@@ -319,6 +332,7 @@ fn classify_sqlite_code(code: i32, detail: String) -> DalError {
             DalError::InvalidValue { detail }
         }
         c if c & 0xff == SQLITE_BUSY || c & 0xff == SQLITE_LOCKED => DalError::Busy { detail },
+        c if c & 0xff == SQLITE_READONLY => DalError::ReadOnly { detail },
         c if c & 0xff == SQLITE_CANTOPEN || c & 0xff == SQLITE_NOTADB => {
             DalError::Connection { detail }
         }

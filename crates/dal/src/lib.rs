@@ -39,7 +39,7 @@ mod executor;
 pub mod repo;
 mod retry;
 
-pub use dal_config::{AppEnv, Backend, Config, ConfigError};
+pub use dal_config::{AppEnv, Backend, Config, ConfigError, SqliteMode};
 pub use database::{BoxFuture, Database, UnitOfWork};
 pub use error::{DalError, Result, TimeoutKind};
 pub use executor::Executor;

@@ -5,7 +5,9 @@
 //! SHA-256 of each applied migration's source is recorded in [`TABLE`]. [`verify`] compares
 //! the recorded sums with the sources compiled into this binary.
 
-use sea_orm_migration::sea_orm::sea_query::{Alias, ColumnDef, Expr, ExprTrait, Query, Table};
+use sea_orm_migration::sea_orm::sea_query::{
+    Alias, ColumnDef, Expr, ExprTrait, Query, Table, TableCreateStatement,
+};
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 use sha2::{Digest, Sha256};
 
@@ -25,19 +27,7 @@ pub fn checksum(source: &str) -> String {
 /// Brings [`TABLE`] in line with the applied migrations: records the current source's
 /// checksum for applied migrations without one, forgets rolled-back ones.
 pub async fn record<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
-    db.execute(
-        Table::create()
-            .table(Alias::new(TABLE))
-            .if_not_exists()
-            .col(
-                ColumnDef::new(Alias::new("version"))
-                    .string()
-                    .not_null()
-                    .primary_key(),
-            )
-            .col(ColumnDef::new(Alias::new("checksum")).string().not_null()),
-    )
-    .await?;
+    db.execute(&create_table()).await?;
     let applied = applied_versions(db).await?;
     let recorded = recorded(db).await?;
     let stale: Vec<&String> = recorded
@@ -65,6 +55,21 @@ pub async fn record<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
         }
     }
     Ok(())
+}
+
+/// `CREATE TABLE IF NOT EXISTS` [`TABLE`].
+pub fn create_table() -> TableCreateStatement {
+    Table::create()
+        .table(Alias::new(TABLE))
+        .if_not_exists()
+        .col(
+            ColumnDef::new(Alias::new("version"))
+                .string()
+                .not_null()
+                .primary_key(),
+        )
+        .col(ColumnDef::new(Alias::new("checksum")).string().not_null())
+        .to_owned()
 }
 
 async fn recorded<C: ConnectionTrait>(db: &C) -> Result<Vec<(String, String)>, DbErr> {

@@ -61,6 +61,13 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Write each migration as a Supabase CLI migration file (`supabase db push`). Needs
+    /// APP_ENV=web: the migrations run there in a transaction that is rolled back.
+    Supabase {
+        /// The directory to write into, e.g. `supabase/migrations`.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// The backends `schema` can describe.
@@ -145,6 +152,14 @@ pub enum CliError {
         /// The database (password hidden).
         target: String,
     },
+    /// A command that changes the schema, against a SQLite database opened read-only.
+    #[error("refusing to run `{command}` against {target}: it is opened read-only")]
+    ReadOnly {
+        /// The command.
+        command: &'static str,
+        /// The database.
+        target: String,
+    },
     /// The command needs a Postgres database and the configuration names none.
     #[error(
         "`schema --backend postgres` needs APP_ENV=web and a DATABASE_URL (a scratch schema is created there and dropped)"
@@ -169,6 +184,16 @@ pub async fn execute(
 ) -> Result<Vec<MigrationState>, CliError> {
     if config.app_env == AppEnv::Web && command.drops_data() && !confirmed {
         return Err(CliError::Refused {
+            command: command.name(),
+            target: config.describe_target(),
+        });
+    }
+    let read_only = matches!(
+        config.target,
+        dal_config::DatabaseTarget::Sqlite { mode, .. } if mode.is_read_only()
+    );
+    if read_only && command != MigrateCommand::Status {
+        return Err(CliError::ReadOnly {
             command: command.name(),
             target: config.describe_target(),
         });

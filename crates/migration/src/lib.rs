@@ -8,10 +8,11 @@
 //! so a failed migration leaves nothing behind.
 //!
 //! Around the history: [`cli`] (`up`, `down`, `status`, `fresh`, `refresh`, `reset`,
-//! `generate`, `schema`, `check`, `adopt`, `typescript`), [`adopt`] (taking over a database
-//! that has the product's draft schema), [`inspect`] (a normalised view of a live
+//! `generate`, `schema`, `check`, `adopt`, `typescript`, `supabase`), [`adopt`] (taking over
+//! a database that has the product's draft schema), [`inspect`] (a normalised view of a live
 //! schema and the differences between two), [`checksum`] (applied migrations whose source
-//! changed) and [`typescript`] (interfaces for web clients).
+//! changed), [`typescript`] (interfaces for web clients) and [`supabase`] (the history
+//! as Supabase CLI migration files).
 //!
 //! ```no_run
 //! use migration::{Migrator, MigratorTrait};
@@ -31,6 +32,7 @@ pub mod columns;
 pub mod generate;
 pub mod inspect;
 pub mod scratch;
+pub mod supabase;
 #[doc(hidden)]
 pub mod template;
 pub mod typescript;

@@ -108,6 +108,13 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             print!("{outcome}");
         }
         Command::Typescript { out } => emit(&migration::typescript::render(), out.as_deref())?,
+        Command::Supabase { out } => {
+            let files = migration::supabase::export(&config()?)
+                .await
+                .map_err(|e| e.to_string())?;
+            migration::supabase::write(&files, &out).map_err(|e| e.to_string())?;
+            eprintln!("wrote {} files to {}", files.len(), out.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,147 @@
+//! Opening a SQLite pool: options per [`SqliteMode`], and the retry that lets many
+//! processes create and open the same new file at once.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rand::Rng;
+use sqlx::ConnectOptions;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tokio::time::Instant;
+use tracing::log::LevelFilter;
+
+use crate::sqlite_url::MEMORY;
+use crate::{Config, ConfigError, SqliteMode};
+
+/// Longest pause between two attempts to open a busy database.
+const MAX_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Opens the pool, retrying while SQLite answers "busy" without having waited.
+///
+/// Switching a new file to WAL takes an exclusive lock, and SQLite reports `SQLITE_BUSY`
+/// at once (without calling the busy handler, which could deadlock) when another process
+/// holds the file open at that moment. Every other lock is waited for by SQLite itself up
+/// to the busy timeout; this loop gives the first open the same time limit.
+pub(super) async fn open(
+    config: &Config,
+    path: &Path,
+    mode: SqliteMode,
+) -> Result<SqlitePool, sqlx::Error> {
+    let options = options(config, path, mode);
+    let deadline = Instant::now() + config.busy_timeout;
+    let mut backoff = Duration::from_millis(2);
+    loop {
+        let attempt = async {
+            super::probe(options.clone()).await?;
+            pool_options(config, mode)
+                .connect_with(options.clone())
+                .await
+        }
+        .await;
+        match attempt {
+            Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                let pause = rand::rng().random_range(backoff / 2..=backoff);
+                tokio::time::sleep_until((Instant::now() + pause).min(deadline)).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            Err(e) => return Err(missing_file(e, path, mode)),
+            Ok(pool) => return Ok(pool),
+        }
+    }
+}
+
+/// The connection options for `mode`.
+fn options(config: &Config, path: &Path, mode: SqliteMode) -> SqliteConnectOptions {
+    let options = match mode {
+        SqliteMode::Memory => memory(path),
+        _ => SqliteConnectOptions::new().filename(path),
+    }
+    .foreign_keys(true)
+    .busy_timeout(config.busy_timeout)
+    .log_statements(LevelFilter::Debug);
+    match mode {
+        SqliteMode::ReadWriteCreate => options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal),
+        SqliteMode::ReadWrite => options
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal),
+        // A read-only connection cannot change the journal mode; it reads the file in the
+        // mode it was written in.
+        SqliteMode::ReadOnly => options.read_only(true),
+        SqliteMode::Immutable => options.read_only(true).immutable(true),
+        // An in-memory database keeps its journal in memory; WAL needs a file.
+        SqliteMode::Memory => options.create_if_missing(true),
+    }
+}
+
+/// An in-memory database every connection of the pool shares.
+///
+/// SQLite's `memdb` VFS, with a name starting with `/`, is one database per process
+/// shared by every connection that opens that name, with ordinary locking: a writer waits
+/// for another up to the busy timeout and readers see committed data only. (sqlx's own
+/// `:memory:` uses shared-cache mode instead, whose table locks are waited for without
+/// any time limit, so a read issued while a unit of work is open could hang.) The
+/// database lives while one connection to it is open; the pool keeps its connections.
+fn memory(path: &Path) -> SqliteConnectOptions {
+    static ANONYMOUS: AtomicU64 = AtomicU64::new(0);
+    let name = if path.as_os_str() == MEMORY {
+        // A new database for each connect, as sqlx gives each `sqlite::memory:` its own.
+        format!(
+            "/dal-memory-{}-{}",
+            std::process::id(),
+            ANONYMOUS.fetch_add(1, Ordering::Relaxed)
+        )
+    } else {
+        format!("/{}", path.display())
+    };
+    SqliteConnectOptions::new().filename(name).vfs("memdb")
+}
+
+fn pool_options(config: &Config, mode: SqliteMode) -> SqlitePoolOptions {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(config.acquire_timeout)
+        .test_before_acquire(false);
+    if mode == SqliteMode::Memory {
+        // The database is gone when its last connection closes: never retire them.
+        pool.idle_timeout(None).max_lifetime(None)
+    } else {
+        pool
+    }
+}
+
+/// SQLITE_BUSY and its extended codes (the low byte is the primary code).
+fn is_busy(e: &sqlx::Error) -> bool {
+    const SQLITE_BUSY: i32 = 5;
+    match e {
+        sqlx::Error::Database(db) => {
+            db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+                && db
+                    .code()
+                    .and_then(|c| c.parse::<i32>().ok())
+                    .is_some_and(|c| c & 0xff == SQLITE_BUSY)
+        }
+        _ => false,
+    }
+}
+
+/// A file that does not exist, opened in a mode that never creates one, is a
+/// configuration error naming the file, not a (retryable) connection failure.
+fn missing_file(e: sqlx::Error, path: &Path, mode: SqliteMode) -> sqlx::Error {
+    let opens_existing_only = matches!(
+        mode,
+        SqliteMode::ReadWrite | SqliteMode::ReadOnly | SqliteMode::Immutable
+    );
+    if opens_existing_only && !path.exists() {
+        return sqlx::Error::Configuration(Box::new(ConfigError::SqliteFileMissing {
+            path: path.to_owned(),
+            parameter: mode.url_parameter(),
+        }));
+    }
+    e
+}
