@@ -174,14 +174,17 @@ fn named(list: &[(&str, u64)]) -> Vec<(String, u64)> {
 const PLAN: AdoptOptions = AdoptOptions {
     apply: false,
     quarantine: false,
+    add_missing_users: false,
 };
 const APPLY: AdoptOptions = AdoptOptions {
     apply: true,
     quarantine: false,
+    add_missing_users: false,
 };
 const QUARANTINE: AdoptOptions = AdoptOptions {
     apply: true,
     quarantine: true,
+    add_missing_users: false,
 };
 
 fn id(text: &str) -> Id {
@@ -604,6 +607,273 @@ async fn adoption_waits_for_a_migration_in_progress() {
         assert!(matches!(adoption.await.unwrap().unwrap(), Outcome::Applied(_)));
         holder.close().await.unwrap();
         watcher.close().await.unwrap();
+    })
+    .await;
+}
+
+// --add-missing-users: the draft's users held only ids and projects.user_id had no
+// foreign key, so projects may name users that have no row.
+
+const ADD_USERS_PLAN: AdoptOptions = AdoptOptions {
+    apply: false,
+    quarantine: false,
+    add_missing_users: true,
+};
+const ADD_USERS_APPLY: AdoptOptions = AdoptOptions {
+    apply: true,
+    quarantine: false,
+    add_missing_users: true,
+};
+const ADD_USERS_QUARANTINE: AdoptOptions = AdoptOptions {
+    apply: true,
+    quarantine: true,
+    add_missing_users: true,
+};
+
+/// The fixture's project whose user has no row, and its user and task.
+const LOST_PROJECT: &str = "22222222-2222-4222-8222-000000000003";
+const LOST_USER: &str = "99999999-9999-4999-8999-999999999999";
+const LOST_TASK: &str = "33333333-3333-4333-8333-000000000005";
+
+fn added(plan: &Plan) -> Vec<(String, String)> {
+    plan.missing_users
+        .as_ref()
+        .expect("--add-missing-users was given")
+        .added
+        .iter()
+        .map(|u| (u.id.clone(), u.created_at.clone()))
+        .collect()
+}
+
+parity_test!(empty async fn add_missing_users_keeps_the_projects_that_name_them(t) {
+    load_draft(&t).await;
+    let before = snapshot(&t).await;
+    // The decisions without the lost project and its task.
+    let kept: Vec<_> = DECISIONS
+        .iter()
+        .filter(|(_, row, _)| ![LOST_PROJECT, LOST_TASK].contains(row))
+        .copied()
+        .collect();
+    assert_eq!(kept.len(), DECISIONS.len() - 2);
+
+    // Without the option: as before, no users are added.
+    let Outcome::Planned(plain) = adopt(&t.config, PLAN).await.unwrap() else {
+        panic!("a plan");
+    };
+    assert!(plain.missing_users.is_none());
+    assert_eq!(decisions(&plain), expected(&DECISIONS));
+    assert!(!plain.to_string().contains("--add-missing-users"));
+
+    // The plan: the user, its created_at (its one project's), and the INSERT.
+    let Outcome::Planned(plan) = adopt(&t.config, ADD_USERS_PLAN).await.unwrap() else {
+        panic!("a plan");
+    };
+    assert_eq!(added(&plan), vec![(LOST_USER.to_owned(), "2024-06-02T00:00:00.000000Z".to_owned())]);
+    let missing = plan.missing_users.as_ref().unwrap();
+    assert!(!missing.auth_users && missing.not_in_auth.is_empty());
+    assert_eq!(decisions(&plan), expected(&kept));
+    assert_eq!(counts(&plan.rows), counts(&plain.rows), "rows now are the same");
+    let position = |needle: &str| {
+        plan.statements
+            .iter()
+            .position(|s| s.contains(needle))
+            .unwrap_or_else(|| panic!("no statement has {needle}: {:#?}", plan.statements))
+    };
+    match t.backend() {
+        Backend::Postgres => {
+            // After users gained created_at, before projects gained the foreign key.
+            let insert = position("INSERT INTO \"users\" (\"id\", \"email\", \"display_name\", \"created_at\")");
+            assert_eq!(plan.statements[insert], missing.insert);
+            assert!(insert > position("ALTER TABLE \"users\" ADD COLUMN \"created_at\""));
+            assert!(insert < position("ADD CONSTRAINT \"projects_user_id_fkey\""));
+        }
+        Backend::Sqlite => {
+            // Staged with the converted users; the rebuild copies them.
+            assert!(missing.insert.starts_with("INSERT INTO temp.\"adopt_conv_users\""), "{}", missing.insert);
+            assert!(!plan.statements.contains(&missing.insert));
+        }
+    }
+    let text = plan.to_string();
+    assert!(text.contains("Users to add (--add-missing-users): 1,"), "{text}");
+    assert!(text.contains(&format!("{LOST_USER}  created_at 2024-06-02T00:00:00.000000Z")), "{text}");
+    assert!(text.contains(&missing.insert) && text.contains(&missing.find), "{text}");
+    assert!(text.contains(&format!("Rows that need a decision: {}", kept.len())), "{text}");
+    assert_eq!(snapshot(&t).await, before, "the plan changes nothing");
+
+    // Applied with --quarantine for the other orphans.
+    let Outcome::Applied(applied) = adopt(&t.config, ADD_USERS_QUARANTINE).await.unwrap() else {
+        panic!("adoption applies");
+    };
+    assert_eq!(
+        counts(&applied.rows_after),
+        named(&[("users", 3), ("projects", 3), ("tasks", 5), ("generations", 3), ("shots", 2), ("shot_generations", 4)])
+    );
+    assert_eq!(
+        counts(&applied.quarantined),
+        named(&[("users", 0), ("projects", 0), ("tasks", 1), ("generations", 1), ("shots", 1), ("shot_generations", 4)])
+    );
+    assert_eq!(
+        counts(&applied.added),
+        named(&[("users", 1), ("projects", 0), ("tasks", 0), ("generations", 0), ("shots", 0), ("shot_generations", 0)])
+    );
+    let report = applied.to_string();
+    assert!(report.contains("users: 2 before, 3 after, 1 added"), "{report}");
+    assert!(report.contains("7 rows moved to dal_adopt_quarantine"), "{report}");
+    assert_eq!(cli::check(&t.config).await.unwrap(), Vec::<String>::new());
+    let status = cli::execute(&t.config, MigrateCommand::Status, false).await.unwrap();
+    assert!(status.iter().all(|m| m.applied), "{status:?}");
+
+    // The project, its task and the user it names are there; the quarantine has neither.
+    let db = Database::connect(&t.config).await.unwrap();
+    let user = db.users().get(id(LOST_USER)).await.unwrap();
+    assert_eq!((user.email, user.display_name, user.created_at), (None, None, at("2024-06-02T00:00:00Z")));
+    let project = db.projects().get(id(LOST_PROJECT)).await.unwrap();
+    assert_eq!((project.name.as_str(), project.user_id), ("Lost user", user.id));
+    let page = db.projects().list_for_user(user.id, PageRequest::first(10)).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    let task = db.tasks().get(id(LOST_TASK)).await.unwrap();
+    assert_eq!((task.task_type.as_str(), task.project_id), ("lost", project.id));
+    db.close().await.unwrap();
+    let quarantined: Vec<String> = rows(&t, "SELECT row_id FROM dal_adopt_quarantine ORDER BY 1")
+        .await
+        .iter()
+        .map(|r| r.try_get("", "row_id").unwrap())
+        .collect();
+    let mut want: Vec<String> = kept.iter().map(|(_, row, _)| row.to_string()).collect();
+    want.sort();
+    assert_eq!(quarantined, want);
+
+    assert!(matches!(adopt(&t.config, ADD_USERS_QUARANTINE).await.unwrap(), Outcome::Current));
+});
+
+parity_test!(empty async fn add_missing_users_takes_each_id_once_and_leaves_the_rest_to_decisions(t) {
+    load_draft(&t).await;
+    // Resolve the fixture's other orphans by hand; keep the lost project and its task.
+    run_script(&t, "DELETE FROM shot_generations WHERE shot_id IS NULL OR generation_id IS NULL \
+                    OR CAST(shot_id AS TEXT) = '55555555-5555-4555-8555-000000000003' \
+                    OR CAST(generation_id AS TEXT) = '44444444-4444-4444-8444-000000000003'; \
+                    DELETE FROM shots WHERE project_id IS NULL; \
+                    DELETE FROM generations WHERE project_id IS NULL; \
+                    DELETE FROM tasks WHERE project_id IS NULL;").await;
+    // One missing user named twice (in two cases on SQLite), one whose only project has no
+    // created_at, and a project naming no user (Postgres: NULL; SQLite: not a uuid).
+    let (older, newer, nobody) = match t.backend() {
+        Backend::Postgres => {
+            run_script(&t, "ALTER TABLE projects ALTER COLUMN user_id DROP NOT NULL").await;
+            ("'2024-04-01T10:00:00.25Z'", "'2024-05-01T00:00:00Z'", "NULL")
+        }
+        Backend::Sqlite => ("1711965600250", "1714521600000", "'not-a-uuid'"),
+    };
+    run_script(&t, &format!(
+        "INSERT INTO projects (id, name, user_id, created_at) VALUES \
+         ('22222222-2222-4222-8222-0000000000a1', 'Newer', '88888888-8888-4888-8888-88888888888A', {newer}), \
+         ('22222222-2222-4222-8222-0000000000a2', 'Older', '88888888-8888-4888-8888-88888888888a', {older}), \
+         ('22222222-2222-4222-8222-0000000000a3', 'Undated', '77777777-7777-4777-8777-000000000001', NULL), \
+         ('22222222-2222-4222-8222-0000000000a4', 'Nobody', {nobody}, '2024-01-01T00:00:00Z')"
+    )).await;
+
+    let started = Utc::now() - chrono::Duration::seconds(1);
+    let Outcome::Planned(plan) = adopt(&t.config, ADD_USERS_PLAN).await.unwrap() else {
+        panic!("a plan");
+    };
+    let users = added(&plan);
+    let ids: Vec<&str> = users.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["77777777-7777-4777-8777-000000000001", "88888888-8888-4888-8888-88888888888a", LOST_USER]);
+    let undated: DateTime<Utc> = users[0].1.parse().unwrap();
+    assert!(undated >= started && undated <= Utc::now(), "the adoption's time: {undated}");
+    assert_eq!(users[1].1, "2024-04-01T10:00:00.250000Z", "the earliest of its projects'");
+    assert_eq!(users[2].1, "2024-06-02T00:00:00.000000Z");
+    let left = decisions(&plan);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!((left[0].0.as_str(), left[0].1.as_str()), ("projects", "22222222-2222-4222-8222-0000000000a4"));
+    let reason = match t.backend() {
+        Backend::Postgres => "user_id is NULL",
+        Backend::Sqlite => "user_id 'not-a-uuid' is not in users",
+    };
+    assert!(left[0].2.contains(reason), "{left:?}");
+
+    // Without --quarantine, the project naming no user is still refused.
+    let before = snapshot(&t).await;
+    match adopt(&t.config, ADD_USERS_APPLY).await {
+        Err(AdoptError::NeedsDecision(plan)) => assert_eq!(decisions(&plan), left),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(snapshot(&t).await, before, "a refused adoption changes nothing");
+
+    // Resolved by hand, the rest needs no quarantine.
+    run_script(&t, "DELETE FROM projects WHERE name = 'Nobody'").await;
+    let Outcome::Applied(applied) = adopt(&t.config, ADD_USERS_APPLY).await.unwrap() else {
+        panic!("adoption applies without --quarantine");
+    };
+    assert_eq!(
+        counts(&applied.rows_after),
+        named(&[("users", 5), ("projects", 6), ("tasks", 5), ("generations", 3), ("shots", 2), ("shot_generations", 4)])
+    );
+    assert!(applied.quarantined.iter().all(|(_, n)| *n == 0));
+    assert!(applied.to_string().contains("users: 2 before, 5 after, 3 added"), "{applied}");
+    assert_eq!(cli::check(&t.config).await.unwrap(), Vec::<String>::new());
+
+    let db = Database::connect(&t.config).await.unwrap();
+    let eights = db.users().get(id("88888888-8888-4888-8888-88888888888a")).await.unwrap();
+    assert_eq!(eights.created_at, at("2024-04-01T10:00:00.25Z"));
+    let page = db.projects().list_for_user(eights.id, PageRequest::first(10)).await.unwrap();
+    assert_eq!(page.items.len(), 2, "both projects name the one user");
+    let sevens = db.users().get(id("77777777-7777-4777-8777-000000000001")).await.unwrap();
+    let undated = db.projects().get(id("22222222-2222-4222-8222-0000000000a3")).await.unwrap();
+    assert_eq!(sevens.created_at, undated.created_at, "both the adoption's time");
+    db.close().await.unwrap();
+});
+
+/// On Supabase the users live in `auth.users`: only ids found there are added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_missing_users_on_supabase_adds_only_users_in_auth_users() {
+    parity_tests::run(Backend::Postgres, Setup::Empty, |t| async move {
+        load_draft(&t).await;
+        run_script(&t, &format!(
+            "CREATE SCHEMA auth; \
+             CREATE TABLE auth.users (id uuid PRIMARY KEY, email text); \
+             INSERT INTO auth.users (id, email) VALUES ('00000000-0000-4000-8000-000000000001', 'a@example.com'), ('{LOST_USER}', 'lost@example.com'); \
+             INSERT INTO projects (id, name, user_id, created_at) VALUES ('22222222-2222-4222-8222-0000000000a5', 'Unknown', '88888888-8888-4888-8888-888888888888', '2024-06-03T00:00:00Z'); \
+             INSERT INTO tasks (id, task_type, params, project_id) VALUES ('33333333-3333-4333-8333-0000000000a5', 'unknown', '{{}}', '22222222-2222-4222-8222-0000000000a5')"
+        )).await;
+
+        let Outcome::Planned(plan) = adopt(&t.config, ADD_USERS_PLAN).await.unwrap() else {
+            panic!("a plan");
+        };
+        assert_eq!(added(&plan), vec![(LOST_USER.to_owned(), "2024-06-02T00:00:00.000000Z".to_owned())]);
+        let missing = plan.missing_users.as_ref().unwrap();
+        assert!(missing.auth_users);
+        assert_eq!(missing.not_in_auth, vec!["88888888-8888-4888-8888-888888888888".to_owned()]);
+        assert!(missing.find.contains("auth.users"), "{}", missing.find);
+        let mut want: Vec<_> = DECISIONS
+            .iter()
+            .filter(|(_, row, _)| ![LOST_PROJECT, LOST_TASK].contains(row))
+            .copied()
+            .collect();
+        want.push(("projects", "22222222-2222-4222-8222-0000000000a5", "user_id '88888888-8888-4888-8888-888888888888' is not in users"));
+        want.push(("tasks", "33333333-3333-4333-8333-0000000000a5", "project_id '22222222-2222-4222-8222-0000000000a5' is a projects row that needs a decision"));
+        assert_eq!(decisions(&plan), expected(&want));
+        let text = plan.to_string();
+        assert!(text.contains("auth.users exists: only user ids found there are added."), "{text}");
+        assert!(text.contains("1 user id named by projects is not in auth.users either, so its projects stay rows that need a decision: 88888888-8888-4888-8888-888888888888"), "{text}");
+
+        let Outcome::Applied(applied) = adopt(&t.config, ADD_USERS_QUARANTINE).await.unwrap() else {
+            panic!("adoption applies");
+        };
+        assert!(applied.to_string().contains("users: 2 before, 3 after, 1 added"), "{applied}");
+        assert!(applied.to_string().contains("Not added (not in auth.users): 88888888-8888-4888-8888-888888888888."), "{applied}");
+        assert_eq!(cli::check(&t.config).await.unwrap(), Vec::<String>::new());
+        let reason: String = rows(&t, "SELECT reason FROM dal_adopt_quarantine WHERE row_id = '22222222-2222-4222-8222-0000000000a5'")
+            .await[0]
+            .try_get("", "reason")
+            .unwrap();
+        assert_eq!(reason, "user_id '88888888-8888-4888-8888-888888888888' is not in users");
+        let db = Database::connect(&t.config).await.unwrap();
+        assert!(db.users().get(id(LOST_USER)).await.is_ok());
+        assert!(db.projects().get(id(LOST_PROJECT)).await.is_ok());
+        db.close().await.unwrap();
+        let auth: i64 = rows(&t, "SELECT count(*) AS n FROM auth.users").await[0].try_get("", "n").unwrap();
+        assert_eq!(auth, 2, "auth.users is only read");
     })
     .await;
 }

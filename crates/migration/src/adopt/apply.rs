@@ -26,6 +26,8 @@ pub struct Applied {
     pub rows_after: Vec<(String, u64)>,
     /// Rows moved to the quarantine, per table.
     pub quarantined: Vec<(String, u64)>,
+    /// Rows added, per table: the users `--add-missing-users` added (0 elsewhere).
+    pub added: Vec<(String, u64)>,
     /// The number of migrations in the history, all applied now.
     pub migrations: usize,
 }
@@ -104,13 +106,27 @@ pub(crate) async fn apply(
             (t.clone(), n as u64)
         })
         .collect();
+    let added: Vec<(String, u64)> = order
+        .iter()
+        .map(|t| {
+            let n = match &plan.missing_users {
+                Some(m) if t == super::missing_users::USERS => m.added.len(),
+                _ => 0,
+            };
+            (t.clone(), n as u64)
+        })
+        .collect();
     let mut unbalanced = Vec::new();
-    for (((table, before), (_, after)), (_, moved)) in
-        plan.rows.iter().zip(&rows_after).zip(&quarantined)
+    for ((((table, before), (_, after)), (_, moved)), (_, new)) in plan
+        .rows
+        .iter()
+        .zip(&rows_after)
+        .zip(&quarantined)
+        .zip(&added)
     {
-        if *before != after + moved {
+        if before + new != after + moved {
             unbalanced.push(format!(
-                "{table}: {before} rows before, {after} after and {moved} quarantined"
+                "{table}: {before} rows before, {new} added, {after} after and {moved} quarantined"
             ));
         }
     }
@@ -121,6 +137,7 @@ pub(crate) async fn apply(
         plan,
         rows_after,
         quarantined,
+        added,
         migrations: Migrator::migrations().len(),
     })
 }
@@ -166,6 +183,31 @@ impl fmt::Display for Applied {
                 "\n{moved} row{} moved to {} (table_name, row_id, row_data, reason, quarantined_at).",
                 if moved == 1 { "" } else { "s" },
                 quarantine::TABLE
+            )?;
+        }
+        for (((table, before), (_, after)), (_, new)) in self
+            .plan
+            .rows
+            .iter()
+            .zip(&self.rows_after)
+            .zip(&self.added)
+            .filter(|(_, (_, new))| *new > 0)
+        {
+            writeln!(
+                f,
+                "{table}: {before} before, {after} after, {new} added (id only, named by projects; --add-missing-users)."
+            )?;
+        }
+        if let Some(m) = self
+            .plan
+            .missing_users
+            .as_ref()
+            .filter(|m| !m.not_in_auth.is_empty())
+        {
+            writeln!(
+                f,
+                "Not added (not in auth.users): {}.",
+                m.not_in_auth.join(", ")
             )?;
         }
         if !self.plan.left_alone.is_empty() {

@@ -11,6 +11,7 @@
 //! * [`shape`]: is this the draft, the history, or neither?
 //! * [`convert`]: each column's value in the new schema (backfills, SQLite conversions).
 //! * [`decide`]: rows that cannot satisfy the new constraints (orphans, bad values).
+//! * [`missing_users`]: `--add-missing-users`, id-only users for projects that name them.
 //! * [`postgres`] / [`sqlite`]: altering in place / rebuilding tables.
 //! * [`quarantine`]: where `--quarantine` moves the rows that need a decision.
 //! * [`plan`] / [`apply`]: the plan printed without `--apply`, and running it.
@@ -23,6 +24,7 @@
 mod apply;
 mod convert;
 mod decide;
+mod missing_users;
 mod plan;
 mod postgres;
 pub mod quarantine;
@@ -39,10 +41,11 @@ use sea_orm_migration::sea_orm::{
 
 pub use apply::Applied;
 pub use decide::Decision;
+pub use missing_users::{AddedUser, MissingUsers};
 pub use plan::Plan;
 pub use shape::{DRAFT_POSTGRES, DRAFT_SQLITE};
 
-/// `migration adopt [--apply] [--quarantine]`.
+/// `migration adopt [--apply] [--quarantine] [--add-missing-users]`.
 #[derive(clap::Args, Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AdoptOptions {
     /// Apply the plan, in one transaction. Without it, only print the plan.
@@ -52,6 +55,11 @@ pub struct AdoptOptions {
     /// table (with the row as JSON and the reason) instead of refusing.
     #[arg(long)]
     pub quarantine: bool,
+    /// Add an id-only user for every uuid that projects name as `user_id` but that has no
+    /// `users` row (on Postgres with an `auth.users` table: only the ids found there),
+    /// instead of leaving those projects to a decision.
+    #[arg(long)]
+    pub add_missing_users: bool,
 }
 
 /// What `adopt` found or did.
@@ -138,7 +146,9 @@ impl fmt::Display for Outcome {
 /// Adopts the database `config` names: prints nothing, returns what it found or did.
 ///
 /// Without `options.apply` it only makes the plan. With it, it applies the plan in one
-/// transaction, refusing when rows need a decision unless `options.quarantine`.
+/// transaction, refusing when rows need a decision unless `options.quarantine`. With
+/// `options.add_missing_users`, users that projects name but that have no row are added
+/// first (see [`MissingUsers`]), so those projects need no decision.
 pub async fn adopt(config: &Config, options: AdoptOptions) -> Result<Outcome, AdoptError> {
     // The reference schemas come from scratch databases, before the live one is locked.
     let shapes = shape::Shapes::load(config).await?;
@@ -226,7 +236,15 @@ async fn in_transaction(
         shape::State::Draft { live, extra } => (live, extra),
     };
     let now = plan::now_sql(backend);
-    let plan = plan::prepare(tx, &live, shapes, left_alone, &now).await?;
+    let plan = plan::prepare(
+        tx,
+        &live,
+        shapes,
+        left_alone,
+        &now,
+        options.add_missing_users,
+    )
+    .await?;
     if !options.apply {
         return Ok((Outcome::Planned(plan), false));
     }

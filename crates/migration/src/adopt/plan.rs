@@ -10,6 +10,7 @@ use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
 use super::convert::{conversions, converted_rows, ident};
 use super::decide::{self, Decision};
+use super::missing_users::{self, MissingUsers};
 use super::shape::Shapes;
 use super::{postgres, quarantine, sqlite};
 use crate::Migrator;
@@ -27,7 +28,10 @@ pub struct Plan {
     pub decisions: Vec<Decision>,
     /// SQLite: the statements that stage the converted rows in temporary tables (also run
     /// to make the plan). Empty on Postgres, where conversions are in `statements`.
+    /// (Users added by `--add-missing-users` are staged by [`MissingUsers::insert`].)
     pub conversions: Vec<String>,
+    /// With `--add-missing-users`: the users added because projects name them.
+    pub missing_users: Option<MissingUsers>,
     /// The statements that change the database, in order, in one transaction. When rows
     /// need a decision, the first [`Plan::quarantine_statements`] of them move those rows
     /// to the quarantine (run only with `--quarantine`).
@@ -86,6 +90,7 @@ pub(crate) async fn prepare<C: ConnectionTrait>(
     shapes: &Shapes,
     left_alone: Vec<String>,
     now: &str,
+    add_missing_users: bool,
 ) -> Result<Plan, DbErr> {
     let backend = live.backend;
     let order = shapes.table_order();
@@ -114,9 +119,23 @@ pub(crate) async fn prepare<C: ConnectionTrait>(
     }
     run(db, &decide::create_statements(backend)).await?;
     run(db, &staging).await?;
-    let relation = |t: &str| match backend {
+    let converted = |t: &str| match backend {
         DbBackend::Postgres => format!("({})", converted_rows(backend, t, conversions_of(t))),
         _ => sqlite::staging(t),
+    };
+    let users = &shapes.target.tables[missing_users::USERS];
+    let missing = if add_missing_users {
+        Some(missing_users::find(db, users, &converted, now).await?)
+    } else {
+        None
+    };
+    // The row checks see the users to add: staged with the others on SQLite, added to
+    // the converted users here on Postgres.
+    let relation = |t: &str| match backend {
+        DbBackend::Postgres if missing.is_some() && t == missing_users::USERS => {
+            missing_users::with_added(&converted(t), users)
+        }
+        _ => converted(t),
     };
     for table in &order {
         run(
@@ -152,6 +171,10 @@ pub(crate) async fn prepare<C: ConnectionTrait>(
                     &shapes.target.tables[table],
                     convs,
                 ));
+                if let Some(m) = missing.as_ref().filter(|_| table == missing_users::USERS) {
+                    // After `users` gained its columns, before `projects` gains its key.
+                    statements.push(m.insert.clone());
+                }
             }
         }
         _ => {
@@ -177,6 +200,7 @@ pub(crate) async fn prepare<C: ConnectionTrait>(
         rows,
         decisions,
         conversions: staging,
+        missing_users: missing,
         statements,
         quarantine_statements,
         first_migration,
@@ -237,6 +261,9 @@ impl fmt::Display for Plan {
                 quarantine::TABLE,
                 self.quarantine_statements
             )?;
+        }
+        if let Some(missing) = &self.missing_users {
+            missing.describe(f, &self.statements)?;
         }
         if !self.left_alone.is_empty() {
             writeln!(
