@@ -275,6 +275,7 @@ parity_test!(empty async fn adopts_the_draft_with_dirty_data(t) {
         named(&[("users", 0), ("projects", 1), ("tasks", 2), ("generations", 1), ("shots", 1), ("shot_generations", 4)])
     );
     assert!(applied.to_string().contains("9 rows moved to dal_adopt_quarantine"), "{applied}");
+    assert!(!applied.to_string().contains("added"), "no users are added without --add-missing-users: {applied}");
 
     // The ordinary tools agree.
     assert_eq!(cli::check(&t.config).await.unwrap(), Vec::<String>::new());
@@ -719,6 +720,16 @@ parity_test!(empty async fn add_missing_users_keeps_the_projects_that_name_them(
     let report = applied.to_string();
     assert!(report.contains("users: 2 before, 3 after, 1 added"), "{report}");
     assert!(report.contains("7 rows moved to dal_adopt_quarantine"), "{report}");
+    let columns = |table: &str| {
+        report
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|words| words.first() == Some(&table))
+            .unwrap_or_else(|| panic!("no {table} line: {report}"))
+    };
+    assert_eq!(columns("table"), ["table", "before", "after", "quarantined", "added"]);
+    assert_eq!(columns("users"), ["users", "2", "3", "0", "1"]);
+    assert_eq!(columns("tasks"), ["tasks", "6", "5", "1", "0"]);
     assert_eq!(cli::check(&t.config).await.unwrap(), Vec::<String>::new());
     let status = cli::execute(&t.config, MigrateCommand::Status, false).await.unwrap();
     assert!(status.iter().all(|m| m.applied), "{status:?}");

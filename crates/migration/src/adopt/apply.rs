@@ -162,19 +162,37 @@ impl fmt::Display for Applied {
             "Adopted: the database now matches the migration history (all {} migrations applied, in one transaction).",
             self.migrations
         )?;
+        // The `added` column only with --add-missing-users: the output is as before without.
+        let adding = self.plan.missing_users.is_some();
+        let added = |n: &dyn fmt::Display| {
+            if adding {
+                format!(" {:>8}", n.to_string())
+            } else {
+                String::new()
+            }
+        };
         writeln!(
             f,
-            "\n  {:<18} {:>8} {:>8} {:>12}",
-            "table", "before", "after", "quarantined"
+            "\n  {:<18} {:>8} {:>8} {:>12}{}",
+            "table",
+            "before",
+            "after",
+            "quarantined",
+            added(&"added")
         )?;
-        for (((table, before), (_, after)), (_, moved)) in self
+        for ((((table, before), (_, after)), (_, moved)), (_, new)) in self
             .plan
             .rows
             .iter()
             .zip(&self.rows_after)
             .zip(&self.quarantined)
+            .zip(&self.added)
         {
-            writeln!(f, "  {table:<18} {before:>8} {after:>8} {moved:>12}")?;
+            writeln!(
+                f,
+                "  {table:<18} {before:>8} {after:>8} {moved:>12}{}",
+                added(new)
+            )?;
         }
         let moved: u64 = self.quarantined.iter().map(|(_, n)| n).sum();
         if moved > 0 {

@@ -279,7 +279,12 @@ impl MissingUsers {
                 }
             )?;
         }
-        writeln!(f, "Found by (run for this plan too): {};", self.find)?;
+        let when = if statements.contains(&self.insert) {
+            "run for this plan too"
+        } else {
+            "from the converted rows below; run for this plan too"
+        };
+        writeln!(f, "Found by ({when}): {};", self.find)?;
         match statements.iter().position(|s| *s == self.insert) {
             Some(i) => writeln!(f, "Added by statement {}: {};", i + 1, self.insert),
             None => writeln!(
