@@ -27,10 +27,12 @@ mod app_env;
 mod config;
 mod connect;
 mod error;
+mod pool_mode;
 mod secret_url;
 
 pub use app_env::AppEnv;
 pub use config::{Backend, Config, DatabaseTarget, defaults};
 pub use connect::{ConnectError, connect};
 pub use error::ConfigError;
+pub use pool_mode::{PoolMode, SUPABASE_TRANSACTION_POOLER_PORT};
 pub use secret_url::SecretUrl;

@@ -28,6 +28,7 @@ pub mod cli;
 pub mod columns;
 pub mod generate;
 pub mod inspect;
+pub mod locked;
 pub mod scratch;
 #[doc(hidden)]
 pub mod template;
