@@ -11,6 +11,9 @@
 //! The configuration is PgBouncer's strict default: no `ignore_startup_parameters` and no
 //! prepared-statement support, so a start-up parameter or a prepared statement that
 //! outlives a transaction fails the tests, as it would on such a pooler in production.
+//! [`lenient_url`] starts a second one that ignores the start-up parameters it does not
+//! track (`extra_float_digits`, `options`), as many deployments do: through it a pool
+//! *without* the pooler mode connects, and fails the way the product did.
 
 use std::io::Write as _;
 use std::net::{TcpListener, TcpStream};
@@ -27,8 +30,28 @@ pub fn pgbouncer_url() -> String {
     static URL: OnceLock<Result<String, String>> = OnceLock::new();
     let url = URL.get_or_init(|| match std::env::var(PGBOUNCER_URL_VAR) {
         Ok(url) if !url.trim().is_empty() => Ok(url),
-        _ => start(&crate::postgres_admin_url()),
+        _ => start(&crate::postgres_admin_url(), Startup::Strict),
     });
+    unwrap_or_explain(url)
+}
+
+/// A second PgBouncer (always started by the harness) that ignores `extra_float_digits`
+/// and `options` at start-up instead of refusing the connection.
+pub fn lenient_url() -> String {
+    static URL: OnceLock<Result<String, String>> = OnceLock::new();
+    unwrap_or_explain(URL.get_or_init(|| start(&crate::postgres_admin_url(), Startup::Lenient)))
+}
+
+/// Which start-up parameters PgBouncer accepts beyond the ones it tracks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Startup {
+    /// None: a client sending `options` or `extra_float_digits` is refused.
+    Strict,
+    /// `ignore_startup_parameters = extra_float_digits, options`: accepted and dropped.
+    Lenient,
+}
+
+fn unwrap_or_explain(url: &Result<String, String>) -> String {
     match url {
         Ok(url) => url.clone(),
         Err(why) => panic!(
@@ -42,12 +65,12 @@ pub fn pgbouncer_url() -> String {
     }
 }
 
-/// The running PgBouncer's watcher; kept for the life of the process, since dropping its
-/// stdin would stop PgBouncer.
-static WATCHER: Mutex<Option<Child>> = Mutex::new(None);
+/// The running PgBouncers' watchers; kept for the life of the process, since dropping
+/// one's stdin stops its PgBouncer.
+static WATCHERS: Mutex<Vec<Child>> = Mutex::new(Vec::new());
 
 /// Starts PgBouncer in front of `server_url`'s server and returns its URL.
-pub fn start(server_url: &str) -> Result<String, String> {
+pub fn start(server_url: &str, startup: Startup) -> Result<String, String> {
     let binary = find_binary().ok_or("no `pgbouncer` binary was found on PATH or in /usr/sbin")?;
     let server =
         url::Url::parse(server_url).map_err(|e| format!("the server URL is not a URL: {e}"))?;
@@ -69,11 +92,14 @@ pub fn start(server_url: &str) -> Result<String, String> {
             .map_err(|e| format!("cannot make a temporary directory: {e}"))?
             .keep();
         let port = free_port().map_err(|e| format!("cannot find a free local port: {e}"))?;
-        write_config(&dir, &host, server_port, port, &user, &password)
+        write_config(&dir, &host, server_port, port, &user, &password, startup)
             .map_err(|e| format!("cannot write its configuration in {}: {e}", dir.display()))?;
         match launch(&binary, &dir, port) {
             Ok(child) => {
-                *WATCHER.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+                WATCHERS
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(child);
                 let mut url = server.clone();
                 url.set_port(Some(port))
                     .map_err(|_| "cannot set the port")?;
@@ -108,6 +134,7 @@ fn write_config(
     port: u16,
     user: &str,
     password: &str,
+    startup: Startup,
 ) -> std::io::Result<()> {
     let quote = |s: &str| s.replace('"', "\"\"");
     std::fs::write(
@@ -134,6 +161,12 @@ fn write_config(
          log_disconnections = 0\n",
         auth = dir.join("userlist.txt").display(),
     )?;
+    if startup == Startup::Lenient {
+        writeln!(
+            ini,
+            "ignore_startup_parameters = extra_float_digits, options"
+        )?;
+    }
     // PgBouncer refuses to run as root; the watcher then drops to `nobody`, who must be
     // able to read the directory.
     use std::os::unix::fs::PermissionsExt;

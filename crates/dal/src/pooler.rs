@@ -92,18 +92,17 @@ impl Pooler {
         Manager::begin(&mut conn, Some(sql(self.begin_statement(None))))
             .await
             .map_err(query_err)?;
-        match run(&mut conn).await {
-            Ok(value) => {
-                Manager::commit(&mut conn).await.map_err(exec_err)?;
-                Ok(value)
-            }
-            Err(e) => {
-                // Give the server session back to the pooler at once; a failed rollback
-                // means the connection is gone, and the pool drops it.
-                let _ = Manager::rollback(&mut conn).await;
-                Err(e)
-            }
+        let outcome = match run(&mut conn).await {
+            Ok(value) => Manager::commit(&mut conn)
+                .await
+                .map(|()| value)
+                .map_err(exec_err),
+            Err(e) => Err(e),
+        };
+        if outcome.is_err() {
+            abandon(&mut conn).await;
         }
+        outcome
     }
 }
 
@@ -151,22 +150,33 @@ impl PooledTransaction {
         })
     }
 
-    /// Commits (a savepoint: releases it).
+    /// Commits (a savepoint: releases it). If that fails (a serialization failure at
+    /// `COMMIT`, a lost connection), dropping `self` queues the rollback.
     pub(crate) async fn commit(mut self) -> Result<(), DbErr> {
         let mut conn = self.conn.lock().await;
-        let result = Manager::commit(&mut conn).await.map_err(exec_err);
+        Manager::commit(&mut conn).await.map_err(exec_err)?;
         drop(conn);
         self.open = false;
-        result
+        Ok(())
     }
 
     /// Rolls back (a savepoint: back to it).
     pub(crate) async fn rollback(mut self) -> Result<(), DbErr> {
         let mut conn = self.conn.lock().await;
-        let result = Manager::rollback(&mut conn).await.map_err(exec_err);
+        Manager::rollback(&mut conn).await.map_err(exec_err)?;
         drop(conn);
         self.open = false;
-        result
+        Ok(())
+    }
+}
+
+/// Ends a failed transaction: gives the server session back to the pooler at once, and
+/// never returns a connection to the pool still counting a transaction (its next
+/// `BEGIN` would be refused). If the `ROLLBACK` cannot be sent, it stays queued, and the
+/// pool's check on release either sends it or drops the broken connection.
+async fn abandon(conn: &mut sqlx::PgConnection) {
+    if Manager::rollback(conn).await.is_err() {
+        Manager::start_rollback(conn);
     }
 }
 

@@ -255,9 +255,19 @@ pub async fn schema(backend: SchemaBackend, config: Option<&Config>) -> Result<S
 /// Empty when they match.
 pub async fn check(config: &Config) -> Result<Vec<String>, CliError> {
     let db = open(config).await?;
+    let route = Route::of(config);
     let result = async {
-        let mut problems = checksum::verify(&db).await?;
-        let live = inspect::inspect(&db).await?;
+        let (mut problems, live) = match route {
+            Route::Session => (checksum::verify(&db).await?, inspect::inspect(&db).await?),
+            Route::TransactionPooler { .. } => {
+                locked::in_locked_transaction(&db, route, |tx| {
+                    Box::pin(async move {
+                        Ok((checksum::verify(tx).await?, inspect::inspect(tx).await?))
+                    })
+                })
+                .await?
+            }
+        };
         let expected = scratch::expected_schema(config).await?;
         problems.extend(live.differences(&expected));
         Ok::<_, DbErr>(problems)

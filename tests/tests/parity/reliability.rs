@@ -86,6 +86,27 @@ parity_test!(async fn every_pooled_connection_has_the_session_settings(t) {
                 assert_eq!((fk, mode.as_str(), busy), (1, "wal", 1234));
             }
         }
+        Backend::Postgres if t.through_pgbouncer() => {
+            // Behind a transaction pooler a connection has no session of its own: every
+            // unit of work gets the settings, whichever server session it lands on.
+            let mut held = Vec::new();
+            for _ in 0..size {
+                held.push(db.begin().await.unwrap());
+            }
+            for uow in &held {
+                let row = uow
+                    .query_one_raw(Statement::from_string(
+                        db.get_database_backend(),
+                        "SELECT current_setting('statement_timeout') AS timeout, current_setting('application_name') AS name",
+                    ))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let timeout: String = row.try_get("", "timeout").unwrap();
+                let name: String = row.try_get("", "name").unwrap();
+                assert_eq!((timeout.as_str(), name.as_str()), ("30s", "dal"));
+            }
+        }
         Backend::Postgres => {
             let pool = db.sea_orm_connection().get_postgres_connection_pool();
             let mut held = Vec::new();
