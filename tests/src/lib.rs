@@ -355,3 +355,36 @@ macro_rules! parity_test {
         }
     };
 }
+
+/// A test of what only Postgres has (row-level security, killed backends, statement
+/// timeouts): one run on the server directly, `<test>::direct`, and one through
+/// PgBouncer, `<test>::pgbouncer` (`session_only("reason")` ignores the latter, as in
+/// [`parity_test!`]). Not `::postgres`, so the parity counts stay one per backend.
+#[macro_export]
+macro_rules! postgres_test {
+    (session_only($why:literal) async fn $name:ident($t:ident) $body:block) => {
+        $crate::postgres_test!(@emit $name, $t, $body, #[ignore = $why]);
+    };
+    (async fn $name:ident($t:ident) $body:block) => {
+        $crate::postgres_test!(@emit $name, $t, $body,);
+    };
+    (@emit $name:ident, $t:ident, $body:block, $(#[$pooler:meta])?) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($t: $crate::TestDb) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn direct() {
+                $crate::run_on($crate::Target::Postgres, $crate::Setup::Migrated, body).await;
+            }
+
+            $(#[$pooler])?
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn pgbouncer() {
+                $crate::run_on($crate::Target::PgBouncer, $crate::Setup::Migrated, body).await;
+            }
+        }
+    };
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use dal::prelude::*;
 use dal::{DalError, TimeoutKind};
-use parity_tests::{Setup, TestDb, parity_test};
+use parity_tests::{TestDb, parity_test, postgres_test};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 
@@ -259,17 +259,9 @@ parity_test!(async fn cancelled_units_of_work_leave_nothing_behind(t) {
     }
 });
 
-/// The Postgres half only: what these tests provoke does not exist on SQLite.
-macro_rules! postgres_test {
-    (async fn $name:ident($t:ident) $body:block) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            async fn body($t: TestDb) $body
-            parity_tests::run(Backend::Postgres, Setup::Migrated, body).await;
-        }
-    };
-}
-
+// The Postgres half only: what these tests provoke does not exist on SQLite. They run on
+// the server directly and through PgBouncer (where the killed backend is the server
+// session PgBouncer lent to the unit of work).
 postgres_test!(async fn postgres_backend_killed_mid_transaction(t) {
     let p = project(&t).await;
     let admin = t.connect(&t.config.clone().with_max_connections(1)).await;

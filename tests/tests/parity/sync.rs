@@ -126,12 +126,21 @@ pub(crate) async fn server_world(server: &Database) -> (Id, Id) {
     (user, project)
 }
 
+/// The variable that puts the sync server behind PgBouncer (`pgbouncer`) instead of on
+/// the Postgres server directly (`postgres`, the default); CI runs the sync tests both ways.
+pub(crate) const SYNC_SERVER_VAR: &str = "DAL_TEST_SYNC_SERVER";
+
 pub(crate) async fn run_postgres<F, Fut>(body: F)
 where
     F: FnOnce(TestDb) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    parity_tests::run(Backend::Postgres, Setup::Migrated, body).await;
+    let target = match std::env::var(SYNC_SERVER_VAR).as_deref() {
+        Ok("pgbouncer") => parity_tests::Target::PgBouncer,
+        Ok("postgres") | Err(_) => parity_tests::Target::Postgres,
+        Ok(other) => panic!("{SYNC_SERVER_VAR}={other:?}: expected `postgres` or `pgbouncer`"),
+    };
+    parity_tests::run_on(target, Setup::Migrated, body).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
