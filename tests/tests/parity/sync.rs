@@ -743,6 +743,9 @@ async fn client_clocks_hours_apart_change_nothing() {
         .await;
     }
     let results = results.lock().unwrap();
+    if results.is_empty() {
+        return; // the server's backend is left out (DAL_TEST_BACKENDS); said above
+    }
     assert_eq!(
         results[0], results[1],
         "clock offsets changed the converged state"
