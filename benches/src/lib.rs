@@ -29,6 +29,11 @@ impl ScratchPostgres {
         ScratchPostgres { admin, name, url }
     }
 
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Drops the database (closing whatever is still connected to it).
     pub async fn drop_database(mut self) {
         sqlx::query(AssertSqlSafe(format!(
