@@ -41,7 +41,9 @@ pub(crate) async fn run(direct_url: &str, pgbouncer_url: &str, sizes: &Sizes) ->
         .unwrap(),
     };
     assert!(!pools.direct.behind_transaction_pooler());
-    assert!(pools.mode_only.behind_transaction_pooler() && pools.pgbouncer.behind_transaction_pooler());
+    assert!(
+        pools.mode_only.behind_transaction_pooler() && pools.pgbouncer.behind_transaction_pooler()
+    );
     pools.direct.migrate().await.unwrap();
     seed::seed(&pools.direct).await.unwrap();
 
@@ -92,7 +94,8 @@ pub(crate) async fn run(direct_url: &str, pgbouncer_url: &str, sizes: &Sizes) ->
         .await,
     );
     let models: Vec<entities::task::Model> = futures::future::join_all(
-        ids.iter().map(|id| async { pools.direct.tasks().get(*id).await.unwrap() }),
+        ids.iter()
+            .map(|id| async { pools.direct.tasks().get(*id).await.unwrap() }),
     )
     .await;
     lines.push(
