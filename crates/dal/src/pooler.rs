@@ -83,26 +83,30 @@ impl Pooler {
         })
     }
 
-    /// Runs one statement in a transaction of its own.
+    /// Runs one statement in a transaction of its own. sqlx's `Transaction` rolls back if
+    /// this future is dropped halfway or the commit fails, so the connection never goes
+    /// back to the pool inside a transaction.
     async fn single<T>(
         &self,
         run: impl AsyncFnOnce(&mut sqlx::PgConnection) -> Result<T, DbErr>,
     ) -> Result<T, DbErr> {
-        let mut conn = self.pool.acquire().await.map_err(acquire_err)?;
-        Manager::begin(&mut conn, Some(sql(self.begin_statement(None))))
+        let mut tx = self
+            .pool
+            .begin_with(sqlx::AssertSqlSafe(self.begin_statement(None)))
             .await
-            .map_err(query_err)?;
-        let outcome = match run(&mut conn).await {
-            Ok(value) => Manager::commit(&mut conn)
-                .await
-                .map(|()| value)
-                .map_err(exec_err),
-            Err(e) => Err(e),
-        };
-        if outcome.is_err() {
-            abandon(&mut conn).await;
+            .map_err(acquire_err)?;
+        match run(&mut tx).await {
+            Ok(value) => {
+                tx.commit().await.map_err(exec_err)?;
+                Ok(value)
+            }
+            Err(e) => {
+                // Give the server session back to the pooler at once; a failed rollback
+                // means the connection is gone, and the pool drops it.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
         }
-        outcome
     }
 }
 
@@ -167,16 +171,6 @@ impl PooledTransaction {
         drop(conn);
         self.open = false;
         Ok(())
-    }
-}
-
-/// Ends a failed transaction: gives the server session back to the pooler at once, and
-/// never returns a connection to the pool still counting a transaction (its next
-/// `BEGIN` would be refused). If the `ROLLBACK` cannot be sent, it stays queued, and the
-/// pool's check on release either sends it or drops the broken connection.
-async fn abandon(conn: &mut sqlx::PgConnection) {
-    if Manager::rollback(conn).await.is_err() {
-        Manager::start_rollback(conn);
     }
 }
 
