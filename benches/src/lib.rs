@@ -29,6 +29,17 @@ impl ScratchPostgres {
         ScratchPostgres { admin, name, url }
     }
 
+    /// A default setting for every later session of the database.
+    pub async fn set(&mut self, setting: &str, value: &str) {
+        sqlx::query(AssertSqlSafe(format!(
+            "ALTER DATABASE {} SET {setting} = '{value}'",
+            self.name
+        )))
+        .execute(&mut self.admin)
+        .await
+        .expect("ALTER DATABASE for the benchmark");
+    }
+
     /// The database's name.
     pub fn name(&self) -> &str {
         &self.name

@@ -45,6 +45,10 @@ struct Args {
     /// Postgres server; unset, one is started (the parity suite's harness).
     #[arg(long, env = "DAL_TEST_PGBOUNCER_URL")]
     pgbouncer_url: Option<String>,
+    /// With --pooler: `synchronous_commit = off` on the scratch database, so the disk's
+    /// flush latency (noisy on a shared machine) does not hide the round trips.
+    #[arg(long, requires = "pooler")]
+    no_sync_commit: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
@@ -569,7 +573,7 @@ async fn main() {
     );
     let started = Instant::now();
     if args.pooler {
-        let scratch = dal_bench::ScratchPostgres::create(&args.postgres_url).await;
+        let mut scratch = dal_bench::ScratchPostgres::create(&args.postgres_url).await;
         let bouncer = match &args.pgbouncer_url {
             Some(url) => url.clone(),
             None => parity_tests::pgbouncer::start(
@@ -578,6 +582,9 @@ async fn main() {
             )
             .unwrap_or_else(|e| panic!("cannot start PgBouncer ({e}); apt-get install pgbouncer, or pass --pgbouncer-url")),
         };
+        if args.no_sync_commit {
+            scratch.set("synchronous_commit", "off").await;
+        }
         let through = parity_tests::database_url(&bouncer, scratch.name());
         let lines = pooler::run(&scratch.url, &through, &sizes).await;
         pooler::print(&lines);
