@@ -29,6 +29,22 @@ impl ScratchPostgres {
         ScratchPostgres { admin, name, url }
     }
 
+    /// A default setting for every later session of the database.
+    pub async fn set(&mut self, setting: &str, value: &str) {
+        sqlx::query(AssertSqlSafe(format!(
+            "ALTER DATABASE {} SET {setting} = '{value}'",
+            self.name
+        )))
+        .execute(&mut self.admin)
+        .await
+        .expect("ALTER DATABASE for the benchmark");
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Drops the database (closing whatever is still connected to it).
     pub async fn drop_database(mut self) {
         sqlx::query(AssertSqlSafe(format!(

@@ -1,13 +1,15 @@
-//! `cargo run --release -p dal-bench [-- --quick] [--backend sqlite|postgres]`
+//! `cargo run --release -p dal-bench [-- --quick] [--backend sqlite|postgres] [--pooler]`
 //!
 //! Measures, on both backends in one run and side by side, the library against a
 //! hand-written sqlx baseline on the same pool and against plain SeaORM as usually written:
 //! the `SELECT 1` floor, point get, a 50-row filtered list, insert one, update, delete, the
 //! shot timeline join, bulk inserts and the seeder's scale mode. Prints medians and ratios
 //! as Markdown (see BENCHMARKS.md). `--quick` uses tiny sizes so CI can keep it compiling
-//! and running; its numbers mean nothing.
+//! and running; its numbers mean nothing. `--pooler` measures instead what a
+//! transaction-mode pooler costs per operation ([`pooler`]).
 
 mod plain;
+mod pooler;
 mod raw;
 
 use std::future::Future;
@@ -35,6 +37,18 @@ struct Args {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     postgres_url: String,
+    /// Measure the transaction-pooler costs instead: direct vs. the pooler mode vs.
+    /// through PgBouncer (pool_mode=transaction).
+    #[arg(long)]
+    pooler: bool,
+    /// With --pooler: a running PgBouncer (pool_mode=transaction) in front of the
+    /// Postgres server; unset, one is started (the parity suite's harness).
+    #[arg(long, env = "DAL_TEST_PGBOUNCER_URL")]
+    pgbouncer_url: Option<String>,
+    /// With --pooler: `synchronous_commit = off` on the scratch database, so the disk's
+    /// flush latency (noisy on a shared machine) does not hide the round trips.
+    #[arg(long, requires = "pooler")]
+    no_sync_commit: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
@@ -558,6 +572,26 @@ async fn main() {
         }
     );
     let started = Instant::now();
+    if args.pooler {
+        let mut scratch = dal_bench::ScratchPostgres::create(&args.postgres_url).await;
+        let bouncer = match &args.pgbouncer_url {
+            Some(url) => url.clone(),
+            None => parity_tests::pgbouncer::start(
+                &args.postgres_url,
+                parity_tests::pgbouncer::Startup::Strict,
+            )
+            .unwrap_or_else(|e| panic!("cannot start PgBouncer ({e}); apt-get install pgbouncer, or pass --pgbouncer-url")),
+        };
+        if args.no_sync_commit {
+            scratch.set("synchronous_commit", "off").await;
+        }
+        let through = parity_tests::database_url(&bouncer, scratch.name());
+        let lines = pooler::run(&scratch.url, &through, &sizes).await;
+        pooler::print(&lines);
+        scratch.drop_database().await;
+        eprintln!("done in {:.1?}", started.elapsed());
+        return;
+    }
     if args.backend != Some(Which::Postgres) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bench.db");

@@ -5,9 +5,12 @@
 //! * Postgres: a new database on the server at `DAL_TEST_POSTGRES_URL` (default
 //!   `postgres://postgres@127.0.0.1:5432/postgres`), dropped with `WITH (FORCE)` afterwards.
 //!   If no server answers, the Postgres half **fails** and says how to point it at one.
+//! * PgBouncer: the same kind of database, reached through a PgBouncer in
+//!   `pool_mode=transaction` ([`pgbouncer`]) with [`dal::PoolMode::Transaction`]. If no
+//!   PgBouncer can be found or started, that third run **fails** and says how to get one.
 //!
-//! `DAL_TEST_BACKENDS` (default `sqlite,postgres`) picks the backends explicitly, e.g. one
-//! per CI job; a test of a backend left out says so in its output.
+//! `DAL_TEST_BACKENDS` (default `sqlite,postgres,pgbouncer`) picks the backends
+//! explicitly, e.g. one per CI job; a test of a backend left out says so in its output.
 //!
 //! ```ignore
 //! parity_test!(async fn creates_a_user(t) {
@@ -15,21 +18,66 @@
 //!     assert_eq!(t.db.users().get(user.id).await.unwrap(), user);
 //! });
 //! ```
-//! expands to `creates_a_user::sqlite` and `creates_a_user::postgres`.
+//! expands to `creates_a_user::sqlite`, `creates_a_user::postgres` and
+//! `creates_a_user::pgbouncer`. A test that needs a direct server session (it kills
+//! backends, say) is written `parity_test!(session_only("why") async fn ...)`: its
+//! `pgbouncer` run is `#[ignore]`d with that reason, visible in every test run's output
+//! and listed in the README.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
-use dal::{Backend, Config, Database};
+use dal::{Backend, Config, Database, PoolMode};
 use futures::FutureExt;
 use sea_orm::{ConnectionTrait, Statement};
 use sqlx::{Connection, PgConnection};
 
+pub mod pgbouncer;
+
 /// The variable naming the Postgres server tests create their databases on.
 pub const POSTGRES_URL_VAR: &str = "DAL_TEST_POSTGRES_URL";
-/// The backends to test, comma-separated (default: both).
+/// The backends to test, comma-separated (default: all three).
 pub const BACKENDS_VAR: &str = "DAL_TEST_BACKENDS";
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Where a parity test runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A SQLite file.
+    Sqlite,
+    /// The Postgres server, directly.
+    Postgres,
+    /// The same server through PgBouncer in `pool_mode=transaction`.
+    PgBouncer,
+}
+
+impl Target {
+    /// Its name in test names and `DAL_TEST_BACKENDS`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Target::Sqlite => "sqlite",
+            Target::Postgres => "postgres",
+            Target::PgBouncer => "pgbouncer",
+        }
+    }
+
+    /// The database engine behind it.
+    pub const fn backend(self) -> Backend {
+        match self {
+            Target::Sqlite => Backend::Sqlite,
+            Target::Postgres | Target::PgBouncer => Backend::Postgres,
+        }
+    }
+}
+
+impl From<Backend> for Target {
+    fn from(backend: Backend) -> Target {
+        match backend {
+            Backend::Sqlite => Target::Sqlite,
+            Backend::Postgres => Target::Postgres,
+        }
+    }
+}
 
 /// What a test gets: a connected [`Database`] on a database of its own.
 pub struct TestDb {
@@ -37,12 +85,30 @@ pub struct TestDb {
     pub db: Database,
     /// The configuration it was opened with (to open more pools, or run the CLI).
     pub config: Config,
+    /// Where it runs.
+    pub target: Target,
+    /// The test's database on the server itself, bypassing any pooler (Postgres and
+    /// PgBouncer targets): for checks that need a session of their own.
+    pub direct_url: Option<String>,
 }
 
 impl TestDb {
     /// The backend under test.
     pub fn backend(&self) -> Backend {
         self.db.backend()
+    }
+
+    /// Whether the test runs through PgBouncer.
+    pub fn through_pgbouncer(&self) -> bool {
+        self.target == Target::PgBouncer
+    }
+
+    /// A direct, session-mode configuration of the test's database: the Postgres server
+    /// itself even when the test runs through PgBouncer (`None` on SQLite).
+    pub fn direct_config(&self) -> Option<Config> {
+        self.direct_url
+            .as_deref()
+            .map(|url| Config::postgres(url).expect("direct URL is valid"))
     }
 
     /// Another pool on the same database, e.g. with different settings.
@@ -68,28 +134,48 @@ enum Owned {
     Postgres { admin_url: String, name: String },
 }
 
-/// Runs `body` on a fresh database of `backend`, then drops that database, whether the
-/// body passed or panicked.
+/// Runs `body` on a fresh database of `backend` (directly), then drops that database,
+/// whether the body passed or panicked.
 pub async fn run<F, Fut>(backend: Backend, setup: Setup, body: F)
 where
     F: FnOnce(TestDb) -> Fut,
     Fut: Future<Output = ()>,
 {
-    if !selected(backend) {
-        eprintln!("SKIPPED on {backend}: {BACKENDS_VAR} does not include it");
+    run_on(backend.into(), setup, body).await
+}
+
+/// Runs `body` on a fresh database at `target`, then drops that database, whether the
+/// body passed or panicked.
+pub async fn run_on<F, Fut>(target: Target, setup: Setup, body: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if !selected_target(target) {
+        eprintln!(
+            "SKIPPED on {}: {BACKENDS_VAR} does not include it",
+            target.as_str()
+        );
         return;
     }
-    let (config, owned) = create(backend).await;
+    let (config, owned, direct_url) = create(target).await;
     let db = Database::connect(&config)
         .await
         .expect("test database connects");
-    assert_backend(&db, backend).await;
+    assert_backend(&db, target.backend()).await;
+    assert_eq!(
+        db.behind_transaction_pooler(),
+        target == Target::PgBouncer,
+        "the pool mode fits the target"
+    );
     if setup == Setup::Migrated {
         db.migrate().await.expect("migrations apply");
     }
     let outcome = AssertUnwindSafe(body(TestDb {
         db: db.clone(),
         config,
+        target,
+        direct_url,
     }))
     .catch_unwind()
     .await;
@@ -125,22 +211,29 @@ async fn assert_backend(db: &Database, backend: Backend) {
 
 /// Whether `DAL_TEST_BACKENDS` includes `backend` (unset: every backend).
 pub fn selected(backend: Backend) -> bool {
+    selected_target(backend.into())
+}
+
+/// Whether `DAL_TEST_BACKENDS` includes `target` (unset: every target).
+pub fn selected_target(target: Target) -> bool {
     match std::env::var(BACKENDS_VAR) {
         Ok(list) => list
             .split(',')
-            .any(|b| b.trim().eq_ignore_ascii_case(backend.as_str())),
+            .any(|b| b.trim().eq_ignore_ascii_case(target.as_str())),
         Err(_) => true,
     }
 }
 
-async fn create(backend: Backend) -> (Config, Owned) {
-    match backend {
-        Backend::Sqlite => {
+async fn create(target: Target) -> (Config, Owned, Option<String>) {
+    match target {
+        Target::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
             let config = Config::sqlite(dir.path().join("test.db"));
-            (config, Owned::Sqlite(dir))
+            (config, Owned::Sqlite(dir), None)
         }
-        Backend::Postgres => {
+        Target::Postgres | Target::PgBouncer => {
+            // Before the database exists, so a missing PgBouncer fails with its own message.
+            let bouncer = (target == Target::PgBouncer).then(pgbouncer::pgbouncer_url);
             let admin_url = postgres_admin_url();
             let name = format!("dal_test_{}", uuid::Uuid::new_v4().simple());
             let mut admin = admin_connection(&admin_url).await;
@@ -150,9 +243,14 @@ async fn create(backend: Backend) -> (Config, Owned) {
                 .await
                 .expect("CREATE DATABASE for the test");
             let _ = admin.close().await;
-            let url = database_url(&admin_url, &name);
-            let config = Config::postgres(&url).expect("test Postgres URL is valid");
-            (config, Owned::Postgres { admin_url, name })
+            let direct = database_url(&admin_url, &name);
+            let config = match bouncer {
+                None => Config::postgres(&direct).expect("test Postgres URL is valid"),
+                Some(bouncer) => Config::postgres(&database_url(&bouncer, &name))
+                    .expect("test PgBouncer URL is valid")
+                    .with_pool_mode(PoolMode::Transaction),
+            };
+            (config, Owned::Postgres { admin_url, name }, Some(direct))
         }
     }
 }
@@ -213,17 +311,26 @@ async fn admin_connection(admin_url: &str) -> PgConnection {
     }
 }
 
-/// Stamps out one `#[tokio::test]` per backend from one body, named `<test>::sqlite` and
-/// `<test>::postgres`. Prefix the body with `empty` for a database without migrations.
+/// Stamps out one `#[tokio::test]` per target from one body, named `<test>::sqlite`,
+/// `<test>::postgres` and `<test>::pgbouncer`. Prefix the body with `empty` for a
+/// database without migrations, and with `session_only("reason")` for a test that needs
+/// a direct server session: its `pgbouncer` run is then `#[ignore]`d with that reason
+/// (still there, so `cargo test -- --ignored` shows what fails through the pooler).
 #[macro_export]
 macro_rules! parity_test {
+    (session_only($why:literal) empty async fn $name:ident($t:ident) $body:block) => {
+        $crate::parity_test!(@emit $name, $t, $crate::Setup::Empty, $body, #[ignore = $why]);
+    };
+    (session_only($why:literal) async fn $name:ident($t:ident) $body:block) => {
+        $crate::parity_test!(@emit $name, $t, $crate::Setup::Migrated, $body, #[ignore = $why]);
+    };
     (empty async fn $name:ident($t:ident) $body:block) => {
-        $crate::parity_test!(@emit $name, $t, $crate::Setup::Empty, $body);
+        $crate::parity_test!(@emit $name, $t, $crate::Setup::Empty, $body,);
     };
     (async fn $name:ident($t:ident) $body:block) => {
-        $crate::parity_test!(@emit $name, $t, $crate::Setup::Migrated, $body);
+        $crate::parity_test!(@emit $name, $t, $crate::Setup::Migrated, $body,);
     };
-    (@emit $name:ident, $t:ident, $setup:expr, $body:block) => {
+    (@emit $name:ident, $t:ident, $setup:expr, $body:block, $(#[$pooler:meta])?) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -232,12 +339,51 @@ macro_rules! parity_test {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                $crate::run(dal::Backend::Sqlite, $setup, body).await;
+                $crate::run_on($crate::Target::Sqlite, $setup, body).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                $crate::run(dal::Backend::Postgres, $setup, body).await;
+                $crate::run_on($crate::Target::Postgres, $setup, body).await;
+            }
+
+            $(#[$pooler])?
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn pgbouncer() {
+                $crate::run_on($crate::Target::PgBouncer, $setup, body).await;
+            }
+        }
+    };
+}
+
+/// A test of what only Postgres has (row-level security, killed backends, statement
+/// timeouts): one run on the server directly, `<test>::direct`, and one through
+/// PgBouncer, `<test>::pgbouncer` (`session_only("reason")` ignores the latter, as in
+/// [`parity_test!`]). Not `::postgres`, so the parity counts stay one per backend.
+#[macro_export]
+macro_rules! postgres_test {
+    (session_only($why:literal) async fn $name:ident($t:ident) $body:block) => {
+        $crate::postgres_test!(@emit $name, $t, $body, #[ignore = $why]);
+    };
+    (async fn $name:ident($t:ident) $body:block) => {
+        $crate::postgres_test!(@emit $name, $t, $body,);
+    };
+    (@emit $name:ident, $t:ident, $body:block, $(#[$pooler:meta])?) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($t: $crate::TestDb) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn direct() {
+                $crate::run_on($crate::Target::Postgres, $crate::Setup::Migrated, body).await;
+            }
+
+            $(#[$pooler])?
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn pgbouncer() {
+                $crate::run_on($crate::Target::PgBouncer, $crate::Setup::Migrated, body).await;
             }
         }
     };

@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::pool_mode::PoolModeSetting;
 use crate::sqlite_url::{self, SqliteMode};
-use crate::{AppEnv, ConfigError, SecretUrl};
+use crate::{AppEnv, ConfigError, PoolMode, SecretUrl};
 
 /// Defaults used when a variable is unset.
 pub mod defaults {
@@ -92,6 +93,10 @@ pub struct Config {
     pub application_name: String,
     /// `DB_MIGRATE_ON_CONNECT`: apply pending migrations when connecting.
     pub migrate_on_connect: bool,
+    /// `DB_POOL_MODE`: whether a transaction-mode pooler sits between the pool and
+    /// Postgres (detected from Supabase's port 6543 unless set). Always
+    /// [`PoolMode::Session`] on SQLite.
+    pub pool_mode: PoolMode,
 }
 
 impl Config {
@@ -141,6 +146,7 @@ impl Config {
             DatabaseTarget::Sqlite { .. } => Backend::Sqlite,
             DatabaseTarget::Postgres { .. } => Backend::Postgres,
         };
+        let pool_mode = pool_mode(&target, var("DB_POOL_MODE"))?;
         let max_connections = match var("DB_MAX_CONNECTIONS") {
             Some(v) => parse_number("DB_MAX_CONNECTIONS", &v, 1, "a whole number from 1 to 1000")?,
             None => default_max_connections(backend),
@@ -163,6 +169,7 @@ impl Config {
                 Some(v) => parse_bool("DB_MIGRATE_ON_CONNECT", &v)?,
                 None => false,
             },
+            pool_mode,
         };
         config.validate()?;
         Ok(config)
@@ -217,6 +224,10 @@ impl Config {
             DatabaseTarget::Sqlite { .. } => Backend::Sqlite,
             DatabaseTarget::Postgres { .. } => Backend::Postgres,
         };
+        let pool_mode = match &target {
+            DatabaseTarget::Sqlite { .. } => PoolMode::Session,
+            DatabaseTarget::Postgres { url } => PoolMode::detect(url.expose_secret()),
+        };
         Config {
             app_env,
             target,
@@ -226,6 +237,7 @@ impl Config {
             statement_timeout: defaults::STATEMENT_TIMEOUT,
             application_name: defaults::APPLICATION_NAME.to_owned(),
             migrate_on_connect: false,
+            pool_mode,
         }
     }
 
@@ -273,6 +285,43 @@ impl Config {
     pub fn with_migrate_on_connect(mut self, migrate: bool) -> Config {
         self.migrate_on_connect = migrate;
         self
+    }
+
+    /// Sets the pool mode (on SQLite, which has no pooler, it stays
+    /// [`PoolMode::Session`]).
+    pub fn with_pool_mode(mut self, mode: PoolMode) -> Config {
+        if self.backend() == Backend::Postgres {
+            self.pool_mode = mode;
+        }
+        self
+    }
+
+    /// Whether a transaction-mode pooler sits between the pool and the server.
+    pub fn behind_transaction_pooler(&self) -> bool {
+        self.pool_mode == PoolMode::Transaction
+    }
+}
+
+/// `DB_POOL_MODE` for `target`: `auto` (or unset) detects it from a Postgres URL's port;
+/// SQLite has no pooler, so only `session` and `auto` make sense there.
+fn pool_mode(target: &DatabaseTarget, value: Option<String>) -> Result<PoolMode, ConfigError> {
+    let setting = match &value {
+        Some(v) => v.parse()?,
+        None => PoolModeSetting::Auto,
+    };
+    match (target, setting) {
+        (DatabaseTarget::Sqlite { .. }, PoolModeSetting::Fixed(PoolMode::Transaction)) => {
+            Err(ConfigError::InvalidSetting {
+                var: "DB_POOL_MODE",
+                value: value.unwrap_or_default(),
+                expected: "`session` or `auto` with a sqlite DATABASE_URL (a local file has no pooler); `transaction` needs APP_ENV=web",
+            })
+        }
+        (DatabaseTarget::Sqlite { .. }, _) => Ok(PoolMode::Session),
+        (DatabaseTarget::Postgres { .. }, PoolModeSetting::Fixed(mode)) => Ok(mode),
+        (DatabaseTarget::Postgres { url }, PoolModeSetting::Auto) => {
+            Ok(PoolMode::detect(url.expose_secret()))
+        }
     }
 }
 
@@ -555,6 +604,84 @@ mod tests {
         assert_eq!(c.statement_timeout, Duration::from_millis(1500));
         assert_eq!(c.application_name, "worker");
         assert!(c.migrate_on_connect);
+    }
+
+    #[test]
+    fn pool_mode_is_detected_from_the_port_and_can_be_overridden() {
+        let pooler = "postgres://app:pw@aws-0-eu-west-1.pooler.supabase.com:6543/postgres";
+        let direct = "postgres://app:pw@db.example.com:5432/app";
+        let web = |url: &str, mode: Option<&str>| {
+            let mut vars = vec![("APP_ENV", "web"), ("DATABASE_URL", url)];
+            if let Some(mode) = mode {
+                vars.push(("DB_POOL_MODE", mode));
+            }
+            config(&vars)
+        };
+        assert_eq!(web(pooler, None).unwrap().pool_mode, PoolMode::Transaction);
+        assert_eq!(
+            web(pooler, Some("auto")).unwrap().pool_mode,
+            PoolMode::Transaction
+        );
+        assert_eq!(
+            web(pooler, Some("session")).unwrap().pool_mode,
+            PoolMode::Session
+        );
+        assert_eq!(web(direct, None).unwrap().pool_mode, PoolMode::Session);
+        assert_eq!(
+            web(direct, Some("TRANSACTION")).unwrap().pool_mode,
+            PoolMode::Transaction
+        );
+        assert!(
+            web(direct, Some("transaction"))
+                .unwrap()
+                .behind_transaction_pooler()
+        );
+        assert_eq!(
+            Config::postgres(pooler).unwrap().pool_mode,
+            PoolMode::Transaction
+        );
+        assert_eq!(
+            Config::postgres(direct)
+                .unwrap()
+                .with_pool_mode(PoolMode::Transaction)
+                .pool_mode,
+            PoolMode::Transaction
+        );
+        assert_eq!(config(&[]).unwrap().pool_mode, PoolMode::Session);
+        assert_eq!(
+            Config::sqlite("x.db")
+                .with_pool_mode(PoolMode::Transaction)
+                .pool_mode,
+            PoolMode::Session
+        );
+
+        for (vars, what) in [
+            (
+                vec![
+                    ("APP_ENV", "web"),
+                    ("DATABASE_URL", direct),
+                    ("DB_POOL_MODE", "statement"),
+                ],
+                "unknown mode",
+            ),
+            (
+                vec![("DB_POOL_MODE", "transaction")],
+                "transaction on SQLite",
+            ),
+        ] {
+            let err = config(&vars).unwrap_err();
+            match &err {
+                ConfigError::InvalidSetting { var, .. } => {
+                    assert_eq!(*var, "DB_POOL_MODE", "{what}")
+                }
+                other => panic!("{what}: {other:?}"),
+            }
+            assert!(err.to_string().contains("DB_POOL_MODE"), "{what}: {err}");
+        }
+        assert_eq!(
+            config(&[("DB_POOL_MODE", "session")]).unwrap().pool_mode,
+            PoolMode::Session
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tracing::log::LevelFilter;
 
-use crate::{Config, DatabaseTarget};
+use crate::{Config, DatabaseTarget, PoolMode};
 
 /// Opening the pool failed. The message names the database (password hidden) and the
 /// driver's reason.
@@ -30,7 +30,9 @@ pub struct ConnectError {
 /// process opens it), opening is retried with jittered backoff within the busy timeout,
 /// so any number of processes can create and open the same new file together.
 /// Postgres: TLS as the URL's `sslmode` says, the configured `statement_timeout` and
-/// `application_name`. On both, the pool does not ping a connection on every acquire
+/// `application_name`; behind a transaction-mode pooler ([`PoolMode::Transaction`]) no
+/// statement cache and no start-up parameters the pooler does not track, so the statement
+/// timeout is left to each transaction. On both, the pool does not ping a connection on every acquire
 /// (a round trip per call) and statements are logged at `DEBUG`, not `INFO`.
 pub async fn connect(config: &Config) -> Result<DatabaseConnection, ConnectError> {
     let fail = |source| ConnectError {
@@ -50,8 +52,20 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, ConnectError
                 .map_err(fail)?
                 .application_name(&config.application_name)
                 .log_statements(LevelFilter::Debug);
-            let timeout_ms = config.statement_timeout.as_millis().to_string();
-            options = options.options([("statement_timeout", timeout_ms.as_str())]);
+            match config.pool_mode {
+                PoolMode::Session => {
+                    let timeout_ms = config.statement_timeout.as_millis().to_string();
+                    options = options.options([("statement_timeout", timeout_ms.as_str())]);
+                }
+                // A transaction-mode pooler hands each transaction to any server session:
+                // a statement prepared (and cached) in one is missing, or another client's,
+                // in the next, and start-up parameters it does not track are refused
+                // (`options`) or would land on some other client's session. The statement
+                // timeout is set per transaction instead (dal's `SET LOCAL`).
+                PoolMode::Transaction => {
+                    options = options.statement_cache_capacity(0).extra_float_digits(None);
+                }
+            }
             probe(options.clone()).await.map_err(fail)?;
             let pool = PgPoolOptions::new()
                 .max_connections(config.max_connections)

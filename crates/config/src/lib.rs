@@ -4,7 +4,10 @@
 //! `DATABASE_URL`), [`Config::from_env`] turns the environment into a typed [`Config`]
 //! (or a [`ConfigError`] naming the variable and what it accepts), and [`connect`] opens a
 //! pool with the settings every connection needs: on SQLite `foreign_keys=ON`, WAL and a
-//! busy timeout; on Postgres a statement timeout and an application name.
+//! busy timeout; on Postgres a statement timeout and an application name. Behind a
+//! transaction-mode pooler ([`PoolMode::Transaction`], `DB_POOL_MODE`, detected on
+//! Supabase's port 6543) the pool caches no statements and sends no session settings;
+//! `dal` then sets the statement timeout per transaction.
 //!
 //! This crate is shared by the library (`dal`) and the migration CLI, so both pick the
 //! database by the same rules. Passwords never appear in `Display`, `Debug` or logs.
@@ -27,6 +30,7 @@ mod app_env;
 mod config;
 mod connect;
 mod error;
+mod pool_mode;
 mod secret_url;
 mod sqlite_url;
 
@@ -34,5 +38,6 @@ pub use app_env::AppEnv;
 pub use config::{Backend, Config, DatabaseTarget, defaults};
 pub use connect::{ConnectError, connect};
 pub use error::ConfigError;
+pub use pool_mode::{PoolMode, SUPABASE_TRANSACTION_POOLER_PORT};
 pub use secret_url::SecretUrl;
 pub use sqlite_url::SqliteMode;

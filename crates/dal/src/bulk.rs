@@ -46,8 +46,8 @@ where
     if rows.is_empty() {
         return Ok(0);
     }
-    if let Some(pool) = exec.copy_pool() {
-        return copy_in(pool, rows).await;
+    if let Some(target) = exec.copy_target() {
+        return copy_in(target, rows).await;
     }
     let uow = exec.begin().await?;
     let written = write(&uow, rows, Conflict::Fail).await?;
@@ -55,8 +55,10 @@ where
     Ok(written)
 }
 
-/// `COPY table (columns) FROM STDIN` in its own transaction.
-async fn copy_in<A>(pool: &sqlx::PgPool, rows: Vec<A>) -> Result<u64>
+/// `COPY table (columns) FROM STDIN` in its own transaction (behind a transaction-mode
+/// pooler that transaction also sets the statement timeout; `COPY` itself prepares
+/// nothing, so it is safe there).
+async fn copy_in<A>(target: crate::executor::CopyTarget<'_>, rows: Vec<A>) -> Result<u64>
 where
     A: ActiveModelTrait + Send,
 {
@@ -66,7 +68,10 @@ where
         .map(|(n, _)| format!("\"{}\"", n.replace('"', "\"\"")))
         .collect();
     let statement = format!("COPY \"{table}\" ({}) FROM STDIN", names.join(", "));
-    let mut tx = pool.begin().await?;
+    let mut tx = match target.begin {
+        None => target.pool.begin().await?,
+        Some(begin) => target.pool.begin_with(sqlx::AssertSqlSafe(begin)).await?,
+    };
     let mut copy = tx.copy_in_raw(&statement).await?;
     // Encode and send in ~1 MiB pieces: the server parses one piece while the next is
     // encoded. A row refused here ends the COPY with CopyFail, so the connection goes back

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dal_config::{Backend, Config};
+use migration::locked::Route as MigrationRoute;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
 use crate::dialect::Dialect;
+use crate::pooler::{PooledTransaction, Pooler};
 use crate::{DalError, Result};
 
 /// A connection pool to the configured database: the handle an application keeps (it is
@@ -35,6 +37,9 @@ pub struct Database {
     pub(crate) statements: Arc<AtomicU64>,
     /// Opened read-only (a sqlite URL with `mode=ro` or `immutable=1`).
     pub(crate) read_only: bool,
+    /// Set behind a transaction-mode pooler: every statement goes through it.
+    pub(crate) pooler: Option<Arc<Pooler>>,
+    migration_route: MigrationRoute,
 }
 
 impl Database {
@@ -47,6 +52,12 @@ impl Database {
     /// `config.migrate_on_connect` is set.
     pub async fn connect(config: &Config) -> Result<Database> {
         let inner = dal_config::connect(config).await?;
+        let pooler = config.behind_transaction_pooler().then(|| {
+            Arc::new(Pooler::new(
+                inner.get_postgres_connection_pool().clone(),
+                config.statement_timeout,
+            ))
+        });
         let db = Database {
             inner,
             dialect: Dialect(config.backend()),
@@ -55,6 +66,8 @@ impl Database {
                 config.target,
                 dal_config::DatabaseTarget::Sqlite { mode, .. } if mode.is_read_only()
             ),
+            pooler,
+            migration_route: MigrationRoute::of(config),
         };
         if config.migrate_on_connect {
             db.migrate().await?;
@@ -65,6 +78,22 @@ impl Database {
     /// The backend behind this pool.
     pub fn backend(&self) -> Backend {
         self.dialect.0
+    }
+
+    /// Whether this pool reaches Postgres through a transaction-mode pooler
+    /// ([`dal_config::PoolMode::Transaction`]): every statement then runs in a transaction.
+    pub fn behind_transaction_pooler(&self) -> bool {
+        self.pooler.is_some()
+    }
+
+    /// Where statements of the pool itself go: SeaORM's pool, or a transaction each
+    /// behind a transaction-mode pooler. Not counted in `statements_executed`, and without
+    /// the dialect's value mapping: for the crate's own catalog reads.
+    pub(crate) fn route(&self) -> crate::executor::Route<'_> {
+        match &self.pooler {
+            Some(pooler) => crate::executor::Route::Pooler(pooler),
+            None => crate::executor::Route::Pool(&self.inner),
+        }
     }
 
     /// Applies every pending migration, all in one transaction, serialised against other
@@ -79,18 +108,9 @@ impl Database {
                 detail: "the SQLite database is opened read-only (mode=ro or immutable=1); migrations write".to_owned(),
             });
         }
-        let tx = self
-            .inner
-            .begin_with_options(self.dialect.write_transaction())
-            .await?;
-        tx.execute_unprepared(self.dialect.migration_preamble())
-            .await?;
-        Migrator::up(&tx, None).await.map_err(migration_error)?;
-        migration::checksum::record(&tx)
+        migration::locked::up(&self.inner, self.migration_route, None)
             .await
-            .map_err(migration_error)?;
-        tx.commit().await?;
-        Ok(())
+            .map_err(migration_error)
     }
 
     /// The schema version: the newest applied migration's name (`None` before the first
@@ -99,7 +119,7 @@ impl Database {
     /// behind the library.
     pub async fn schema_version(&self) -> Result<Option<String>> {
         let row = self
-            .inner
+            .route()
             .query_one_raw(sea_orm::Statement::from_string(
                 self.inner.get_database_backend(),
                 "SELECT version FROM seaql_migrations ORDER BY version DESC LIMIT 1",
@@ -111,7 +131,7 @@ impl Database {
                 .transpose()?),
             Err(e) => {
                 // No history table yet: nothing is applied.
-                match migration::has_table(&self.inner, "seaql_migrations").await {
+                match migration::has_table(&self.route(), "seaql_migrations").await {
                     Ok(false) => Ok(None),
                     _ => Err(e.into()),
                 }
@@ -129,7 +149,7 @@ impl Database {
 
     /// Names of the applied migrations, oldest first; the last one is the schema version.
     pub async fn applied_migrations(&self) -> Result<Vec<String>> {
-        let applied = Migrator::get_applied_migrations(&self.inner)
+        let applied = Migrator::get_applied_migrations(&self.route())
             .await
             .map_err(migration_error)?;
         Ok(applied.iter().map(|m| m.name().to_owned()).collect())
@@ -146,7 +166,10 @@ impl Database {
         &self,
         options: sea_orm::TransactionOptions,
     ) -> Result<UnitOfWork> {
-        let tx = self.inner.begin_with_options(options).await?;
+        let tx = match &self.pooler {
+            Some(pooler) => Tx::Pooled(pooler.begin(options.isolation_level).await?),
+            None => Tx::Orm(self.inner.begin_with_options(options).await?),
+        };
         Ok(UnitOfWork {
             inner: tx,
             dialect: self.dialect,
@@ -215,16 +238,26 @@ impl Database {
         result
     }
 
-    /// The Postgres pool, when this is one.
-    pub(crate) fn pg_pool(&self) -> Option<&sqlx::PgPool> {
-        match self.dialect.0 {
-            Backend::Postgres => Some(self.inner.get_postgres_connection_pool()),
-            Backend::Sqlite => None,
+    /// The Postgres pool and the statement that begins a transaction on it, when this is
+    /// one (for `COPY`, which needs a connection of its own).
+    pub(crate) fn copy_target(&self) -> Option<crate::executor::CopyTarget<'_>> {
+        match (self.dialect.0, &self.pooler) {
+            (Backend::Sqlite, _) => None,
+            (Backend::Postgres, None) => Some(crate::executor::CopyTarget {
+                pool: self.inner.get_postgres_connection_pool(),
+                begin: None,
+            }),
+            (Backend::Postgres, Some(pooler)) => Some(crate::executor::CopyTarget {
+                pool: pooler.pool(),
+                begin: Some(pooler.begin_statement(None)),
+            }),
         }
     }
 
     /// The SeaORM connection underneath. Statements run on it directly do **not** get the
     /// value mapping (on SQLite a `Uuid` would be stored as a BLOB); prefer `&Database`.
+    /// Behind a transaction-mode pooler, SeaORM's statements outside a transaction may
+    /// reach another server session between their two round trips: use `&Database`.
     pub fn sea_orm_connection(&self) -> &DatabaseConnection {
         &self.inner
     }
@@ -244,7 +277,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// rolls back.
 #[derive(Debug)]
 pub struct UnitOfWork {
-    pub(crate) inner: DatabaseTransaction,
+    pub(crate) inner: Tx,
     pub(crate) dialect: Dialect,
     pub(crate) statements: Arc<AtomicU64>,
     /// The first statement failure, after which the unit can only roll back.
@@ -252,8 +285,13 @@ pub struct UnitOfWork {
 }
 
 impl UnitOfWork {
+    /// Where its statements run.
+    pub(crate) fn tx(&self) -> &Tx {
+        &self.inner
+    }
+
     /// A unit of work has its connection; bulk paths use it rather than the pool.
-    pub(crate) fn no_pool(&self) -> Option<&sqlx::PgPool> {
+    pub(crate) fn no_copy_target(&self) -> Option<crate::executor::CopyTarget<'_>> {
         None
     }
 
@@ -323,6 +361,37 @@ impl UnitOfWork {
                 let _ = self.rollback().await;
                 Err(e)
             }
+        }
+    }
+}
+
+/// The transaction under a unit of work: SeaORM's, or one made for a transaction-mode
+/// pooler.
+#[derive(Debug)]
+pub(crate) enum Tx {
+    Orm(DatabaseTransaction),
+    Pooled(PooledTransaction),
+}
+
+impl Tx {
+    async fn begin(&self) -> std::result::Result<Tx, sea_orm::DbErr> {
+        Ok(match self {
+            Tx::Orm(tx) => Tx::Orm(tx.begin().await?),
+            Tx::Pooled(tx) => Tx::Pooled(tx.begin().await?),
+        })
+    }
+
+    async fn commit(self) -> std::result::Result<(), sea_orm::DbErr> {
+        match self {
+            Tx::Orm(tx) => tx.commit().await,
+            Tx::Pooled(tx) => tx.commit().await,
+        }
+    }
+
+    async fn rollback(self) -> std::result::Result<(), sea_orm::DbErr> {
+        match self {
+            Tx::Orm(tx) => tx.rollback().await,
+            Tx::Pooled(tx) => tx.rollback().await,
         }
     }
 }

@@ -8,7 +8,9 @@ use dal_config::Backend;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, ExecResult, QueryResult, Statement};
 
 use crate::Result;
+use crate::database::Tx;
 use crate::dialect::{Dialect, values};
+use crate::pooler::Pooler;
 use crate::repo::{Generations, Projects, Shots, Tasks, UserScope, Users};
 use crate::{Database, UnitOfWork};
 
@@ -56,7 +58,7 @@ pub trait Executor: ConnectionTrait + Send + Sync + sealed::Sealed {
     /// The Postgres pool behind a [`Database`], for paths that need a connection of their
     /// own (bulk `COPY`); `None` inside a unit of work and on SQLite.
     #[doc(hidden)]
-    fn copy_pool(&self) -> Option<&sqlx::PgPool> {
+    fn copy_target(&self) -> Option<CopyTarget<'_>> {
         None
     }
 
@@ -110,28 +112,107 @@ pub trait Executor: ConnectionTrait + Send + Sync + sealed::Sealed {
     }
 }
 
-/// Implements [`ConnectionTrait`] for a wrapper whose `inner` field is a SeaORM connection,
-/// passing every statement through the dialect's value mapping first.
+/// Where a `COPY` goes: the pool, and the statement that begins its transaction (`None`:
+/// a plain `BEGIN`).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct CopyTarget<'a> {
+    pub(crate) pool: &'a sqlx::PgPool,
+    pub(crate) begin: Option<String>,
+}
+
+/// Where a statement of the pool goes: SeaORM's pool (a session per connection), or a
+/// transaction of its own behind a transaction-mode pooler.
+#[derive(Clone, Copy)]
+pub(crate) enum Route<'a> {
+    Pool(&'a sea_orm::DatabaseConnection),
+    Pooler(&'a Pooler),
+}
+
+/// Inherent methods, so the hot path adds no boxed future of its own; the
+/// [`ConnectionTrait`] impl below lends them to the migrator's catalog reads.
+macro_rules! dispatch {
+    ($($enum:ident :: $variant:ident),+) => {
+        pub(crate) async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+            match self { $($enum::$variant(c) => c.execute_raw(stmt).await),+ }
+        }
+
+        pub(crate) async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+            match self { $($enum::$variant(c) => c.execute_unprepared(sql).await),+ }
+        }
+
+        pub(crate) async fn query_one_raw(
+            &self,
+            stmt: Statement,
+        ) -> Result<Option<QueryResult>, DbErr> {
+            match self { $($enum::$variant(c) => c.query_one_raw(stmt).await),+ }
+        }
+
+        pub(crate) async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+            match self { $($enum::$variant(c) => c.query_all_raw(stmt).await),+ }
+        }
+    };
+}
+
+impl Route<'_> {
+    dispatch!(Route::Pool, Route::Pooler);
+}
+
+impl Tx {
+    dispatch!(Tx::Orm, Tx::Pooled);
+}
+
+#[async_trait]
+impl ConnectionTrait for Route<'_> {
+    fn get_database_backend(&self) -> DbBackend {
+        match self {
+            Route::Pool(c) => c.get_database_backend(),
+            Route::Pooler(c) => c.get_database_backend(),
+        }
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        Route::execute_raw(self, stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        Route::execute_unprepared(self, sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        Route::query_one_raw(self, stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        Route::query_all_raw(self, stmt).await
+    }
+}
+
+/// Implements [`ConnectionTrait`] for a wrapper whose `$target()` is where its statements
+/// run, passing every statement through the dialect's value mapping first.
 macro_rules! adapted_connection {
-    ($wrapper:ty, $copy_pool:expr) => {
+    ($wrapper:ty, $target:ident, $copy_target:expr) => {
         #[async_trait]
         impl ConnectionTrait for $wrapper {
             fn get_database_backend(&self) -> DbBackend {
-                self.inner.get_database_backend()
+                match self.dialect.0 {
+                    Backend::Postgres => DbBackend::Postgres,
+                    Backend::Sqlite => DbBackend::Sqlite,
+                }
             }
 
             async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
                 self.statements.fetch_add(1, Ordering::Relaxed);
                 self.usable()?;
                 let stmt = self.outcome(values::prepare(self.dialect.0, stmt))?;
-                let result = self.inner.execute_raw(stmt).await;
+                let result = self.$target().execute_raw(stmt).await;
                 self.outcome(result)
             }
 
             async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
                 self.statements.fetch_add(1, Ordering::Relaxed);
                 self.usable()?;
-                let result = self.inner.execute_unprepared(sql).await;
+                let result = self.$target().execute_unprepared(sql).await;
                 self.outcome(result)
             }
 
@@ -139,7 +220,7 @@ macro_rules! adapted_connection {
                 self.statements.fetch_add(1, Ordering::Relaxed);
                 self.usable()?;
                 let stmt = self.outcome(values::prepare(self.dialect.0, stmt))?;
-                let result = self.inner.query_one_raw(stmt).await;
+                let result = self.$target().query_one_raw(stmt).await;
                 self.outcome(result)
             }
 
@@ -147,7 +228,7 @@ macro_rules! adapted_connection {
                 self.statements.fetch_add(1, Ordering::Relaxed);
                 self.usable()?;
                 let stmt = self.outcome(values::prepare(self.dialect.0, stmt))?;
-                let result = self.inner.query_all_raw(stmt).await;
+                let result = self.$target().query_all_raw(stmt).await;
                 self.outcome(result)
             }
         }
@@ -162,15 +243,15 @@ macro_rules! adapted_connection {
                 <$wrapper>::begin(self).await
             }
 
-            fn copy_pool(&self) -> Option<&sqlx::PgPool> {
-                ($copy_pool)(self)
+            fn copy_target(&self) -> Option<CopyTarget<'_>> {
+                ($copy_target)(self)
             }
         }
     };
 }
 
-adapted_connection!(Database, Database::pg_pool);
-adapted_connection!(UnitOfWork, UnitOfWork::no_pool);
+adapted_connection!(Database, route, Database::copy_target);
+adapted_connection!(UnitOfWork, tx, UnitOfWork::no_copy_target);
 
 /// The dialect of an executor, for the crate's own SQL.
 pub(crate) fn dialect_of<E: Executor>(exec: &E) -> Dialect {

@@ -36,10 +36,11 @@ mod database;
 mod dialect;
 mod error;
 mod executor;
+mod pooler;
 pub mod repo;
 mod retry;
 
-pub use dal_config::{AppEnv, Backend, Config, ConfigError, SqliteMode};
+pub use dal_config::{AppEnv, Backend, Config, ConfigError, PoolMode, SqliteMode};
 pub use database::{BoxFuture, Database, UnitOfWork};
 pub use error::{DalError, Result, TimeoutKind};
 pub use executor::Executor;

@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use dal_config::{AppEnv, Config, ConnectError};
-use sea_orm_migration::sea_orm::{DatabaseConnection, DbErr};
-use sea_orm_migration::{MigrationStatus, MigratorTrait};
+use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
+use sea_orm_migration::{IntoSchemaManagerConnection, MigrationStatus, MigratorTrait};
 
+use crate::locked::{self, Route};
 use crate::{Migrator, checksum, inspect, scratch};
 
 /// `migration [--dangerously-drop-web-data] <command>`.
@@ -199,7 +200,7 @@ pub async fn execute(
         });
     }
     let db = open(config).await?;
-    let result = run(&db, command).await;
+    let result = run(&db, Route::of(config), command).await;
     db.close().await?;
     result
 }
@@ -212,24 +213,47 @@ async fn open(config: &Config) -> Result<DatabaseConnection, CliError> {
 
 async fn run(
     db: &DatabaseConnection,
+    route: Route,
     command: MigrateCommand,
 ) -> Result<Vec<MigrationState>, CliError> {
-    match command {
-        MigrateCommand::Up { num } => Migrator::up(db, num).await?,
-        MigrateCommand::Down { num } => Migrator::down(db, Some(num)).await?,
-        MigrateCommand::Status => {}
-        MigrateCommand::Fresh => Migrator::fresh(db).await?,
-        MigrateCommand::Refresh => Migrator::refresh(db).await?,
-        MigrateCommand::Reset => Migrator::reset(db).await?,
+    if route != Route::Session {
+        // Behind a transaction-mode pooler a statement outside a transaction may run on
+        // any server session: the whole command, status included, is one transaction.
+        return Ok(locked::in_locked_transaction(db, route, move |tx| {
+            Box::pin(async move {
+                apply(tx, command).await?;
+                status(tx).await
+            })
+        })
+        .await?);
     }
-    if command != MigrateCommand::Status {
-        checksum::record(db).await?;
+    match command {
+        // The same advisory lock and single transaction as `dal::Database::migrate`.
+        MigrateCommand::Up { num } => locked::up(db, route, num).await?,
+        command => apply(db, command).await?,
     }
     status(db).await.map_err(CliError::from)
 }
 
+/// Applies `command` and records the checksums of what is applied afterwards.
+async fn apply<C>(db: &C, command: MigrateCommand) -> Result<(), DbErr>
+where
+    C: ConnectionTrait,
+    for<'c> &'c C: IntoSchemaManagerConnection<'c>,
+{
+    match command {
+        MigrateCommand::Up { num } => Migrator::up(db, num).await?,
+        MigrateCommand::Down { num } => Migrator::down(db, Some(num)).await?,
+        MigrateCommand::Status => return Ok(()),
+        MigrateCommand::Fresh => Migrator::fresh(db).await?,
+        MigrateCommand::Refresh => Migrator::refresh(db).await?,
+        MigrateCommand::Reset => Migrator::reset(db).await?,
+    }
+    checksum::record(db).await
+}
+
 /// Every migration of the history and whether `db` has it applied.
-pub async fn status(db: &DatabaseConnection) -> Result<Vec<MigrationState>, DbErr> {
+pub async fn status<C: ConnectionTrait>(db: &C) -> Result<Vec<MigrationState>, DbErr> {
     Ok(Migrator::get_migration_with_status(db)
         .await?
         .iter()
@@ -259,9 +283,19 @@ pub async fn schema(backend: SchemaBackend, config: Option<&Config>) -> Result<S
 /// Empty when they match.
 pub async fn check(config: &Config) -> Result<Vec<String>, CliError> {
     let db = open(config).await?;
+    let route = Route::of(config);
     let result = async {
-        let mut problems = checksum::verify(&db).await?;
-        let live = inspect::inspect(&db).await?;
+        let (mut problems, live) = match route {
+            Route::Session => (checksum::verify(&db).await?, inspect::inspect(&db).await?),
+            Route::TransactionPooler { .. } => {
+                locked::in_locked_transaction(&db, route, |tx| {
+                    Box::pin(async move {
+                        Ok((checksum::verify(tx).await?, inspect::inspect(tx).await?))
+                    })
+                })
+                .await?
+            }
+        };
         let expected = scratch::expected_schema(config).await?;
         problems.extend(live.differences(&expected));
         Ok::<_, DbErr>(problems)

@@ -31,16 +31,12 @@ pub mod cli;
 pub mod columns;
 pub mod generate;
 pub mod inspect;
+pub mod locked;
 pub mod scratch;
 pub mod supabase;
 #[doc(hidden)]
 pub mod template;
 pub mod typescript;
-
-/// The statement that starts every migration transaction on Postgres: an advisory lock,
-/// held until commit or rollback, that serialises migrators (`dal::Database::migrate`,
-/// `migration adopt`) across processes. The key is an arbitrary constant.
-pub const POSTGRES_MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(7316052144200925)";
 
 /// Declares the migration history: one module per migration, oldest first. `generate`
 /// appends a line here.

@@ -40,9 +40,14 @@ async fn main() -> ExitCode {
 fn config() -> Result<Config, String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
     eprintln!(
-        "database: {} (APP_ENV={})",
+        "database: {} (APP_ENV={}{})",
         config.describe_target(),
-        config.app_env
+        config.app_env,
+        if config.behind_transaction_pooler() {
+            ", through a transaction pooler"
+        } else {
+            ""
+        }
     );
     Ok(config)
 }

@@ -3,7 +3,9 @@
 //!
 //! SQLite: a file in a temporary directory. Postgres: a temporary *schema* in the
 //! configured database (no `CREATE DATABASE` privilege needed, so it works on Supabase),
-//! dropped afterwards.
+//! dropped afterwards. Behind a transaction-mode pooler, which takes no `search_path` at
+//! start-up, the schema lives only inside one transaction that migrates, inspects and
+//! drops it.
 
 use std::str::FromStr;
 
@@ -14,6 +16,7 @@ use sea_orm_migration::sea_orm::{
 };
 
 use crate::inspect::{Schema, inspect};
+use crate::locked::{self, Route};
 use crate::{Migrator, MigratorTrait, checksum};
 
 /// The schema the migration history produces on the backend `like` points at.
@@ -24,6 +27,11 @@ pub async fn expected_schema(like: &Config) -> Result<Schema, DbErr> {
 /// The schema the first `steps` migrations of the history produce (all of them with
 /// `None`) on the backend `like` points at.
 pub async fn migrated_schema(like: &Config, steps: Option<u32>) -> Result<Schema, DbErr> {
+    if let (DatabaseTarget::Postgres { .. }, route @ Route::TransactionPooler { .. }) =
+        (&like.target, Route::of(like))
+    {
+        return migrated_schema_in_one_transaction(like, route, steps).await;
+    }
     let scratch = Scratch::create(like).await?;
     let result = async {
         Migrator::up(&scratch.db, steps).await?;
@@ -45,6 +53,36 @@ pub async fn schema_of(like: &Config, ddl: &str) -> Result<Schema, DbErr> {
     }
     .await;
     scratch.remove().await?;
+    result
+}
+
+/// The scratch schema made, migrated, inspected and dropped in one transaction, with
+/// `SET LOCAL search_path`.
+async fn migrated_schema_in_one_transaction(
+    like: &Config,
+    route: Route,
+    steps: Option<u32>,
+) -> Result<Schema, DbErr> {
+    let db = dal_config::connect(&like.clone().with_max_connections(1))
+        .await
+        .map_err(db_err)?;
+    let schema = format!("dal_scratch_{}", uuid::Uuid::new_v4().simple());
+    let result = locked::in_locked_transaction(&db, route, |tx| {
+        Box::pin(async move {
+            tx.execute_unprepared(&format!(
+                "CREATE SCHEMA {schema}; SET LOCAL search_path = {schema}"
+            ))
+            .await?;
+            Migrator::up(tx, steps).await?;
+            checksum::record(tx).await?;
+            let expected = inspect(tx).await?;
+            tx.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))
+                .await?;
+            Ok(expected)
+        })
+    })
+    .await;
+    db.close().await?;
     result
 }
 

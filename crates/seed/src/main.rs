@@ -50,9 +50,14 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let config = dal::Config::from_env()?;
     println!(
-        "seeding {} (APP_ENV={})",
+        "seeding {} (APP_ENV={}{})",
         config.describe_target(),
-        config.app_env
+        config.app_env,
+        if config.behind_transaction_pooler() {
+            ", through a transaction pooler"
+        } else {
+            ""
+        }
     );
     let db = Database::connect(&config).await?;
     let mut report = seed::seed(&db).await?;

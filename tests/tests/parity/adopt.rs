@@ -577,7 +577,11 @@ async fn adoption_waits_for_a_migration_in_progress() {
         };
         let mut holder = sqlx::PgConnection::connect(url.expose_secret()).await.unwrap();
         sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
-        sqlx::query(migration::POSTGRES_MIGRATION_LOCK).execute(&mut holder).await.unwrap();
+        let lock = migration::locked::preamble(
+            sea_orm::DbBackend::Postgres,
+            migration::locked::Route::Session,
+        );
+        sqlx::query(sqlx::AssertSqlSafe(lock)).execute(&mut holder).await.unwrap();
 
         let config = t.config.clone();
         let adoption = tokio::spawn(async move { adopt(&config, QUARANTINE).await });

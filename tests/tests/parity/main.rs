@@ -1,5 +1,6 @@
-//! The parity suite: every test here runs on SQLite and on Postgres (`<test>::sqlite`,
-//! `<test>::postgres`), each on a database of its own.
+//! The parity suite: every test here runs on SQLite, on Postgres and on Postgres through
+//! PgBouncer in transaction mode (`<test>::sqlite`, `<test>::postgres`,
+//! `<test>::pgbouncer`), each on a database of its own.
 
 mod fixtures;
 
@@ -10,6 +11,7 @@ mod constraints;
 mod errors;
 mod generations;
 mod migrations;
+mod pooler;
 mod reliability;
 mod roundtrip;
 mod schema;

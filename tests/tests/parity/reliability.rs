@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use dal::prelude::*;
 use dal::{DalError, TimeoutKind};
-use parity_tests::{Setup, TestDb, parity_test};
+use parity_tests::{TestDb, parity_test, postgres_test};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 
@@ -84,6 +84,27 @@ parity_test!(async fn every_pooled_connection_has_the_session_settings(t) {
                 let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut **conn).await.unwrap();
                 let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(&mut **conn).await.unwrap();
                 assert_eq!((fk, mode.as_str(), busy), (1, "wal", 1234));
+            }
+        }
+        Backend::Postgres if t.through_pgbouncer() => {
+            // Behind a transaction pooler a connection has no session of its own: every
+            // unit of work gets the settings, whichever server session it lands on.
+            let mut held = Vec::new();
+            for _ in 0..size {
+                held.push(db.begin().await.unwrap());
+            }
+            for uow in &held {
+                let row = uow
+                    .query_one_raw(Statement::from_string(
+                        db.get_database_backend(),
+                        "SELECT current_setting('statement_timeout') AS timeout, current_setting('application_name') AS name",
+                    ))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let timeout: String = row.try_get("", "timeout").unwrap();
+                let name: String = row.try_get("", "name").unwrap();
+                assert_eq!((timeout.as_str(), name.as_str()), ("30s", "dal"));
             }
         }
         Backend::Postgres => {
@@ -238,17 +259,9 @@ parity_test!(async fn cancelled_units_of_work_leave_nothing_behind(t) {
     }
 });
 
-/// The Postgres half only: what these tests provoke does not exist on SQLite.
-macro_rules! postgres_test {
-    (async fn $name:ident($t:ident) $body:block) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            async fn body($t: TestDb) $body
-            parity_tests::run(Backend::Postgres, Setup::Migrated, body).await;
-        }
-    };
-}
-
+// The Postgres half only: what these tests provoke does not exist on SQLite. They run on
+// the server directly and through PgBouncer (where the killed backend is the server
+// session PgBouncer lent to the unit of work).
 postgres_test!(async fn postgres_backend_killed_mid_transaction(t) {
     let p = project(&t).await;
     let admin = t.connect(&t.config.clone().with_max_connections(1)).await;

@@ -157,13 +157,27 @@ parity_test!(empty async fn the_generated_scaffold_applies_and_rolls_back(t) {
             all
         }
     }
+    // Each step in a transaction of its own, as it must be behind a transaction pooler.
     let db = t.db.sea_orm_connection();
-    WithScaffold::up(db, None).await.unwrap();
-    let applied = migration::applied_versions(db).await.unwrap();
+    let route = migration::locked::Route::of(&t.config);
+    let applied = migration::locked::in_locked_transaction(db, route, |tx| {
+        Box::pin(async move {
+            WithScaffold::up(tx, None).await?;
+            migration::applied_versions(tx).await
+        })
+    })
+    .await
+    .unwrap();
     assert!(applied.iter().any(|v| v == "m00000000_000000_template"), "{applied:?}");
     assert_eq!(applied.len(), migration::sources().len() + 1);
-    WithScaffold::down(db, Some(1)).await.unwrap();
-    let after = migration::applied_versions(db).await.unwrap();
+    let after = migration::locked::in_locked_transaction(db, route, |tx| {
+        Box::pin(async move {
+            WithScaffold::down(tx, Some(1)).await?;
+            migration::applied_versions(tx).await
+        })
+    })
+    .await
+    .unwrap();
     assert!(!after.iter().any(|v| v == "m00000000_000000_template"), "{after:?}");
     assert_eq!(after.len(), applied.len() - 1);
 });

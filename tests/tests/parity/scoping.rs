@@ -3,7 +3,7 @@
 
 use dal::DalError;
 use dal::prelude::*;
-use parity_tests::{Setup, TestDb, parity_test};
+use parity_tests::{TestDb, parity_test, postgres_test};
 use serde_json::json;
 
 struct World {
@@ -119,69 +119,65 @@ parity_test!(async fn a_user_scope_never_reaches_another_users_rows(t) {
     assert_eq!(t.db.generations().get(b.generation.id).await.unwrap(), b.generation);
 });
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_row_level_security_alone_keeps_users_apart() {
-    async fn body(t: TestDb) {
-        let a = world(&t, "alice").await;
-        let b = world(&t, "bob").await;
-        // The plain, unscoped repositories inside a unit of work acting as Alice: only the
-        // database's policies stand between them and Bob's rows.
-        let uow = t.db.begin_as_user(a.user.id).await.unwrap();
-        assert_eq!(uow.projects().get(a.project.id).await.unwrap(), a.project);
-        assert_eq!(uow.tasks().get(a.task.id).await.unwrap(), a.task);
-        assert_eq!(uow.shots().timeline(a.shot.id).await.unwrap().len(), 1);
-        not_found("bob", uow.users().get(b.user.id).await);
-        not_found("bob's project", uow.projects().get(b.project.id).await);
-        assert!(
-            uow.projects()
-                .list_for_user(b.user.id, PageRequest::first(10))
-                .await
-                .unwrap()
-                .items
-                .is_empty()
-        );
-        assert!(
-            uow.tasks()
-                .list_for_project(b.project.id, TaskFilter::default())
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        not_found("bob's task", uow.tasks().get(b.task.id).await);
-        not_found(
-            "update bob's task",
-            uow.tasks().update(b.task.clone()).await,
-        );
-        not_found("bob's shot", uow.shots().timeline(b.shot.id).await);
-        assert!(
-            uow.tasks()
-                .ready(None)
-                .await
-                .unwrap()
-                .iter()
-                .all(|t| t.project_id == a.project.id)
-        );
-        uow.commit().await.unwrap();
-
-        // Writing into Bob's project is refused by the policy's WITH CHECK.
-        let uow = t.db.begin_as_user(a.user.id).await.unwrap();
-        let err = uow
-            .projects()
-            .create(NewProject::new(b.user.id, "sneaky"))
+postgres_test!(async fn postgres_row_level_security_alone_keeps_users_apart(t) {
+    let a = world(&t, "alice").await;
+    let b = world(&t, "bob").await;
+    // The plain, unscoped repositories inside a unit of work acting as Alice: only the
+    // database's policies stand between them and Bob's rows.
+    let uow = t.db.begin_as_user(a.user.id).await.unwrap();
+    assert_eq!(uow.projects().get(a.project.id).await.unwrap(), a.project);
+    assert_eq!(uow.tasks().get(a.task.id).await.unwrap(), a.task);
+    assert_eq!(uow.shots().timeline(a.shot.id).await.unwrap().len(), 1);
+    not_found("bob", uow.users().get(b.user.id).await);
+    not_found("bob's project", uow.projects().get(b.project.id).await);
+    assert!(
+        uow.projects()
+            .list_for_user(b.user.id, PageRequest::first(10))
             .await
-            .unwrap_err();
-        assert!(matches!(err, DalError::PermissionDenied { .. }), "{err:?}");
-        drop(uow);
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        uow.tasks()
+            .list_for_project(b.project.id, TaskFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    not_found("bob's task", uow.tasks().get(b.task.id).await);
+    not_found(
+        "update bob's task",
+        uow.tasks().update(b.task.clone()).await,
+    );
+    not_found("bob's shot", uow.shots().timeline(b.shot.id).await);
+    assert!(
+        uow.tasks()
+            .ready(None)
+            .await
+            .unwrap()
+            .iter()
+            .all(|t| t.project_id == a.project.id)
+    );
+    uow.commit().await.unwrap();
 
-        // Acting as nobody sees nothing; the role and claims end with the unit of work.
-        let uow = t.db.begin_as_user(Id::new()).await.unwrap();
-        not_found("as a stranger", uow.projects().get(a.project.id).await);
-        uow.rollback().await.unwrap();
-        assert_eq!(
-            t.db.projects().get(b.project.id).await.unwrap(),
-            b.project,
-            "the pool is not left acting as anyone"
-        );
-    }
-    parity_tests::run(Backend::Postgres, Setup::Migrated, body).await;
-}
+    // Writing into Bob's project is refused by the policy's WITH CHECK.
+    let uow = t.db.begin_as_user(a.user.id).await.unwrap();
+    let err = uow
+        .projects()
+        .create(NewProject::new(b.user.id, "sneaky"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DalError::PermissionDenied { .. }), "{err:?}");
+    drop(uow);
+
+    // Acting as nobody sees nothing; the role and claims end with the unit of work.
+    let uow = t.db.begin_as_user(Id::new()).await.unwrap();
+    not_found("as a stranger", uow.projects().get(a.project.id).await);
+    uow.rollback().await.unwrap();
+    assert_eq!(
+        t.db.projects().get(b.project.id).await.unwrap(),
+        b.project,
+        "the pool is not left acting as anyone"
+    );
+});

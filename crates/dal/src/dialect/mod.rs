@@ -2,8 +2,7 @@
 //!
 //! The rest of the crate builds one statement for both backends and asks this module for
 //! the few pieces that cannot be shared: how values are stored ([`values`]), how a uuid
-//! list is searched, how rows are locked, how a write transaction begins and how the
-//! migration history is serialised between processes.
+//! list is searched, how rows are locked and how a write transaction begins.
 
 pub(crate) mod bulk;
 pub(crate) mod values;
@@ -58,20 +57,6 @@ impl Dialect {
                 "EXISTS (SELECT 1 FROM json_each(?) AS item WHERE item.value = ?)",
                 [column, Expr::val(id.hyphenated().to_string())],
             ),
-        }
-    }
-
-    /// The first statement of a migration transaction. Postgres: an advisory lock that
-    /// serialises migrations between processes for the rest of the transaction (SQLite's
-    /// `BEGIN IMMEDIATE` already does). SQLite: a read of the catalog, which makes this
-    /// connection reload a schema another connection changed meanwhile; a pooled
-    /// connection's cached schema is otherwise only refreshed by statements that verify
-    /// it, and DDL parsed against a stale one fails ("index ... already exists").
-    pub(crate) fn migration_preamble(self) -> &'static str {
-        match self.0 {
-            // Shared with `migration adopt`; released at commit or rollback.
-            Backend::Postgres => migration::POSTGRES_MIGRATION_LOCK,
-            Backend::Sqlite => "SELECT count(*) FROM sqlite_master",
         }
     }
 }

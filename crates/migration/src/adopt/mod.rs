@@ -18,7 +18,7 @@
 //!
 //! Without `--apply` nothing changes: the plan is made in a transaction that is rolled
 //! back (it only writes temporary tables). On Postgres the transaction holds the same
-//! advisory lock as `dal::Database::migrate` ([`crate::POSTGRES_MIGRATION_LOCK`]); on
+//! advisory lock as `dal::Database::migrate` ([`crate::locked::preamble`]); on
 //! SQLite `--apply` takes the write lock up front (`BEGIN IMMEDIATE`).
 
 mod apply;
@@ -209,8 +209,11 @@ async fn in_transaction(
     let backend = tx.get_database_backend();
     match backend {
         DbBackend::Postgres => {
-            tx.execute_unprepared(crate::POSTGRES_MIGRATION_LOCK)
-                .await?;
+            tx.execute_unprepared(&crate::locked::preamble(
+                backend,
+                crate::locked::Route::Session,
+            ))
+            .await?;
         }
         _ => {
             if options.apply {
