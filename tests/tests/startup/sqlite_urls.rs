@@ -145,7 +145,7 @@ async fn read_only_pools(t: &parity_tests::TestDb) -> Vec<(String, Database)> {
     }
 }
 
-parity_test!(async fn a_read_only_database_refuses_writes_with_a_typed_error(t) {
+parity_test!(session_only("makes Postgres read-only with ALTER DATABASE … SET, which only new server sessions see; PgBouncer keeps its sessions") async fn a_read_only_database_refuses_writes_with_a_typed_error(t) {
     let user = t.db.users().create(NewUser::default()).await.unwrap();
     for (how, db) in read_only_pools(&t).await {
         assert_eq!(db.users().get(user.id).await.unwrap(), user, "{how}: reads work");
