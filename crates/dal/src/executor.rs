@@ -60,6 +60,13 @@ pub trait Executor: ConnectionTrait + Send + Sync + sealed::Sealed {
         None
     }
 
+    /// The unit of work this is, when it is one (`None` for the pool): repositories run a
+    /// write that returns rows directly in it, and in a transaction of their own on the pool.
+    #[doc(hidden)]
+    fn unit(&self) -> Option<&UnitOfWork> {
+        None
+    }
+
     /// Users.
     fn users(&self) -> Users<'_, Self>
     where
@@ -113,7 +120,7 @@ pub trait Executor: ConnectionTrait + Send + Sync + sealed::Sealed {
 /// Implements [`ConnectionTrait`] for a wrapper whose `inner` field is a SeaORM connection,
 /// passing every statement through the dialect's value mapping first.
 macro_rules! adapted_connection {
-    ($wrapper:ty, $copy_pool:expr) => {
+    ($wrapper:ty, $copy_pool:expr, $unit:expr) => {
         #[async_trait]
         impl ConnectionTrait for $wrapper {
             fn get_database_backend(&self) -> DbBackend {
@@ -165,12 +172,16 @@ macro_rules! adapted_connection {
             fn copy_pool(&self) -> Option<&sqlx::PgPool> {
                 ($copy_pool)(self)
             }
+
+            fn unit(&self) -> Option<&UnitOfWork> {
+                ($unit)(self)
+            }
         }
     };
 }
 
-adapted_connection!(Database, Database::pg_pool);
-adapted_connection!(UnitOfWork, UnitOfWork::no_pool);
+adapted_connection!(Database, Database::pg_pool, |_| None);
+adapted_connection!(UnitOfWork, UnitOfWork::no_pool, Some);
 
 /// The dialect of an executor, for the crate's own SQL.
 pub(crate) fn dialect_of<E: Executor>(exec: &E) -> Dialect {

@@ -25,6 +25,7 @@ mod id_list;
 mod task_status;
 
 pub mod generation;
+pub mod json;
 pub mod project;
 pub mod shot;
 pub mod shot_generation;

@@ -11,7 +11,7 @@ use sea_orm::{
 
 use super::shots::{lock_shot, renumber};
 use super::tasks::require_tasks_of_project;
-use super::{deleted, find_by_id, found, insert_model, live, tombstone, update_live};
+use super::{deleted, find_by_id, found, insert_model, live, select_all, tombstone, update_live};
 use crate::executor::dialect_of;
 use crate::{Executor, Result, clock};
 
@@ -136,13 +136,12 @@ impl<E: Executor> GenerationRepository for Generations<'_, E> {
     async fn containing_task(&self, task_id: Id) -> Result<Vec<generation::Model>> {
         let contains = dialect_of(self.exec)
             .uuid_list_contains((GenerationEntity, Column::Tasks), task_id.uuid());
-        Ok(GenerationEntity::find()
+        let query = GenerationEntity::find()
             .filter(contains)
             .filter(live::<GenerationEntity>())
             .order_by_asc(Column::CreatedAt)
-            .order_by_asc(Column::Id)
-            .all(self.exec)
-            .await?)
+            .order_by_asc(Column::Id);
+        select_all(self.exec, query).await
     }
 
     async fn list_for_project(
@@ -156,10 +155,9 @@ impl<E: Executor> GenerationRepository for Generations<'_, E> {
         if let Some(kind) = generation_type {
             query = query.filter(Column::GenerationType.eq(kind));
         }
-        Ok(query
+        let query = query
             .order_by_asc(Column::CreatedAt)
-            .order_by_asc(Column::Id)
-            .all(self.exec)
-            .await?)
+            .order_by_asc(Column::Id);
+        select_all(self.exec, query).await
     }
 }
