@@ -9,6 +9,7 @@ mod constraints;
 mod errors;
 mod foreign_writes;
 mod generations;
+mod json_sync;
 mod migrations;
 mod reliability;
 mod roundtrip;
