@@ -108,7 +108,8 @@ pub enum DalError {
         id: String,
         /// The column that cannot be read.
         column: &'static str,
-        /// What is wrong with the stored value (never the value itself).
+        /// What is wrong with the stored value (never the content of a text or JSON
+        /// column; a malformed uuid or status may be quoted).
         reason: String,
     },
     /// Anything else the database reported.

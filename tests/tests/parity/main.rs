@@ -26,4 +26,5 @@ mod tls;
 mod tombstones;
 mod transactions;
 mod undecodable;
+mod upgrade_values;
 mod users_projects;
