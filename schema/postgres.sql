@@ -13,8 +13,12 @@ CREATE TABLE generations (
     device_id text,
     deleted boolean NOT NULL DEFAULT false,
     sync_txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    CONSTRAINT generations_created_at_check CHECK (((created_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (created_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
+    CONSTRAINT generations_last_modified_at_check CHECK (((last_modified_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (last_modified_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
     CONSTRAINT generations_pkey PRIMARY KEY (id),
-    CONSTRAINT generations_project_id_fkey FOREIGN KEY (project_id) REFERENCES projects(id) ON DELETE CASCADE
+    CONSTRAINT generations_project_id_fkey FOREIGN KEY (project_id) REFERENCES projects(id) ON DELETE CASCADE,
+    CONSTRAINT generations_tasks_check CHECK ( CASE WHEN (array_ndims(tasks) IS NULL) THEN true WHEN (array_ndims(tasks) = 1) THEN (array_position(tasks, NULL::uuid) IS NULL) ELSE false END),
+    CONSTRAINT generations_updated_at_check CHECK (((updated_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (updated_at < '10000-01-01 00:00:00+00'::timestamp with time zone)))
 );
 CREATE INDEX generations_project_id_idx ON generations USING btree (project_id);
 CREATE INDEX generations_sync_txid_id_idx ON generations USING btree (sync_txid, id);
@@ -29,6 +33,8 @@ CREATE TABLE projects (
     device_id text,
     deleted boolean NOT NULL DEFAULT false,
     sync_txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    CONSTRAINT projects_created_at_check CHECK (((created_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (created_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
+    CONSTRAINT projects_last_modified_at_check CHECK (((last_modified_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (last_modified_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
     CONSTRAINT projects_pkey PRIMARY KEY (id),
     CONSTRAINT projects_user_id_fkey FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE
 );
@@ -46,6 +52,7 @@ CREATE TABLE shot_generations (
     deleted boolean NOT NULL DEFAULT false,
     sync_txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
     CONSTRAINT shot_generations_generation_id_fkey FOREIGN KEY (generation_id) REFERENCES generations(id) ON DELETE CASCADE,
+    CONSTRAINT shot_generations_last_modified_at_check CHECK (((last_modified_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (last_modified_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
     CONSTRAINT shot_generations_pkey PRIMARY KEY (id),
     CONSTRAINT shot_generations_shot_id_fkey FOREIGN KEY (shot_id) REFERENCES shots(id) ON DELETE CASCADE
 );
@@ -64,8 +71,11 @@ CREATE TABLE shots (
     device_id text,
     deleted boolean NOT NULL DEFAULT false,
     sync_txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    CONSTRAINT shots_created_at_check CHECK (((created_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (created_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
+    CONSTRAINT shots_last_modified_at_check CHECK (((last_modified_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (last_modified_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
     CONSTRAINT shots_pkey PRIMARY KEY (id),
-    CONSTRAINT shots_project_id_fkey FOREIGN KEY (project_id) REFERENCES projects(id) ON DELETE CASCADE
+    CONSTRAINT shots_project_id_fkey FOREIGN KEY (project_id) REFERENCES projects(id) ON DELETE CASCADE,
+    CONSTRAINT shots_updated_at_check CHECK (((updated_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (updated_at < '10000-01-01 00:00:00+00'::timestamp with time zone)))
 );
 CREATE INDEX shots_project_id_idx ON shots USING btree (project_id);
 CREATE INDEX shots_sync_txid_id_idx ON shots USING btree (sync_txid, id);
@@ -121,9 +131,14 @@ CREATE TABLE tasks (
     device_id text,
     deleted boolean NOT NULL DEFAULT false,
     sync_txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    CONSTRAINT tasks_created_at_check CHECK (((created_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (created_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
+    CONSTRAINT tasks_dependant_on_check CHECK ( CASE WHEN (array_ndims(dependant_on) IS NULL) THEN true WHEN (array_ndims(dependant_on) = 1) THEN (array_position(dependant_on, NULL::uuid) IS NULL) ELSE false END),
+    CONSTRAINT tasks_last_modified_at_check CHECK (((last_modified_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (last_modified_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
+    CONSTRAINT tasks_params_check CHECK ((NOT jsonb_path_exists(params, 'strict $.**{1000 to last}?(@.type() == "array" || @.type() == "object")'::jsonpath))),
     CONSTRAINT tasks_pkey PRIMARY KEY (id),
     CONSTRAINT tasks_project_id_fkey FOREIGN KEY (project_id) REFERENCES projects(id) ON DELETE CASCADE,
-    CONSTRAINT tasks_status_check CHECK ((status = ANY (ARRAY['Pending'::text, 'In Progress'::text, 'Complete'::text, 'Failed'::text, 'Queued'::text, 'Cancelled'::text])))
+    CONSTRAINT tasks_status_check CHECK ((status = ANY (ARRAY['Pending'::text, 'In Progress'::text, 'Complete'::text, 'Failed'::text, 'Queued'::text, 'Cancelled'::text]))),
+    CONSTRAINT tasks_updated_at_check CHECK (((updated_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (updated_at < '10000-01-01 00:00:00+00'::timestamp with time zone)))
 );
 CREATE INDEX tasks_project_id_idx ON tasks USING btree (project_id);
 CREATE INDEX tasks_sync_txid_id_idx ON tasks USING btree (sync_txid, id);
@@ -138,7 +153,9 @@ CREATE TABLE users (
     device_id text,
     deleted boolean NOT NULL DEFAULT false,
     sync_txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    CONSTRAINT users_created_at_check CHECK (((created_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (created_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
     CONSTRAINT users_email_key UNIQUE (email),
+    CONSTRAINT users_last_modified_at_check CHECK (((last_modified_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (last_modified_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
     CONSTRAINT users_pkey PRIMARY KEY (id)
 );
 CREATE INDEX users_sync_txid_id_idx ON users USING btree (sync_txid, id);

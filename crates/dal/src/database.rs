@@ -341,6 +341,15 @@ impl UnitOfWork {
         result
     }
 
+    /// Marks the unit as failed, as a failed statement does: it can then only roll back.
+    /// For a write that succeeded but returned a row the library cannot read, so that the
+    /// write is never committed.
+    pub(crate) fn abort(&self, cause: &DalError) {
+        if let Ok(mut failure) = self.failure.lock() {
+            failure.get_or_insert_with(|| cause.to_string());
+        }
+    }
+
     /// Discards every change.
     pub async fn rollback(self) -> Result<()> {
         self.inner.rollback().await?;

@@ -101,6 +101,25 @@ pub enum DalError {
         /// The driver's or migrator's message.
         detail: String,
     },
+    /// A stored row the library cannot read: a value no write through the schema could
+    /// have produced (say, written while a constraint was dropped, or text that is not
+    /// UTF-8 on SQLite, which no SQLite schema can check). The same variant on both
+    /// backends. A write that returns such a row changes nothing: on its own it is rolled
+    /// back; inside a unit of work the unit can then only roll back
+    /// ([`DalError::TransactionAborted`] on commit). A list that meets such a row fails
+    /// with this error rather than leave the row out. Not retryable: fix the row.
+    #[error("cannot read {table} row {id}: column {column}: {reason}")]
+    Undecodable {
+        /// The table, e.g. `"tasks"`.
+        table: &'static str,
+        /// The row's id (as stored, when the id itself is unreadable).
+        id: String,
+        /// The column that cannot be read.
+        column: &'static str,
+        /// What is wrong with the stored value (never the content of a text or JSON
+        /// column; a malformed uuid or status may be quoted).
+        reason: String,
+    },
     /// Anything else the database reported.
     #[error("database error: {detail}")]
     Database {
@@ -323,14 +342,17 @@ fn classify_sqlite_code(code: i32, detail: String) -> DalError {
     const SQLITE_CONSTRAINT_UNIQUE: i32 = 2067;
     const SQLITE_CONSTRAINT_DATATYPE: i32 = 3091;
     const SQLITE_READONLY: i32 = 8;
+    // RAISE(ABORT, ...) in a trigger: the schema's value checks on SQLite.
+    const SQLITE_CONSTRAINT_TRIGGER: i32 = 1811;
     const SQLITE_CANTOPEN: i32 = 14;
     const SQLITE_NOTADB: i32 = 26;
     match code {
         SQLITE_CONSTRAINT_PRIMARYKEY | SQLITE_CONSTRAINT_UNIQUE => DalError::Conflict { detail },
         SQLITE_CONSTRAINT_FOREIGNKEY => DalError::MissingParent { detail },
-        SQLITE_CONSTRAINT_CHECK | SQLITE_CONSTRAINT_NOTNULL | SQLITE_CONSTRAINT_DATATYPE => {
-            DalError::InvalidValue { detail }
-        }
+        SQLITE_CONSTRAINT_CHECK
+        | SQLITE_CONSTRAINT_NOTNULL
+        | SQLITE_CONSTRAINT_DATATYPE
+        | SQLITE_CONSTRAINT_TRIGGER => DalError::InvalidValue { detail },
         c if c & 0xff == SQLITE_BUSY || c & 0xff == SQLITE_LOCKED => DalError::Busy { detail },
         c if c & 0xff == SQLITE_READONLY => DalError::ReadOnly { detail },
         c if c & 0xff == SQLITE_CANTOPEN || c & 0xff == SQLITE_NOTADB => {

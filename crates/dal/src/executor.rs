@@ -62,6 +62,13 @@ pub trait Executor: ConnectionTrait + Send + Sync + sealed::Sealed {
         None
     }
 
+    /// The unit of work this is, when it is one (`None` for the pool): repositories run a
+    /// write that returns rows directly in it, and in a transaction of their own on the pool.
+    #[doc(hidden)]
+    fn unit(&self) -> Option<&UnitOfWork> {
+        None
+    }
+
     /// Users.
     fn users(&self) -> Users<'_, Self>
     where
@@ -191,7 +198,7 @@ impl ConnectionTrait for Route<'_> {
 /// Implements [`ConnectionTrait`] for a wrapper whose `$target()` is where its statements
 /// run, passing every statement through the dialect's value mapping first.
 macro_rules! adapted_connection {
-    ($wrapper:ty, $target:ident, $copy_target:expr) => {
+    ($wrapper:ty, $target:ident, $copy_target:expr, $unit:expr) => {
         #[async_trait]
         impl ConnectionTrait for $wrapper {
             fn get_database_backend(&self) -> DbBackend {
@@ -246,12 +253,16 @@ macro_rules! adapted_connection {
             fn copy_target(&self) -> Option<CopyTarget<'_>> {
                 ($copy_target)(self)
             }
+
+            fn unit(&self) -> Option<&UnitOfWork> {
+                ($unit)(self)
+            }
         }
     };
 }
 
-adapted_connection!(Database, route, Database::copy_target);
-adapted_connection!(UnitOfWork, tx, UnitOfWork::no_copy_target);
+adapted_connection!(Database, route, Database::copy_target, |_| None);
+adapted_connection!(UnitOfWork, tx, UnitOfWork::no_copy_target, Some);
 
 /// The dialect of an executor, for the crate's own SQL.
 pub(crate) fn dialect_of<E: Executor>(exec: &E) -> Dialect {

@@ -33,6 +33,7 @@
 pub mod bulk;
 pub mod clock;
 mod database;
+mod decode;
 mod dialect;
 mod error;
 mod executor;

@@ -11,6 +11,10 @@
 //! `uuid[]` on Postgres, canonical text / a JSON array on SQLite) and dereference to the
 //! plain types, so application code still works with `Uuid` and `Vec<Uuid>`.
 //!
+//! JSON columns hold `serde_json::Value`; [`json`] gives every document one form on both
+//! backends (numbers of any size kept exactly, Postgres's and SQLite's spellings of a
+//! number read alike).
+//!
 //! ```
 //! use entities::{Id, IdList, TaskStatus};
 //!
@@ -25,6 +29,7 @@ mod id_list;
 mod task_status;
 
 pub mod generation;
+pub mod json;
 pub mod project;
 pub mod shot;
 pub mod shot_generation;

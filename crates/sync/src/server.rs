@@ -611,7 +611,8 @@ fn same_value(table: &Table, column: &str, theirs: Option<&Json>, ours: &Json) -
     match (table.kind(column), theirs) {
         (Some(Kind::Json | Kind::UuidList), Some(Json::String(a))) => match ours {
             Json::String(b) => {
-                serde_json::from_str::<Json>(a).ok() == serde_json::from_str::<Json>(b).ok()
+                let parse = |s: &str| entities::json::parse(s.as_bytes()).ok();
+                parse(a) == parse(b)
             }
             _ => false,
         },

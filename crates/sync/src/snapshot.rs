@@ -38,7 +38,7 @@ pub async fn snapshot(db: &Database) -> dal::Result<Snapshot> {
             for (column, kind) in table.columns {
                 if matches!(kind, Kind::Json | Kind::UuidList)
                     && let Some(Json::String(text)) = values.get(*column)
-                    && let Ok(parsed) = serde_json::from_str::<Json>(text)
+                    && let Ok(parsed) = entities::json::parse(text.as_bytes())
                 {
                     values.insert((*column).to_owned(), parsed);
                 }

@@ -59,9 +59,10 @@ pub(crate) fn read_row(table: &Table, row: &QueryResult) -> Result<RowValues, Tr
     Ok(values)
 }
 
-/// `text` re-serialized as serde_json writes it; left as it is if it does not parse.
+/// `text` in the canonical form a local write stores (`entities::json`: numbers in one
+/// form, compact, keys sorted); left as it is if it does not parse.
 fn canonical_json(text: String) -> String {
-    match serde_json::from_str::<Json>(&text) {
+    match entities::json::parse(text.as_bytes()) {
         Ok(doc) => doc.to_string(),
         Err(_) => text,
     }
@@ -101,7 +102,9 @@ pub(crate) fn to_value(kind: Kind, value: &Json) -> Result<Value, String> {
         Kind::Text => Value::String(Some(text()?.to_owned())),
         Kind::Json => {
             let doc = match value {
-                Json::String(s) => serde_json::from_str(s).map_err(|e| e.to_string())?,
+                Json::String(s) => {
+                    entities::json::parse(s.as_bytes()).map_err(|e| e.to_string())?
+                }
                 other => other.clone(),
             };
             Value::Json(Some(Box::new(doc)))

@@ -10,7 +10,9 @@
 //! Values that only one backend could store are refused on both, before the database sees
 //! them, so the same call fails the same way everywhere: NUL characters in text or JSON
 //! (Postgres rejects them, SQLite would keep them) and years outside 1..=9999 (SQLite's
-//! sortable text format has four digits).
+//! sortable text format has four digits). JSON nested deeper than
+//! [`MAX_DEPTH`](entities::json::MAX_DEPTH) is refused too (both schemas would refuse it),
+//! and JSON numbers are written in their canonical form ([`entities::json`]).
 
 use chrono::{DateTime, Datelike, SubsecRound, Utc};
 use dal_config::Backend;
@@ -39,6 +41,7 @@ pub(crate) fn adapt(backend: Backend, value: &mut Value) -> Result<(), RefusedVa
         Value::Json(json) => {
             if let Some(json) = json {
                 check_json(json)?;
+                entities::json::canonicalize(json);
             }
             if sqlite {
                 *value = Value::String(json.as_ref().map(|j| j.to_string()));
@@ -129,23 +132,39 @@ fn check_text(text: &str) -> Result<(), RefusedValue> {
     Ok(())
 }
 
+/// Refuses NUL characters (Postgres `jsonb` cannot store them) and nesting deeper than
+/// both schemas accept. Iterative, so a hostile depth cannot exhaust the stack.
 fn check_json(json: &serde_json::Value) -> Result<(), RefusedValue> {
-    let refuse = || {
+    use entities::json::MAX_DEPTH;
+    let nul = || {
         RefusedValue(
             "JSON contains a NUL character (\\u0000), which Postgres jsonb cannot store".to_owned(),
         )
     };
-    match json {
-        serde_json::Value::String(s) if s.contains('\0') => Err(refuse()),
-        serde_json::Value::Array(items) => items.iter().try_for_each(check_json),
-        serde_json::Value::Object(map) => map.iter().try_for_each(|(key, v)| {
-            if key.contains('\0') {
-                return Err(refuse());
+    // (value, containers enclosing it and itself)
+    let mut pending = vec![(json, 0usize)];
+    while let Some((value, depth)) = pending.pop() {
+        let depth = depth + usize::from(value.is_array() || value.is_object());
+        if depth > MAX_DEPTH {
+            return Err(RefusedValue(format!(
+                "JSON nested more than {MAX_DEPTH} levels deep, which neither backend stores"
+            )));
+        }
+        match value {
+            serde_json::Value::String(s) if s.contains('\0') => return Err(nul()),
+            serde_json::Value::Array(items) => pending.extend(items.iter().map(|v| (v, depth))),
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    if key.contains('\0') {
+                        return Err(nul());
+                    }
+                    pending.push((v, depth));
+                }
             }
-            check_json(v)
-        }),
-        _ => Ok(()),
+            _ => {}
+        }
     }
+    Ok(())
 }
 
 #[cfg(test)]

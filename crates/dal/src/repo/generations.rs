@@ -11,7 +11,9 @@ use sea_orm::{
 
 use super::shots::{lock_shot, renumber};
 use super::tasks::require_tasks_of_project;
-use super::{deleted, find_by_id, found, insert_model, live, tombstone, update_live};
+use super::{
+    atomically, deleted, find_by_id, found, insert_model, live, select_all, tombstone, update_live,
+};
 use crate::executor::dialect_of;
 use crate::{Executor, Result, clock};
 
@@ -92,14 +94,20 @@ impl<E: Executor> GenerationRepository for Generations<'_, E> {
 
     async fn update(&self, generation: generation::Model) -> Result<generation::Model> {
         let tasks: Vec<Id> = generation.tasks.iter().map(|u| Id::from(*u)).collect();
-        require_tasks_of_project(self.exec, generation.project_id, &tasks, "generation task")
-            .await?;
+        let project = generation.project_id;
         let id = generation.id;
         let mut row = generation::ActiveModel::from(generation).reset_all();
         row.id = sea_orm::ActiveValue::Unchanged(id);
         row.created_at = NotSet;
         row.updated_at = Set(clock::now());
-        update_live(self.exec, row, "generation", id).await
+        // The check of its tasks and the write in one unit, as for a task's dependencies.
+        atomically(self.exec, move |uow| {
+            Box::pin(async move {
+                require_tasks_of_project(uow, project, &tasks, "generation task").await?;
+                update_live(uow, row, "generation", id).await
+            })
+        })
+        .await
     }
 
     async fn delete(&self, id: Id) -> Result<()> {
@@ -136,13 +144,12 @@ impl<E: Executor> GenerationRepository for Generations<'_, E> {
     async fn containing_task(&self, task_id: Id) -> Result<Vec<generation::Model>> {
         let contains = dialect_of(self.exec)
             .uuid_list_contains((GenerationEntity, Column::Tasks), task_id.uuid());
-        Ok(GenerationEntity::find()
+        let query = GenerationEntity::find()
             .filter(contains)
             .filter(live::<GenerationEntity>())
             .order_by_asc(Column::CreatedAt)
-            .order_by_asc(Column::Id)
-            .all(self.exec)
-            .await?)
+            .order_by_asc(Column::Id);
+        select_all(self.exec, query).await
     }
 
     async fn list_for_project(
@@ -156,10 +163,9 @@ impl<E: Executor> GenerationRepository for Generations<'_, E> {
         if let Some(kind) = generation_type {
             query = query.filter(Column::GenerationType.eq(kind));
         }
-        Ok(query
+        let query = query
             .order_by_asc(Column::CreatedAt)
-            .order_by_asc(Column::Id)
-            .all(self.exec)
-            .await?)
+            .order_by_asc(Column::Id);
+        select_all(self.exec, query).await
     }
 }

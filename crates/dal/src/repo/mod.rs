@@ -20,7 +20,11 @@ pub use shots::{NewShot, ShotRepository, Shots, TimelineEntry};
 pub use tasks::{NewTask, TaskFilter, TaskRepository, Tasks};
 pub use users::{MAX_EMAIL_BYTES, NewUser, UserRepository, Users};
 
-use crate::{DalError, Result};
+use sea_orm::sea_query::{Query, UpdateStatement};
+use sea_orm::{ConnectionTrait, EntityTrait, Iterable, QueryTrait, Select, Statement};
+
+use crate::decode::{FromRow, Raw};
+use crate::{BoxFuture, DalError, Executor, Result, UnitOfWork};
 
 /// Inserts `model` as it is and returns it. No `RETURNING`: every value was made here and
 /// is stored exactly (timestamps are already truncated, ids canonical), so reading the
@@ -63,24 +67,105 @@ where
         .rows_affected)
 }
 
-/// Writes `row` (every column set) over the live row with its key; `NotFound` when there
-/// is none (never written, or tombstoned).
+/// Writes `row` (every column set) over the live row with its key and returns the row as
+/// stored; `NotFound` when there is none (never written, or tombstoned).
 pub(crate) async fn update_live<E, A>(
     exec: &E,
     row: A,
     entity: &'static str,
     key: entities::Id,
-) -> Result<<A::Entity as sea_orm::EntityTrait>::Model>
+) -> Result<<A::Entity as EntityTrait>::Model>
 where
-    E: crate::Executor,
+    E: Executor,
     A: sea_orm::ActiveModelTrait + Send,
-    <A::Entity as sea_orm::EntityTrait>::Model: sea_orm::IntoActiveModel<A>,
+    <A::Entity as EntityTrait>::Model: sea_orm::IntoActiveModel<A> + FromRow,
 {
     use sea_orm::QueryFilter;
-    let update = <A::Entity as sea_orm::EntityTrait>::update(row)
+    let update = <A::Entity as EntityTrait>::update(row)
         .validate()?
-        .filter(live::<A::Entity>());
-    updated(update.exec(exec).await, entity, key)
+        .filter(live::<A::Entity>())
+        .into_query();
+    let mut rows = update_returning::<_, A::Entity>(exec, update).await?;
+    found(rows.pop(), entity, key)
+}
+
+/// Runs `update` (an UPDATE of `T`) returning every column of the rows it wrote, and reads
+/// them before the write can commit: on the pool in a transaction of its own, committed
+/// only if every row reads; inside a unit of work directly, where a row that cannot be
+/// read aborts the unit (so its commit rolls back). Either the write is kept and its rows
+/// returned, or an error is returned and nothing is kept.
+pub(crate) async fn update_returning<E, T>(
+    exec: &E,
+    mut update: UpdateStatement,
+) -> Result<Vec<T::Model>>
+where
+    E: Executor,
+    T: EntityTrait,
+    T::Model: FromRow,
+{
+    update.returning(Query::returning().columns(T::Column::iter()));
+    let stmt = exec.get_database_backend().build(&update);
+    atomically(exec, move |uow| {
+        Box::pin(async move {
+            let rows = uow.query_all_raw(stmt).await?;
+            read_rows(&rows).inspect_err(|e| uow.abort(e))
+        })
+    })
+    .await
+}
+
+/// Runs `work` in a unit of work: `exec` itself when it is one, or else a new one that
+/// commits if `work` returns `Ok` and rolls back if not.
+pub(crate) async fn atomically<E, T, F>(exec: &E, work: F) -> Result<T>
+where
+    E: Executor,
+    T: Send,
+    F: for<'u> FnOnce(&'u UnitOfWork) -> BoxFuture<'u, Result<T>> + Send,
+{
+    match exec.unit() {
+        Some(uow) => work(uow).await,
+        None => {
+            let uow = exec.begin().await?;
+            let outcome = work(&uow).await;
+            uow.finish(outcome).await
+        }
+    }
+}
+
+/// Reads every row as an `M`.
+pub(crate) fn read_rows<M: FromRow>(rows: &[sea_orm::QueryResult]) -> Result<Vec<M>> {
+    rows.iter()
+        .map(|row| M::from_row(Raw::of(row)?, 0))
+        .collect()
+}
+
+/// The rows `select` finds, read with the library's decoders (every value the schema
+/// admits; [`DalError::Undecodable`] naming the row otherwise).
+pub(crate) async fn select_all<E, T>(exec: &E, select: Select<T>) -> Result<Vec<T::Model>>
+where
+    E: Executor,
+    T: EntityTrait,
+    T::Model: FromRow,
+{
+    let rows = exec
+        .query_all_raw(select.build(exec.get_database_backend()))
+        .await?;
+    read_rows(&rows)
+}
+
+/// The first row `select` finds, if any (see [`select_all`]).
+pub(crate) async fn select_one<E, T>(exec: &E, select: Select<T>) -> Result<Option<T::Model>>
+where
+    E: Executor,
+    T: EntityTrait,
+    T::Model: FromRow,
+{
+    use sea_orm::QuerySelect;
+    let stmt: Statement = select.limit(1).build(exec.get_database_backend());
+    match exec.query_one_raw(stmt).await? {
+        Some(row) => Ok(Some(T::Model::from_row(Raw::of(&row)?, 0)?)),
+        None => Ok(None),
+    }
 }
 
 /// The row of `T` with primary key `id`. The statement text is built once per table and
@@ -90,13 +175,11 @@ pub(crate) async fn find_by_id<E, T>(exec: &E, id: entities::Id) -> Result<Optio
 where
     E: crate::Executor,
     T: sea_orm::EntityTrait,
-    T::Model: sea_orm::FromQueryResult,
+    T::Model: FromRow,
     <T::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType: From<entities::Id>,
 {
     use std::collections::HashMap;
     use std::sync::{OnceLock, RwLock};
-
-    use sea_orm::{FromQueryResult, QueryTrait};
 
     type Key = (&'static str, crate::Backend);
     static SQL: OnceLock<RwLock<HashMap<Key, std::sync::Arc<str>>>> = OnceLock::new();
@@ -127,7 +210,7 @@ where
         ],
     );
     match exec.query_one_raw(stmt).await? {
-        Some(row) => Ok(Some(T::Model::from_query_result(&row, "")?)),
+        Some(row) => Ok(Some(T::Model::from_row(Raw::of(&row)?, 0)?)),
         None => Ok(None),
     }
 }
@@ -147,18 +230,6 @@ pub(crate) fn found<T>(
     key: impl std::fmt::Display,
 ) -> Result<T> {
     row.ok_or_else(|| DalError::not_found(entity, key))
-}
-
-/// Maps "no row was updated" to [`DalError::NotFound`].
-pub(crate) fn updated<T>(
-    result: std::result::Result<T, sea_orm::DbErr>,
-    entity: &'static str,
-    key: impl std::fmt::Display,
-) -> Result<T> {
-    match result {
-        Err(sea_orm::DbErr::RecordNotUpdated) => Err(DalError::not_found(entity, key)),
-        other => Ok(other?),
-    }
 }
 
 /// Maps "no row was deleted" to [`DalError::NotFound`].

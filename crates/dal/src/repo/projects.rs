@@ -12,7 +12,7 @@ use sea_orm::{
 use super::page::paginate;
 use super::{
     Cursor, Page, PageRequest, deleted, find_by_id, found, insert_model, live, require_text,
-    tombstone, update_live,
+    select_all, tombstone, update_live,
 };
 use crate::{Executor, Result, clock};
 
@@ -119,12 +119,11 @@ impl<E: Executor> ProjectRepository for Projects<'_, E> {
                     ),
             );
         }
-        let rows = query
+        let query = query
             .order_by_desc(Column::CreatedAt)
             .order_by_desc(Column::Id)
-            .limit(u64::from(page.limit()) + 1)
-            .all(self.exec)
-            .await?;
+            .limit(u64::from(page.limit()) + 1);
+        let rows = select_all(self.exec, query).await?;
         Ok(paginate(rows, page.limit(), |p| {
             Cursor::new(p.created_at, p.id)
         }))

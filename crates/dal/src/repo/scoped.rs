@@ -82,11 +82,10 @@ impl<'e, E: Executor> UserScope<'e, E> {
 
 /// `Ok` if `project` exists and belongs to `user`; `NotFound` (for the project) otherwise.
 async fn own_project<E: Executor>(exec: &E, user: Id, project: Id) -> Result<()> {
-    let owned = project::Entity::find_by_id(project)
+    let query = project::Entity::find_by_id(project)
         .filter(project::Column::UserId.eq(user))
-        .filter(super::live::<project::Entity>())
-        .one(exec)
-        .await?;
+        .filter(super::live::<project::Entity>());
+    let owned = super::select_one(exec, query).await?;
     found(owned, "project", project).map(|_| ())
 }
 
@@ -321,9 +320,7 @@ impl<E: Executor> ScopedShots<'_, E> {
 
     async fn own_link(&self, link_id: Id) -> Result<()> {
         let link = found(
-            shot_generation::Entity::find_by_id(link_id)
-                .one(self.exec)
-                .await?,
+            super::select_one(self.exec, shot_generation::Entity::find_by_id(link_id)).await?,
             "timeline entry",
             link_id,
         )?;

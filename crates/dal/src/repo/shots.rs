@@ -8,10 +8,15 @@ use sea_orm::Condition;
 use sea_orm::sea_query::{Expr, ExprTrait, LockType};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    QueryOrder, QuerySelect, QueryTrait, Set,
 };
 
-use super::{deleted, find_by_id, found, insert_model, live, require_text, tombstone, update_live};
+use crate::decode::{FromRow, Raw};
+
+use super::{
+    deleted, find_by_id, found, insert_model, live, require_text, select_all, select_one,
+    tombstone, update_live, update_returning,
+};
 use crate::{DalError, Executor, Result, UnitOfWork, clock};
 
 /// A shot to create.
@@ -105,12 +110,10 @@ impl<'e, E: Executor> Shots<'e, E> {
 
 /// Locks the shot for the rest of the unit of work and returns it, or `NotFound`.
 pub(crate) async fn lock_shot(uow: &UnitOfWork, shot_id: Id) -> Result<shot::Model> {
-    let shot = ShotEntity::find_by_id(shot_id)
+    let query = ShotEntity::find_by_id(shot_id)
         .filter(live::<ShotEntity>())
-        .lock(LockType::Update)
-        .one(uow)
-        .await?;
-    found(shot, "shot", shot_id)
+        .lock(LockType::Update);
+    found(select_one(uow, query).await?, "shot", shot_id)
 }
 
 /// How many entries the shot's timeline has.
@@ -144,13 +147,12 @@ async fn shift(uow: &UnitOfWork, shot_id: Id, from: i32, to: i32, delta: i32) ->
 
 /// Closes gaps in the shot's positions (after rows left by cascade), keeping their order.
 pub(crate) async fn renumber(uow: &UnitOfWork, shot_id: Id) -> Result<()> {
-    let links = LinkEntity::find()
+    let query = LinkEntity::find()
         .filter(link::Column::ShotId.eq(shot_id))
         .filter(live::<LinkEntity>())
         .order_by_asc(link::Column::Position)
-        .order_by_asc(link::Column::Id)
-        .all(uow)
-        .await?;
+        .order_by_asc(link::Column::Id);
+    let links = select_all(uow, query).await?;
     for (position, row) in links.into_iter().enumerate() {
         let position = position as i32;
         if row.position != position {
@@ -176,14 +178,8 @@ async fn touch(uow: &UnitOfWork, shot_id: Id) -> Result<()> {
 
 /// The link `link_id`, or `NotFound`.
 async fn get_link(uow: &UnitOfWork, link_id: Id) -> Result<link::Model> {
-    found(
-        LinkEntity::find_by_id(link_id)
-            .filter(live::<LinkEntity>())
-            .one(uow)
-            .await?,
-        "timeline entry",
-        link_id,
-    )
+    let query = LinkEntity::find_by_id(link_id).filter(live::<LinkEntity>());
+    found(select_one(uow, query).await?, "timeline entry", link_id)
 }
 
 fn clamp(position: u32, len: i32) -> i32 {
@@ -233,19 +229,18 @@ impl<E: Executor> ShotRepository for Shots<'_, E> {
     }
 
     async fn list_for_project(&self, project_id: Id) -> Result<Vec<shot::Model>> {
-        Ok(ShotEntity::find()
+        let query = ShotEntity::find()
             .filter(shot::Column::ProjectId.eq(project_id))
             .filter(live::<ShotEntity>())
             .order_by_asc(shot::Column::CreatedAt)
-            .order_by_asc(shot::Column::Id)
-            .all(self.exec)
-            .await?)
+            .order_by_asc(shot::Column::Id);
+        select_all(self.exec, query).await
     }
 
     async fn timeline(&self, shot_id: Id) -> Result<Vec<TimelineEntry>> {
         // One statement: the shot LEFT JOIN its links LEFT JOIN their generations. No row
         // means no shot; a shot without entries comes back as one row of NULLs.
-        let rows = ShotEntity::find_by_id(shot_id)
+        let query = ShotEntity::find_by_id(shot_id)
             .filter(live::<ShotEntity>())
             .find_also_related(LinkEntity)
             .and_also_related(generation::Entity)
@@ -257,22 +252,34 @@ impl<E: Executor> ShotRepository for Shots<'_, E> {
                     .add(Expr::col((LinkEntity, link::Column::Id)).is_null()),
             )
             .order_by_asc(link::Column::Position)
-            .order_by_asc(link::Column::Id)
-            .all(self.exec)
+            .order_by_asc(link::Column::Id);
+        let rows = self
+            .exec
+            .query_all_raw(query.build(self.exec.get_database_backend()))
             .await?;
         if rows.is_empty() {
             // No row: no live shot, or one whose entries are all tombstoned.
             self.get(shot_id).await?;
             return Ok(Vec::new());
         }
-        rows.into_iter()
-            .filter_map(|(_, link, generation)| link.map(|link| (link, generation)))
-            .map(|(link, generation)| match generation {
-                Some(generation) => Ok(TimelineEntry { link, generation }),
+        // Each row is the shot's columns, then the link's, then the generation's.
+        let link_at = shot::Model::COLUMNS.len();
+        let generation_at = link_at + link::Model::COLUMNS.len();
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let row = Raw::of(row)?;
+            if row.is_null(link_at) {
+                continue;
+            }
+            let link = link::Model::from_row(row, link_at)?;
+            if row.is_null(generation_at) {
                 // The foreign key makes this impossible; say so rather than drop a row.
-                None => Err(DalError::not_found("generation", link.generation_id)),
-            })
-            .collect()
+                return Err(DalError::not_found("generation", link.generation_id));
+            }
+            let generation = generation::Model::from_row(row, generation_at)?;
+            entries.push(TimelineEntry { link, generation });
+        }
+        Ok(entries)
     }
 
     async fn add_to_timeline(
@@ -284,9 +291,7 @@ impl<E: Executor> ShotRepository for Shots<'_, E> {
         let uow = self.exec.begin().await?;
         let shot = lock_shot(&uow, shot_id).await?;
         let generation = found(
-            generation::Entity::find_by_id(generation_id)
-                .one(&uow)
-                .await?,
+            select_one(&uow, generation::Entity::find_by_id(generation_id)).await?,
             "generation",
             generation_id,
         )?;
@@ -328,9 +333,15 @@ impl<E: Executor> ShotRepository for Shots<'_, E> {
         } else {
             shift(&uow, shot_id, to, from, 1).await?;
         }
-        let mut row: link::ActiveModel = current.into();
-        row.position = Set(to);
-        let row = row.update(&uow).await?;
+        let update = LinkEntity::update_many()
+            .col_expr(link::Column::Position, Expr::value(to))
+            .filter(link::Column::Id.eq(link_id))
+            .into_query();
+        let row = found(
+            update_returning::<_, LinkEntity>(&uow, update).await?.pop(),
+            "timeline entry",
+            link_id,
+        )?;
         touch(&uow, shot_id).await?;
         uow.commit().await?;
         Ok(row)

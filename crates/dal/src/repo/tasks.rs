@@ -9,10 +9,13 @@ use sea_orm::Condition;
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    QuerySelect, QueryTrait, Set,
 };
 
-use super::{deleted, find_by_id, found, insert_model, live, require_text, tombstone, update_live};
+use super::{
+    atomically, deleted, find_by_id, found, insert_model, live, require_text, select_all,
+    tombstone, update_returning,
+};
 use crate::executor::dialect_of;
 use crate::{DalError, Executor, Result, clock};
 
@@ -158,7 +161,8 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
         let row = task::Model {
             id: new.id.unwrap_or_default(),
             task_type: new.task_type,
-            params: new.params,
+            // In the form every read returns (the value mapping stores this form too).
+            params: entities::json::canonical(new.params),
             status: new.status,
             dependant_on: new
                 .dependant_on
@@ -244,13 +248,26 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
     async fn update(&self, task: task::Model) -> Result<task::Model> {
         require_text("task type", &task.task_type)?;
         let dependencies: Vec<Id> = task.dependant_on.iter().map(|u| Id::from(*u)).collect();
-        require_tasks_of_project(self.exec, task.project_id, &dependencies, "dependency").await?;
         let id = task.id;
+        let project = task.project_id;
         let mut row = task::ActiveModel::from(task).reset_all();
         row.id = sea_orm::ActiveValue::Unchanged(id);
         row.created_at = NotSet;
         row.updated_at = Set(clock::now());
-        update_live(self.exec, row, "task", id).await
+        let update = TaskEntity::update(row)
+            .validate()?
+            .filter(live::<TaskEntity>())
+            .into_query();
+        // The dependency check and the write in one unit, so no dependency can be deleted
+        // or moved in between (it was two autocommits before).
+        atomically(self.exec, move |uow| {
+            Box::pin(async move {
+                require_tasks_of_project(uow, project, &dependencies, "dependency").await?;
+                let mut rows = update_returning::<_, TaskEntity>(uow, update).await?;
+                found(rows.pop(), "task", id)
+            })
+        })
+        .await
     }
 
     async fn delete(&self, id: Id) -> Result<()> {
@@ -273,23 +290,21 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
         if let Some(task_type) = filter.task_type {
             query = query.filter(Column::TaskType.eq(task_type));
         }
-        Ok(query
+        let query = query
             .order_by_asc(Column::CreatedAt)
-            .order_by_asc(Column::Id)
-            .all(self.exec)
-            .await?)
+            .order_by_asc(Column::Id);
+        select_all(self.exec, query).await
     }
 
     async fn dependents_of(&self, id: Id) -> Result<Vec<task::Model>> {
         let contains =
             dialect_of(self.exec).uuid_list_contains((TaskEntity, Column::DependantOn), id.uuid());
-        Ok(TaskEntity::find()
+        let query = TaskEntity::find()
             .filter(contains)
             .filter(live::<TaskEntity>())
             .order_by_asc(Column::CreatedAt)
-            .order_by_asc(Column::Id)
-            .all(self.exec)
-            .await?)
+            .order_by_asc(Column::Id);
+        select_all(self.exec, query).await
     }
 
     async fn ready(&self, task_type: Option<&str>) -> Result<Vec<task::Model>> {
@@ -303,11 +318,10 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
         if let Some(owned) = self.owner_filter() {
             query = query.filter(owned);
         }
-        Ok(query
+        let query = query
             .order_by_asc(Column::CreatedAt)
-            .order_by_asc(Column::Id)
-            .all(self.exec)
-            .await?)
+            .order_by_asc(Column::Id);
+        select_all(self.exec, query).await
     }
 
     async fn claim(&self, task_type: &str) -> Result<Option<task::Model>> {
@@ -323,13 +337,13 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
     }
 
     async fn set_status(&self, id: Id, status: TaskStatus) -> Result<task::Model> {
-        let mut rows = TaskEntity::update_many()
+        let update = TaskEntity::update_many()
             .col_expr(Column::Status, Expr::value(status))
             .col_expr(Column::UpdatedAt, Expr::value(clock::now()))
             .filter(Column::Id.eq(id))
             .filter(live::<TaskEntity>())
-            .exec_with_returning(self.exec)
-            .await?;
+            .into_query();
+        let mut rows = update_returning::<_, TaskEntity>(self.exec, update).await?;
         found(rows.pop(), "task", id)
     }
 }
@@ -362,7 +376,7 @@ impl<E: Executor> Tasks<'_, E> {
             .order_by(Column::Id, sea_orm::Order::Asc)
             .limit(1)
             .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-        let mut claimed = TaskEntity::update_many()
+        let claim = TaskEntity::update_many()
             .col_expr(Column::Status, Expr::value(TaskStatus::InProgress))
             .col_expr(Column::UpdatedAt, Expr::value(clock::now()))
             // `id = (SELECT ...)`, not `id IN (SELECT ...)`: Postgres runs a scalar
@@ -371,8 +385,9 @@ impl<E: Executor> Tasks<'_, E> {
             // claim could take several (seen when the planner's estimates changed).
             .filter(Expr::col((TaskEntity, Column::Id)).eq(Expr::from(oldest_ready)))
             .filter(Column::Status.eq(TaskStatus::Queued))
-            .exec_with_returning(self.exec)
-            .await?;
+            .into_query();
+        // A claimed task that cannot be read is not claimed: it is handed to nobody.
+        let mut claimed = update_returning::<_, TaskEntity>(self.exec, claim).await?;
         Ok(claimed.pop())
     }
 }

@@ -11,7 +11,7 @@ use sea_orm::{
 };
 
 use super::projects::cascade_projects;
-use super::{deleted, find_by_id, found, insert_model, live, tombstone, update_live};
+use super::{deleted, find_by_id, found, insert_model, live, select_one, tombstone, update_live};
 use crate::{Executor, Result, clock};
 
 /// The longest email accepted: RFC 5321's limit for a path. It also keeps the unique
@@ -86,11 +86,10 @@ impl<E: Executor> UserRepository for Users<'_, E> {
     }
 
     async fn find_by_email(&self, email: &str) -> Result<Option<user::Model>> {
-        Ok(UserEntity::find()
+        let query = UserEntity::find()
             .filter(user::Column::Email.eq(email))
-            .filter(live::<UserEntity>())
-            .one(self.exec)
-            .await?)
+            .filter(live::<UserEntity>());
+        select_one(self.exec, query).await
     }
 
     async fn update(&self, user: user::Model) -> Result<user::Model> {
