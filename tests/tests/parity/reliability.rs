@@ -130,7 +130,11 @@ parity_test!(async fn a_retrying_unit_of_work_gets_past_a_deadlock(t) {
     // first attempt: a deadlock on Postgres (one is failed with 40P01 and retried); on
     // SQLite the second waits for the first's write lock.
     let barrier = Arc::new(tokio::sync::Barrier::new(2));
-    let policy = RetryPolicy { attempts: 10, ..RetryPolicy::default() };
+    // Repeatable read: each unit reads a row and then writes it. At read committed, a unit
+    // that reads a row another unit has written but not yet committed, and then waits for
+    // that unit's lock, would overwrite its increment (a lost update, seen under load when
+    // the barrier times out). At repeatable read that write fails with 40001 and is retried.
+    let policy = RetryPolicy { attempts: 10, isolation: Isolation::RepeatableRead, ..RetryPolicy::default() };
     let increment = |first: Id, second: Id| {
         let db = t.db.clone();
         let barrier = barrier.clone();
