@@ -111,6 +111,35 @@ impl TestDb {
             .map(|url| Config::postgres(url).expect("direct URL is valid"))
     }
 
+    /// Through PgBouncer: asserts that no server session of the test's database holds
+    /// anything a transaction left behind ([`pgbouncer::server_session_leftovers`]), which
+    /// the next client of that session would collide with or see; `after` names what ran
+    /// (through PgBouncer, so there is at least one session to inspect). Does nothing on
+    /// the other targets.
+    pub async fn assert_server_sessions_clean(&self, after: &str) {
+        if !self.through_pgbouncer() {
+            return;
+        }
+        let dal_config::DatabaseTarget::Postgres { url } = &self.config.target else {
+            unreachable!("PgBouncer runs are on Postgres");
+        };
+        let direct = self
+            .direct_url
+            .as_deref()
+            .expect("a direct URL on Postgres");
+        let (sessions, found) =
+            pgbouncer::server_session_leftovers(url.expose_secret(), direct).await;
+        assert!(
+            sessions > 0,
+            "{after}: PgBouncer holds no server session of the test database to inspect"
+        );
+        assert!(
+            found.is_empty(),
+            "{after} left state on PgBouncer's server sessions:\n{}",
+            found.join("\n")
+        );
+    }
+
     /// Another pool on the same database, e.g. with different settings.
     pub async fn connect(&self, config: &Config) -> Database {
         Database::connect(config)

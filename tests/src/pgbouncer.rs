@@ -230,3 +230,90 @@ fn launch(binary: &Path, dir: &Path, port: u16) -> Result<Child, String> {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// What one server session shows to a new transaction: what some earlier client's
+/// transaction left there. Each column is a `, `-separated list, NULL when empty.
+/// (The settings PgBouncer itself sets per client, which it tracks, are left out.)
+const SESSION_STATE: &str = "SELECT pg_backend_pid() AS pid, \
+    (SELECT string_agg(name, ', ' ORDER BY name) FROM pg_prepared_statements) AS prepared_statements, \
+    (SELECT string_agg(relname::text, ', ' ORDER BY relname) FROM pg_class WHERE relnamespace = pg_my_temp_schema()) AS temporary_tables, \
+    (SELECT string_agg(objid::text, ', ' ORDER BY objid) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()) AS advisory_locks, \
+    (SELECT string_agg(name, ', ' ORDER BY name) FROM pg_cursors WHERE is_holdable) AS held_cursors, \
+    (SELECT string_agg(name || ' = ' || setting, ', ' ORDER BY name) FROM pg_settings WHERE source = 'session' \
+        AND lower(name) NOT IN ('application_name', 'client_encoding', 'datestyle', 'timezone', 'intervalstyle', 'standard_conforming_strings')) AS session_settings";
+
+/// Everything a client left on the server sessions PgBouncer holds for one database
+/// (named prepared statements, temporary tables, session advisory locks, `WITH HOLD`
+/// cursors, session `SET`s): how many sessions were inspected, and one line per finding
+/// (none when they are clean).
+///
+/// `pooled_url` reaches the database through PgBouncer, `direct_url` directly. The
+/// server sessions are the database's other backends, as the server lists them (so no
+/// other client may be connected to it directly meanwhile, and none through PgBouncer
+/// may be inside a transaction). Each is reached by a client of its own that opens a
+/// transaction and keeps it open, so PgBouncer has to lend the next client another
+/// session, an idle one first, until every one has been inspected. The inspection uses
+/// only the simple protocol and the unnamed statement, and rolls back: it leaves nothing.
+pub async fn server_session_leftovers(pooled_url: &str, direct_url: &str) -> (usize, Vec<String>) {
+    use std::collections::BTreeSet;
+    use std::str::FromStr;
+
+    use sqlx::postgres::PgConnectOptions;
+    use sqlx::{ConnectOptions as _, Connection as _, Executor as _, Row as _};
+
+    let mut direct = sqlx::PgConnection::connect(direct_url)
+        .await
+        .expect("a direct connection to the test database");
+    let servers: BTreeSet<i32> = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+         AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+    )
+    .persistent(false)
+    .fetch_all(&mut direct)
+    .await
+    .expect("the server sessions of the test database")
+    .into_iter()
+    .collect();
+    direct.close().await.expect("closing the direct connection");
+
+    let options = PgConnectOptions::from_str(pooled_url)
+        .expect("a PgBouncer URL")
+        .statement_cache_capacity(0)
+        .extra_float_digits(None);
+    let mut clients = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut found = Vec::new();
+    while !servers.is_subset(&seen) && clients.len() < servers.len() + 4 {
+        let mut client = options.connect().await.expect("a client through PgBouncer");
+        client.execute("BEGIN").await.expect("BEGIN");
+        let row = sqlx::query(SESSION_STATE)
+            .persistent(false)
+            .fetch_one(&mut client)
+            .await
+            .expect("the server session's state");
+        let pid: i32 = row.get("pid");
+        seen.insert(pid);
+        for what in [
+            "prepared_statements",
+            "temporary_tables",
+            "advisory_locks",
+            "held_cursors",
+            "session_settings",
+        ] {
+            if let Some(list) = row.get::<Option<String>, _>(what) {
+                found.push(format!("server session {pid}: {what}: {list}"));
+            }
+        }
+        clients.push(client);
+    }
+    for mut client in clients {
+        client.execute("ROLLBACK").await.expect("ROLLBACK");
+        client.close().await.expect("closing a client");
+    }
+    let missed: Vec<&i32> = servers.difference(&seen).collect();
+    assert!(
+        missed.is_empty(),
+        "PgBouncer did not lend server sessions {missed:?} to the inspecting clients (lent {seen:?})"
+    );
+    (servers.len(), found)
+}

@@ -59,6 +59,18 @@ impl Route {
 /// A boxed future borrowing the migration transaction.
 pub type TxFuture<'t, T> = Pin<Box<dyn Future<Output = Result<T, DbErr>> + Send + 't>>;
 
+/// A boxed future borrowing the migration transaction, with an error type of its own.
+pub type TxFutureWith<'t, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 't>>;
+
+/// How a locked transaction ends when its work succeeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finish {
+    /// Commit what the work did.
+    Commit,
+    /// Roll it back: a dry run (`adopt` without `--apply`), or nothing to change.
+    Rollback,
+}
+
 /// Runs `work` in one transaction holding the migration lock; commits if it succeeds,
 /// rolls back (leaving nothing behind) if it fails.
 pub async fn in_locked_transaction<T, F>(
@@ -70,9 +82,32 @@ where
     T: Send,
     F: for<'t> FnOnce(&'t DatabaseTransaction) -> TxFuture<'t, T> + Send,
 {
+    in_locked_transaction_then(db, route, true, work, |_| Finish::Commit).await
+}
+
+/// [`in_locked_transaction`] for work whose result decides how the transaction ends, with
+/// an error of its own: after `Ok(value)` it commits if `finish(&value)` says so and rolls
+/// back otherwise; after an error it rolls back. Behind a transaction-mode pooler the
+/// server session is left without prepared statements in every case.
+///
+/// `sqlite_write` makes a SQLite transaction take the write lock up front (`BEGIN
+/// IMMEDIATE`); without it the transaction is deferred, for work that only reads (and
+/// writes temporary tables). Postgres always takes the advisory lock.
+pub async fn in_locked_transaction_then<T, E, F>(
+    db: &DatabaseConnection,
+    route: Route,
+    sqlite_write: bool,
+    work: F,
+    finish: fn(&T) -> Finish,
+) -> Result<T, E>
+where
+    T: Send,
+    E: From<DbErr> + Send,
+    F: for<'t> FnOnce(&'t DatabaseTransaction) -> TxFutureWith<'t, T, E> + Send,
+{
     let backend = db.get_database_backend();
     let options = TransactionOptions {
-        sqlite_transaction_mode: (backend == DbBackend::Sqlite)
+        sqlite_transaction_mode: (backend == DbBackend::Sqlite && sqlite_write)
             .then_some(SqliteTransactionMode::Immediate),
         ..TransactionOptions::default()
     };
@@ -83,12 +118,15 @@ where
         if route != Route::Session {
             tx.execute_unprepared("DEALLOCATE ALL").await?;
         }
-        Ok(value)
+        Ok::<_, E>(value)
     }
     .await;
     match outcome {
         Ok(value) => {
-            tx.commit().await?;
+            match finish(&value) {
+                Finish::Commit => tx.commit().await?,
+                Finish::Rollback => tx.rollback().await?,
+            }
             Ok(value)
         }
         Err(e) => {

@@ -4,19 +4,20 @@
 //! SQLite: a file in a temporary directory. Postgres: a temporary *schema* in the
 //! configured database (no `CREATE DATABASE` privilege needed, so it works on Supabase),
 //! dropped afterwards. Behind a transaction-mode pooler, which takes no `search_path` at
-//! start-up, the schema lives only inside one transaction that migrates, inspects and
-//! drops it.
+//! start-up, the schema lives only inside one transaction that fills (migrates, or runs
+//! the given DDL in), inspects and drops it.
 
 use std::str::FromStr;
 
 use dal_config::{Config, DatabaseTarget};
 use sea_orm_migration::sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sea_orm_migration::sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, SqlxPostgresConnector,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    SqlxPostgresConnector,
 };
 
 use crate::inspect::{Schema, inspect};
-use crate::locked::{self, Route};
+use crate::locked::{self, Route, TxFuture};
 use crate::{Migrator, MigratorTrait, checksum};
 
 /// The schema the migration history produces on the backend `like` points at.
@@ -46,6 +47,18 @@ pub async fn migrated_schema(like: &Config, steps: Option<u32>) -> Result<Schema
 /// The schema the SQL script `ddl` creates on an empty scratch database of the backend
 /// `like` points at (unqualified names land in the scratch).
 pub async fn schema_of(like: &Config, ddl: &str) -> Result<Schema, DbErr> {
+    if let (DatabaseTarget::Postgres { .. }, route @ Route::TransactionPooler { .. }) =
+        (&like.target, Route::of(like))
+    {
+        let ddl = ddl.to_owned();
+        return in_one_transaction(like, route, move |tx| {
+            Box::pin(async move {
+                tx.execute_unprepared(&ddl).await?;
+                Ok(())
+            })
+        })
+        .await;
+    }
     let scratch = Scratch::create(like).await?;
     let result = async {
         scratch.db.execute_unprepared(ddl).await?;
@@ -63,6 +76,23 @@ async fn migrated_schema_in_one_transaction(
     route: Route,
     steps: Option<u32>,
 ) -> Result<Schema, DbErr> {
+    in_one_transaction(like, route, move |tx| {
+        Box::pin(async move {
+            Migrator::up(tx, steps).await?;
+            checksum::record(tx).await
+        })
+    })
+    .await
+}
+
+/// A scratch schema that lives only inside one locked transaction (what a
+/// transaction-mode pooler allows: no `search_path` at start-up, nothing may outlive the
+/// transaction): created, made current with `SET LOCAL search_path`, filled by `fill`,
+/// inspected and dropped.
+async fn in_one_transaction<F>(like: &Config, route: Route, fill: F) -> Result<Schema, DbErr>
+where
+    F: for<'t> FnOnce(&'t DatabaseTransaction) -> TxFuture<'t, ()> + Send + 'static,
+{
     let db = dal_config::connect(&like.clone().with_max_connections(1))
         .await
         .map_err(db_err)?;
@@ -73,12 +103,11 @@ async fn migrated_schema_in_one_transaction(
                 "CREATE SCHEMA {schema}; SET LOCAL search_path = {schema}"
             ))
             .await?;
-            Migrator::up(tx, steps).await?;
-            checksum::record(tx).await?;
-            let expected = inspect(tx).await?;
+            fill(tx).await?;
+            let made = inspect(tx).await?;
             tx.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))
                 .await?;
-            Ok(expected)
+            Ok(made)
         })
     })
     .await;

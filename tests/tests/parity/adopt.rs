@@ -171,6 +171,25 @@ fn named(list: &[(&str, u64)]) -> Vec<(String, u64)> {
     )
 }
 
+/// `adopt`, and through PgBouncer the proof that it left nothing on the server sessions
+/// (whatever it ends with: a plan, a refusal, an applied adoption): a named prepared
+/// statement there would collide with the next client's, a temporary table or a session
+/// setting would be that client's to find.
+async fn adopt_on(t: &TestDb, options: AdoptOptions) -> Result<Outcome, AdoptError> {
+    let outcome = adopt(&t.config, options).await;
+    t.assert_server_sessions_clean(&format!(
+        "adopt {options:?} ({})",
+        match &outcome {
+            Ok(Outcome::Current) => "current",
+            Ok(Outcome::Planned(_)) => "planned",
+            Ok(Outcome::Applied(_)) => "applied",
+            Err(_) => "refused",
+        }
+    ))
+    .await;
+    outcome
+}
+
 const PLAN: AdoptOptions = AdoptOptions {
     apply: false,
     quarantine: false,
@@ -203,7 +222,7 @@ parity_test!(empty async fn adopts_the_draft_with_dirty_data(t) {
     let before = snapshot(&t).await;
 
     // The plan: every statement and every row that needs a decision; nothing changes.
-    let Outcome::Planned(plan) = adopt(&t.config, PLAN).await.unwrap() else {
+    let Outcome::Planned(plan) = adopt_on(&t, PLAN).await.unwrap() else {
         panic!("a draft database gets a plan");
     };
     assert_eq!(decisions(&plan), expected(&DECISIONS));
@@ -250,7 +269,7 @@ parity_test!(empty async fn adopts_the_draft_with_dirty_data(t) {
     assert_eq!(snapshot(&t).await, before, "the plan changes nothing");
 
     // --apply without --quarantine refuses, lists the rows, and changes nothing.
-    match adopt(&t.config, APPLY).await {
+    match adopt_on(&t, APPLY).await {
         Err(e @ AdoptError::NeedsDecision(_)) => {
             let AdoptError::NeedsDecision(ref plan) = e else { unreachable!() };
             assert_eq!(decisions(plan), expected(&DECISIONS));
@@ -263,7 +282,7 @@ parity_test!(empty async fn adopts_the_draft_with_dirty_data(t) {
 
     // --apply --quarantine: everything in one go; counts add up.
     let started = Utc::now() - chrono::Duration::seconds(1);
-    let Outcome::Applied(applied) = adopt(&t.config, QUARANTINE).await.unwrap() else {
+    let Outcome::Applied(applied) = adopt_on(&t, QUARANTINE).await.unwrap() else {
         panic!("adoption applies");
     };
     assert_eq!(
@@ -368,8 +387,8 @@ parity_test!(empty async fn adopts_the_draft_with_dirty_data(t) {
 
     // Again: nothing to do, nothing changes.
     let adopted = snapshot(&t).await;
-    assert!(matches!(adopt(&t.config, QUARANTINE).await.unwrap(), Outcome::Current));
-    assert!(matches!(adopt(&t.config, PLAN).await.unwrap(), Outcome::Current));
+    assert!(matches!(adopt_on(&t, QUARANTINE).await.unwrap(), Outcome::Current));
+    assert!(matches!(adopt_on(&t, PLAN).await.unwrap(), Outcome::Current));
     assert_eq!(snapshot(&t).await, adopted);
 });
 
@@ -383,13 +402,13 @@ parity_test!(empty async fn a_draft_without_orphans_is_adopted_without_a_quarant
                     DELETE FROM generations WHERE project_id IS NULL; \
                     DELETE FROM tasks WHERE project_id IS NULL OR CAST(project_id AS TEXT) = '22222222-2222-4222-8222-000000000003'; \
                     DELETE FROM projects WHERE CAST(user_id AS TEXT) = '99999999-9999-4999-8999-999999999999';").await;
-    let Outcome::Planned(plan) = adopt(&t.config, PLAN).await.unwrap() else {
+    let Outcome::Planned(plan) = adopt_on(&t, PLAN).await.unwrap() else {
         panic!("a plan");
     };
     assert!(plan.decisions.is_empty());
     assert_eq!(plan.quarantine_statements, 0);
     assert!(plan.to_string().contains("Rows that need a decision: none"));
-    let Outcome::Applied(applied) = adopt(&t.config, APPLY).await.unwrap() else {
+    let Outcome::Applied(applied) = adopt_on(&t, APPLY).await.unwrap() else {
         panic!("adoption applies without --quarantine");
     };
     assert_eq!(counts(&applied.rows_after), counts(&plan.rows));
@@ -405,7 +424,7 @@ parity_test!(empty async fn a_draft_without_orphans_is_adopted_without_a_quarant
 
 parity_test!(empty async fn what_is_neither_draft_nor_history_is_refused_unchanged(t) {
     // An empty database.
-    match adopt(&t.config, QUARANTINE).await {
+    match adopt_on(&t, QUARANTINE).await {
         Err(AdoptError::NotDraft(d)) => assert!(d.iter().any(|p| p.contains("none of the draft's tables")), "{d:?}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
@@ -417,7 +436,7 @@ parity_test!(empty async fn what_is_neither_draft_nor_history_is_refused_unchang
     run_script(&t, "ALTER TABLE shots DROP COLUMN updated_at").await;
     let before = snapshot(&t).await;
     for options in [PLAN, QUARANTINE] {
-        match adopt(&t.config, options).await {
+        match adopt_on(&t, options).await {
             Err(e @ AdoptError::NotDraft(_)) => {
                 let AdoptError::NotDraft(ref d) = e else { unreachable!() };
                 assert!(d.iter().any(|p| p.contains("tasks.priority") && p.contains("neither")), "{d:?}");
@@ -432,15 +451,15 @@ parity_test!(empty async fn what_is_neither_draft_nor_history_is_refused_unchang
 
 parity_test!(async fn a_current_database_says_so_and_one_behind_is_sent_to_up(t) {
     let before = snapshot(&t).await;
-    assert!(matches!(adopt(&t.config, PLAN).await.unwrap(), Outcome::Current));
-    assert!(matches!(adopt(&t.config, QUARANTINE).await.unwrap(), Outcome::Current));
+    assert!(matches!(adopt_on(&t, PLAN).await.unwrap(), Outcome::Current));
+    assert!(matches!(adopt_on(&t, QUARANTINE).await.unwrap(), Outcome::Current));
     assert_eq!(snapshot(&t).await, before);
     assert_eq!(Outcome::Current.to_string().lines().count(), 1);
 
     // Managed by the history but behind it: adoption is not the tool.
     cli::execute(&t.config, MigrateCommand::Down { num: 1 }, true).await.unwrap();
     let behind = snapshot(&t).await;
-    match adopt(&t.config, QUARANTINE).await {
+    match adopt_on(&t, QUARANTINE).await {
         Err(e @ AdoptError::Managed(_)) => {
             let AdoptError::Managed(ref problems) = e else { unreachable!() };
             let last = Migrator::migrations().last().unwrap().name().to_owned();
@@ -458,7 +477,7 @@ async fn drizzle_values_are_converted_or_reported() {
     parity_tests::run(Backend::Sqlite, Setup::Empty, |t| async move {
         load_draft(&t).await;
         run_script(&t, &fixture("drizzle_sqlite_values.sql")).await;
-        let Outcome::Planned(plan) = adopt(&t.config, PLAN).await.unwrap() else {
+        let Outcome::Planned(plan) = adopt_on(&t, PLAN).await.unwrap() else {
             panic!("a plan");
         };
         let mut want = DECISIONS.to_vec();
@@ -479,7 +498,7 @@ async fn drizzle_values_are_converted_or_reported() {
         ]);
         assert_eq!(decisions(&plan), expected(&want));
 
-        let Outcome::Applied(applied) = adopt(&t.config, QUARANTINE).await.unwrap() else {
+        let Outcome::Applied(applied) = adopt_on(&t, QUARANTINE).await.unwrap() else {
             panic!("adoption applies");
         };
         assert_eq!(applied.quarantined.iter().map(|(_, n)| n).sum::<u64>(), want.len() as u64);
@@ -531,12 +550,12 @@ parity_test!(empty async fn tables_outside_the_schema_are_left_alone(t) {
     load_draft(&t).await;
     run_script(&t, "CREATE TABLE notes (id integer PRIMARY KEY, body text NOT NULL); \
                     INSERT INTO notes (id, body) VALUES (1, 'keep me')").await;
-    let Outcome::Planned(plan) = adopt(&t.config, PLAN).await.unwrap() else {
+    let Outcome::Planned(plan) = adopt_on(&t, PLAN).await.unwrap() else {
         panic!("a plan");
     };
     assert_eq!(plan.left_alone, vec!["notes".to_owned()]);
     assert!(plan.to_string().contains("Left alone"));
-    let Outcome::Applied(applied) = adopt(&t.config, QUARANTINE).await.unwrap() else {
+    let Outcome::Applied(applied) = adopt_on(&t, QUARANTINE).await.unwrap() else {
         panic!("adoption applies");
     };
     assert_eq!(applied.plan.left_alone, vec!["notes".to_owned()]);
@@ -554,7 +573,7 @@ parity_test!(empty async fn rows_referenced_from_outside_are_not_quarantined(t) 
     run_script(&t, &outside_table(&t, "CREATE TABLE comments (id integer PRIMARY KEY, task_id UUID REFERENCES tasks(id)); \
                     INSERT INTO comments (id, task_id) VALUES (1, '33333333-3333-4333-8333-000000000004')")).await;
     let before = snapshot(&t).await;
-    match adopt(&t.config, QUARANTINE).await {
+    match adopt_on(&t, QUARANTINE).await {
         Err(e @ AdoptError::ReferencedFromOutside(_)) => {
             let AdoptError::ReferencedFromOutside(ref list) = e else { unreachable!() };
             assert!(list.len() == 1 && list[0].starts_with("comments.") && list[0].ends_with("-> tasks"), "{list:?}");
@@ -662,7 +681,7 @@ parity_test!(empty async fn add_missing_users_keeps_the_projects_that_name_them(
     assert_eq!(kept.len(), DECISIONS.len() - 2);
 
     // Without the option: as before, no users are added.
-    let Outcome::Planned(plain) = adopt(&t.config, PLAN).await.unwrap() else {
+    let Outcome::Planned(plain) = adopt_on(&t, PLAN).await.unwrap() else {
         panic!("a plan");
     };
     assert!(plain.missing_users.is_none());
@@ -670,7 +689,7 @@ parity_test!(empty async fn add_missing_users_keeps_the_projects_that_name_them(
     assert!(!plain.to_string().contains("--add-missing-users"));
 
     // The plan: the user, its created_at (its one project's), and the INSERT.
-    let Outcome::Planned(plan) = adopt(&t.config, ADD_USERS_PLAN).await.unwrap() else {
+    let Outcome::Planned(plan) = adopt_on(&t, ADD_USERS_PLAN).await.unwrap() else {
         panic!("a plan");
     };
     assert_eq!(added(&plan), vec![(LOST_USER.to_owned(), "2024-06-02T00:00:00.000000Z".to_owned())]);
@@ -706,7 +725,7 @@ parity_test!(empty async fn add_missing_users_keeps_the_projects_that_name_them(
     assert_eq!(snapshot(&t).await, before, "the plan changes nothing");
 
     // Applied with --quarantine for the other orphans.
-    let Outcome::Applied(applied) = adopt(&t.config, ADD_USERS_QUARANTINE).await.unwrap() else {
+    let Outcome::Applied(applied) = adopt_on(&t, ADD_USERS_QUARANTINE).await.unwrap() else {
         panic!("adoption applies");
     };
     assert_eq!(
@@ -758,7 +777,7 @@ parity_test!(empty async fn add_missing_users_keeps_the_projects_that_name_them(
     want.sort();
     assert_eq!(quarantined, want);
 
-    assert!(matches!(adopt(&t.config, ADD_USERS_QUARANTINE).await.unwrap(), Outcome::Current));
+    assert!(matches!(adopt_on(&t, ADD_USERS_QUARANTINE).await.unwrap(), Outcome::Current));
 });
 
 parity_test!(empty async fn add_missing_users_takes_each_id_once_and_leaves_the_rest_to_decisions(t) {
@@ -788,7 +807,7 @@ parity_test!(empty async fn add_missing_users_takes_each_id_once_and_leaves_the_
     )).await;
 
     let started = Utc::now() - chrono::Duration::seconds(1);
-    let Outcome::Planned(plan) = adopt(&t.config, ADD_USERS_PLAN).await.unwrap() else {
+    let Outcome::Planned(plan) = adopt_on(&t, ADD_USERS_PLAN).await.unwrap() else {
         panic!("a plan");
     };
     let users = added(&plan);
@@ -809,7 +828,7 @@ parity_test!(empty async fn add_missing_users_takes_each_id_once_and_leaves_the_
 
     // Without --quarantine, the project naming no user is still refused.
     let before = snapshot(&t).await;
-    match adopt(&t.config, ADD_USERS_APPLY).await {
+    match adopt_on(&t, ADD_USERS_APPLY).await {
         Err(AdoptError::NeedsDecision(plan)) => assert_eq!(decisions(&plan), left),
         other => panic!("expected a refusal, got {other:?}"),
     }
@@ -817,7 +836,7 @@ parity_test!(empty async fn add_missing_users_takes_each_id_once_and_leaves_the_
 
     // Resolved by hand, the rest needs no quarantine.
     run_script(&t, "DELETE FROM projects WHERE name = 'Nobody'").await;
-    let Outcome::Applied(applied) = adopt(&t.config, ADD_USERS_APPLY).await.unwrap() else {
+    let Outcome::Applied(applied) = adopt_on(&t, ADD_USERS_APPLY).await.unwrap() else {
         panic!("adoption applies without --quarantine");
     };
     assert_eq!(
@@ -852,7 +871,7 @@ async fn add_missing_users_on_supabase_adds_only_users_in_auth_users() {
              INSERT INTO tasks (id, task_type, params, project_id) VALUES ('33333333-3333-4333-8333-0000000000a5', 'unknown', '{{}}', '22222222-2222-4222-8222-0000000000a5')"
         )).await;
 
-        let Outcome::Planned(plan) = adopt(&t.config, ADD_USERS_PLAN).await.unwrap() else {
+        let Outcome::Planned(plan) = adopt_on(&t, ADD_USERS_PLAN).await.unwrap() else {
             panic!("a plan");
         };
         assert_eq!(added(&plan), vec![(LOST_USER.to_owned(), "2024-06-02T00:00:00.000000Z".to_owned())]);
@@ -872,7 +891,7 @@ async fn add_missing_users_on_supabase_adds_only_users_in_auth_users() {
         assert!(text.contains("auth.users exists: only user ids found there are added."), "{text}");
         assert!(text.contains("1 user id named by projects is not in auth.users either, so its projects stay rows that need a decision: 88888888-8888-4888-8888-888888888888"), "{text}");
 
-        let Outcome::Applied(applied) = adopt(&t.config, ADD_USERS_QUARANTINE).await.unwrap() else {
+        let Outcome::Applied(applied) = adopt_on(&t, ADD_USERS_QUARANTINE).await.unwrap() else {
             panic!("adoption applies");
         };
         assert!(applied.to_string().contains("users: 2 before, 3 after, 1 added"), "{applied}");

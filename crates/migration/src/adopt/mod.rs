@@ -17,9 +17,14 @@
 //! * [`plan`] / [`apply`]: the plan printed without `--apply`, and running it.
 //!
 //! Without `--apply` nothing changes: the plan is made in a transaction that is rolled
-//! back (it only writes temporary tables). On Postgres the transaction holds the same
-//! advisory lock as `dal::Database::migrate` ([`crate::locked::preamble`]); on
-//! SQLite `--apply` takes the write lock up front (`BEGIN IMMEDIATE`).
+//! back (it only writes temporary tables). The transaction is the one every migration
+//! command runs in ([`crate::locked::in_locked_transaction_then`]): on Postgres it holds
+//! the same advisory lock as `dal::Database::migrate`; on SQLite `--apply` takes the
+//! write lock up front (`BEGIN IMMEDIATE`). Behind a transaction-mode pooler nothing
+//! outlives it: it starts and ends with `DEALLOCATE ALL` (SeaORM's statements are named),
+//! sets the statement timeout with `SET LOCAL`, and its temporary tables are `ON COMMIT
+//! DROP` (gone on rollback too); the reference schemas are scratch schemas that each live
+//! inside one transaction of their own ([`crate::scratch`]).
 
 mod apply;
 mod convert;
@@ -35,9 +40,10 @@ use std::fmt;
 
 use dal_config::{Backend, Config, ConnectError};
 use sea_orm_migration::sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
 };
+
+use crate::locked::{self, Finish, Route};
 
 pub use apply::Applied;
 pub use decide::Decision;
@@ -159,7 +165,7 @@ pub async fn adopt(config: &Config, options: AdoptOptions) -> Result<Outcome, Ad
         if sqlite && options.apply {
             db.execute_unprepared("PRAGMA foreign_keys = OFF").await?;
         }
-        run(&db, &shapes, options).await
+        run(&db, Route::of(config), shapes, options).await
     }
     .await;
     if sqlite && options.apply {
@@ -170,70 +176,50 @@ pub async fn adopt(config: &Config, options: AdoptOptions) -> Result<Outcome, Ad
     result
 }
 
+/// The adoption's one transaction, as every migration command runs it
+/// ([`locked::in_locked_transaction_then`]): the migration lock, and behind a
+/// transaction-mode pooler `SET LOCAL statement_timeout` and no prepared statement left on
+/// the server session. Committed only when the plan was applied.
 async fn run(
     db: &DatabaseConnection,
-    shapes: &shape::Shapes,
+    route: Route,
+    shapes: shape::Shapes,
     options: AdoptOptions,
 ) -> Result<Outcome, AdoptError> {
-    let backend = db.get_database_backend();
-    let sqlite = backend == DbBackend::Sqlite;
-    let tx = db
-        .begin_with_options(TransactionOptions {
-            sqlite_transaction_mode: (sqlite && options.apply)
-                .then_some(SqliteTransactionMode::Immediate),
-            ..TransactionOptions::default()
-        })
-        .await?;
-    match in_transaction(&tx, shapes, options).await {
-        Ok((outcome, true)) => {
-            tx.commit().await?;
-            Ok(outcome)
-        }
-        Ok((outcome, false)) => {
-            tx.rollback().await?;
-            Ok(outcome)
-        }
-        Err(e) => {
-            tx.rollback().await?;
-            Err(e)
-        }
-    }
+    let (outcome, _) = locked::in_locked_transaction_then(
+        db,
+        route,
+        options.apply,
+        move |tx| Box::pin(async move { in_transaction(tx, &shapes, options).await }),
+        |(_, finish)| *finish,
+    )
+    .await?;
+    Ok(outcome)
 }
 
-/// Everything inside the transaction; returns the outcome and whether to commit.
+/// Everything inside the transaction; returns the outcome and how the transaction ends.
 async fn in_transaction(
     tx: &DatabaseTransaction,
     shapes: &shape::Shapes,
     options: AdoptOptions,
-) -> Result<(Outcome, bool), AdoptError> {
+) -> Result<(Outcome, Finish), AdoptError> {
     let backend = tx.get_database_backend();
-    match backend {
-        DbBackend::Postgres => {
-            tx.execute_unprepared(&crate::locked::preamble(
-                backend,
-                crate::locked::Route::Session,
-            ))
+    if backend == DbBackend::Sqlite && options.apply {
+        let row = tx
+            .query_one_raw(Statement::from_string(backend, "PRAGMA foreign_keys"))
             .await?;
-        }
-        _ => {
-            if options.apply {
-                let row = tx
-                    .query_one_raw(Statement::from_string(backend, "PRAGMA foreign_keys"))
-                    .await?;
-                let on: i64 = row
-                    .map(|r| r.try_get("", "foreign_keys"))
-                    .transpose()?
-                    .unwrap_or(1);
-                if on != 0 {
-                    return Err(AdoptError::Database(DbErr::Custom(
-                        "foreign_keys is still on for the adoption's connection".into(),
-                    )));
-                }
-            }
+        let on: i64 = row
+            .map(|r| r.try_get("", "foreign_keys"))
+            .transpose()?
+            .unwrap_or(1);
+        if on != 0 {
+            return Err(AdoptError::Database(DbErr::Custom(
+                "foreign_keys is still on for the adoption's connection".into(),
+            )));
         }
     }
     let (live, left_alone) = match shape::classify(tx, shapes).await? {
-        shape::State::Current => return Ok((Outcome::Current, false)),
+        shape::State::Current => return Ok((Outcome::Current, Finish::Rollback)),
         shape::State::Managed(problems) => return Err(AdoptError::Managed(problems)),
         shape::State::Neither(differences) => return Err(AdoptError::NotDraft(differences)),
         shape::State::Draft { live, extra } => (live, extra),
@@ -249,7 +235,7 @@ async fn in_transaction(
     )
     .await?;
     if !options.apply {
-        return Ok((Outcome::Planned(plan), false));
+        return Ok((Outcome::Planned(plan), Finish::Rollback));
     }
     if !plan.decisions.is_empty() {
         if !options.quarantine {
@@ -265,5 +251,5 @@ async fn in_transaction(
         }
     }
     let applied = apply::apply(tx, plan, shapes).await?;
-    Ok((Outcome::Applied(applied), true))
+    Ok((Outcome::Applied(applied), Finish::Commit))
 }
