@@ -17,9 +17,8 @@ const RACERS: usize = 8;
 /// in 25 failed here (8 racers); `connect_waits_for_a_writer_...` below hits the same hole
 /// every time.
 const ROUNDS: usize = 20;
-/// Rounds on Postgres, each on a new database (creating and dropping one costs about a
-/// second on a busy 2-core machine, so fewer rounds keep the test well under a minute).
-const POSTGRES_ROUNDS: usize = 10;
+/// Rounds on Postgres, each on a new database, as many as on SQLite.
+const POSTGRES_ROUNDS: usize = ROUNDS;
 
 /// Runs one round: `RACERS` processes on the database `url` names, released together.
 /// Returns each racer's output after the start signal.
