@@ -30,7 +30,7 @@ pub async fn migrated_schema(like: &Config, steps: Option<u32>) -> Result<Schema
     if let (DatabaseTarget::Postgres { .. }, route @ Route::TransactionPooler { .. }) =
         (&like.target, Route::of(like))
     {
-        return migrated_schema_in_one_transaction(like, route, steps).await;
+        return schema_in_one_transaction(like, route, Contents::Migrations(steps)).await;
     }
     let scratch = Scratch::create(like).await?;
     let result = async {
@@ -46,6 +46,11 @@ pub async fn migrated_schema(like: &Config, steps: Option<u32>) -> Result<Schema
 /// The schema the SQL script `ddl` creates on an empty scratch database of the backend
 /// `like` points at (unqualified names land in the scratch).
 pub async fn schema_of(like: &Config, ddl: &str) -> Result<Schema, DbErr> {
+    if let (DatabaseTarget::Postgres { .. }, route @ Route::TransactionPooler { .. }) =
+        (&like.target, Route::of(like))
+    {
+        return schema_in_one_transaction(like, route, Contents::Ddl(ddl.to_owned())).await;
+    }
     let scratch = Scratch::create(like).await?;
     let result = async {
         scratch.db.execute_unprepared(ddl).await?;
@@ -56,12 +61,20 @@ pub async fn schema_of(like: &Config, ddl: &str) -> Result<Schema, DbErr> {
     result
 }
 
-/// The scratch schema made, migrated, inspected and dropped in one transaction, with
+/// What a scratch schema is filled with.
+enum Contents {
+    /// The first `steps` migrations of the history (all with `None`).
+    Migrations(Option<u32>),
+    /// An SQL script.
+    Ddl(String),
+}
+
+/// The scratch schema made, filled, inspected and dropped in one transaction, with
 /// `SET LOCAL search_path`.
-async fn migrated_schema_in_one_transaction(
+async fn schema_in_one_transaction(
     like: &Config,
     route: Route,
-    steps: Option<u32>,
+    contents: Contents,
 ) -> Result<Schema, DbErr> {
     let db = dal_config::connect(&like.clone().with_max_connections(1))
         .await
@@ -73,8 +86,15 @@ async fn migrated_schema_in_one_transaction(
                 "CREATE SCHEMA {schema}; SET LOCAL search_path = {schema}"
             ))
             .await?;
-            Migrator::up(tx, steps).await?;
-            checksum::record(tx).await?;
+            match contents {
+                Contents::Migrations(steps) => {
+                    Migrator::up(tx, steps).await?;
+                    checksum::record(tx).await?;
+                }
+                Contents::Ddl(ddl) => {
+                    tx.execute_unprepared(&ddl).await?;
+                }
+            }
             let expected = inspect(tx).await?;
             tx.execute_unprepared(&format!("DROP SCHEMA {schema} CASCADE"))
                 .await?;
