@@ -15,6 +15,7 @@ mod json_sync;
 mod migrations;
 mod pooler;
 mod reliability;
+mod review_findings;
 mod roundtrip;
 mod schema;
 mod schema_tools;

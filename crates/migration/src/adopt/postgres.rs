@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
-use super::convert::{Conversion, RENUMBER, ident};
+use super::convert::{Conversion, RENUMBER, ident, literal};
 use crate::inspect::{Schema, Table};
 
 /// The statements that turn the live `table` into the migrations' `target`.
@@ -64,6 +64,10 @@ pub(crate) fn statements(
         }
     }
     let fills: Vec<&Conversion> = conversions.iter().filter(|c| c.fills).collect();
+    let rewrites = !fills.is_empty() || table == RENUMBER.0;
+    if rewrites {
+        out.push(pause_triggers(table));
+    }
     if !fills.is_empty() {
         let sets: Vec<String> = fills
             .iter()
@@ -90,6 +94,9 @@ pub(crate) fn statements(
             "UPDATE {q} AS t SET {column} = r.n FROM (SELECT \"id\", CAST(row_number() OVER (PARTITION BY {partition} ORDER BY {column} NULLS LAST, \"id\") - 1 AS {ty}) AS n FROM {q}) AS r \
              WHERE r.\"id\" = t.\"id\" AND t.{column} IS DISTINCT FROM r.n"
         ));
+    }
+    if rewrites {
+        out.push(resume_triggers(table));
     }
     for column in now_nullable {
         out.push(format!(
@@ -121,6 +128,33 @@ pub(crate) fn statements(
         }
     }
     out
+}
+
+/// The draft's own enabled triggers on `table` (a Supabase `updated_at` stamp, say) are
+/// switched off while adoption's backfill and renumbering `UPDATE`s run, so they cannot
+/// rewrite the rows; their modes are kept in a temporary table for [`resume_triggers`].
+fn pause_triggers(table: &str) -> String {
+    format!(
+        "DO $adopt$ DECLARE r record; BEGIN \
+         CREATE TEMP TABLE IF NOT EXISTS adopt_paused_triggers (table_name text, name text, mode \"char\") ON COMMIT DROP; \
+         FOR r IN SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = {rel}::regclass AND NOT tgisinternal AND tgenabled <> 'D' LOOP \
+         INSERT INTO pg_temp.adopt_paused_triggers VALUES ({name}, r.tgname, r.tgenabled); \
+         EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', {rel}, r.tgname); END LOOP; END $adopt$",
+        rel = literal(&ident(table)),
+        name = literal(table)
+    )
+}
+
+/// Turns the triggers [`pause_triggers`] switched off back on, each in its former mode.
+fn resume_triggers(table: &str) -> String {
+    format!(
+        "DO $adopt$ DECLARE r record; BEGIN \
+         FOR r IN DELETE FROM pg_temp.adopt_paused_triggers WHERE table_name = {name} RETURNING * LOOP \
+         EXECUTE format('ALTER TABLE %s ENABLE %s TRIGGER %I', {rel}, \
+         CASE r.mode WHEN 'A' THEN 'ALWAYS' WHEN 'R' THEN 'REPLICA' ELSE '' END, r.name); END LOOP; END $adopt$",
+        rel = literal(&ident(table)),
+        name = literal(table)
+    )
 }
 
 /// Foreign keys from tables outside the schema into it, as `child.constraint -> parent`.
