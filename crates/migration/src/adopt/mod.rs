@@ -101,6 +101,14 @@ pub enum AdoptError {
         .0.decisions.len(), quarantine::TABLE, indented(&.0.decision_lines())
     )]
     NeedsDecision(Box<Plan>),
+    /// SQLite: triggers or views refer to the draft's tables, and rebuilding the tables
+    /// would drop the triggers and break the views.
+    #[error(
+        "refusing to apply: adoption rebuilds the draft's tables on SQLite, which would drop or break these triggers and views (nothing was changed). \
+         Drop them (their SQL is in sqlite_master), adopt, then recreate them:{}",
+        bullets(.0)
+    )]
+    Dependents(Vec<String>),
     /// Rows would be quarantined, but tables outside the schema refer to the schema's
     /// tables by foreign key.
     #[error(
@@ -236,6 +244,9 @@ async fn in_transaction(
     .await?;
     if !options.apply {
         return Ok((Outcome::Planned(plan), Finish::Rollback));
+    }
+    if !plan.dependents.is_empty() {
+        return Err(AdoptError::Dependents(plan.dependents));
     }
     if !plan.decisions.is_empty() {
         if !options.quarantine {

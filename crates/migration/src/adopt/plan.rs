@@ -44,6 +44,10 @@ pub struct Plan {
     pub later_migrations: Vec<String>,
     /// Tables outside the schema, left as they are (`migration check` lists them).
     pub left_alone: Vec<String>,
+    /// SQLite: the triggers and views on the draft's tables (`trigger <name>`,
+    /// `view <name>`), which rebuilding the tables would drop or break: `--apply` refuses
+    /// while there are any. Always empty on Postgres, where tables are altered in place.
+    pub dependents: Vec<String>,
 }
 
 /// The adoption's time as SQL: Postgres's transaction time, or a fixed text on SQLite
@@ -145,6 +149,10 @@ pub(crate) async fn prepare<C: ConnectionTrait>(
         .await?;
     }
     let decisions = decide::read(db, &order).await?;
+    let dependents = match backend {
+        DbBackend::Sqlite => sqlite::dependents(db, &order).await?,
+        _ => Vec::new(),
+    };
     let rows = count_rows(db, &order).await?;
 
     let mut statements = Vec::new();
@@ -206,6 +214,7 @@ pub(crate) async fn prepare<C: ConnectionTrait>(
         first_migration,
         later_migrations: names.collect(),
         left_alone,
+        dependents,
     })
 }
 
@@ -270,6 +279,14 @@ impl fmt::Display for Plan {
                 f,
                 "\nLeft alone (not part of the schema; `migration check` will list them): {}",
                 self.left_alone.join(", ")
+            )?;
+        }
+        if !self.dependents.is_empty() {
+            writeln!(
+                f,
+                "\nTriggers and views on the draft's tables: {}\n--apply refuses while any remain: rebuilding the tables would drop or break them. \
+                 Drop them (their SQL is in sqlite_master), adopt, then recreate them.",
+                self.dependents.join(", ")
             )?;
         }
         if !self.conversions.is_empty() {

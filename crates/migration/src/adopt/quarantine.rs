@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `table_name` | the table the row came from |
 //! | `row_id` | its id as it was stored |
-//! | `row_data` | the whole row as it was, as JSON (`jsonb` / JSON text) |
+//! | `row_data` | the whole row as it was, as JSON (`jsonb` / JSON text); on SQLite a BLOB value as `{"$blob_hex": "<hex>"}` |
 //! | `reason` | every reason, `; `-separated, e.g. `project_id is NULL` |
 //! | `quarantined_at` | when (the adoption's time) |
 //!
@@ -59,7 +59,14 @@ pub(crate) fn move_rows(backend: DbBackend, table: &str, live: &Table, now: &str
             let pairs: Vec<String> = live
                 .columns
                 .iter()
-                .map(|c| format!("{}, t.{}", literal(&c.name), ident(&c.name)))
+                .map(|c| {
+                    // JSON cannot hold a BLOB (json_object fails on one): its hex, tagged.
+                    let v = format!("t.{}", ident(&c.name));
+                    format!(
+                        "{}, CASE WHEN typeof({v}) = 'blob' THEN json_object('$blob_hex', hex({v})) ELSE {v} END",
+                        literal(&c.name)
+                    )
+                })
                 .collect();
             (
                 "CAST(t.\"id\" AS TEXT)".to_owned(),

@@ -8,8 +8,12 @@
 //! change inside a transaction; with it on, dropping an old parent table would cascade
 //! into the new children), and `PRAGMA foreign_key_check` must come back empty before
 //! commit.
+//!
+//! Dropping a table drops its triggers, and a view over a dropped table makes the rename
+//! fail, so [`dependents`] names the draft's triggers and views for the plan, and
+//! `--apply` refuses while there are any (a draft has none of the library's own).
 
-use sea_orm_migration::sea_orm::DbBackend;
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
 use super::convert::{Conversion, RENUMBER, converted_rows, ident, literal};
 use super::decide::decisions_table;
@@ -102,4 +106,34 @@ pub(crate) fn drop_old(table: &str) -> String {
 /// Gives the rebuilt `table` its name.
 pub(crate) fn rename(table: &str) -> String {
     format!("ALTER TABLE {} RENAME TO {}", rebuilt(table), ident(table))
+}
+
+/// The triggers and views that the rebuild of `tables` would drop or break, as
+/// `trigger <name>` / `view <name>`: those on one of the tables, and those whose SQL names
+/// one of them (any identifier-like word equal to a table's name, so a column of that
+/// name counts too: a refusal is the safe side of a guess).
+pub(crate) async fn dependents<C: ConnectionTrait>(
+    db: &C,
+    tables: &[String],
+) -> Result<Vec<String>, DbErr> {
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT type, name, tbl_name, coalesce(sql, '') AS sql FROM sqlite_master \
+             WHERE type IN ('trigger', 'view') ORDER BY type, name",
+        ))
+        .await?;
+    let mut out = Vec::new();
+    for row in rows {
+        let kind: String = row.try_get("", "type")?;
+        let name: String = row.try_get("", "name")?;
+        let on: String = row.try_get("", "tbl_name")?;
+        let sql: String = row.try_get("", "sql")?;
+        let names_one = |word: &str| tables.iter().any(|t| t.eq_ignore_ascii_case(word));
+        let words = sql.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'));
+        if names_one(&on) || words.into_iter().any(names_one) {
+            out.push(format!("{kind} {name}"));
+        }
+    }
+    Ok(out)
 }
