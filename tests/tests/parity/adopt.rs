@@ -28,11 +28,11 @@ async fn run_script(t: &TestDb, script: &str) {
 
 /// The draft with the fixture's dirty data, in the backend's own form.
 async fn load_draft(t: &TestDb) {
-    let name = match t.backend() {
-        Backend::Postgres => "draft_postgres.sql",
-        Backend::Sqlite => "drizzle_sqlite.sql",
+    let (schema, data) = match t.backend() {
+        Backend::Postgres => (migration::adopt::DRAFT_POSTGRES, "draft_postgres.sql"),
+        Backend::Sqlite => (migration::adopt::DRAFT_SQLITE, "drizzle_sqlite.sql"),
     };
-    run_script(t, &fixture(name)).await;
+    run_script(t, &format!("{schema}\n{}", fixture(data))).await;
 }
 
 async fn rows(t: &TestDb, sql: &str) -> Vec<sea_orm::QueryResult> {

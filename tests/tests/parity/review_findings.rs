@@ -57,6 +57,9 @@ async fn drizzle_draft_with(t: &TestDb, extra: &str) {
     let path = format!("{}/fixtures/drizzle_sqlite.sql", env!("CARGO_MANIFEST_DIR"));
     let fixture = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let db = t.connect(&t.config.clone().with_max_connections(1)).await;
+    db.execute_unprepared(migration::adopt::DRAFT_SQLITE)
+        .await
+        .unwrap();
     db.execute_unprepared(&fixture).await.unwrap();
     db.execute_unprepared(extra).await.unwrap();
     db.close().await.unwrap();
