@@ -163,6 +163,24 @@ enum Owned {
     Postgres { admin_url: String, name: String },
 }
 
+/// Waits for `condition` to hold, polling it every few milliseconds, and panics naming
+/// `what` if it still does not after 10 s: tests wait for the event itself, never for a
+/// guessed duration.
+pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !condition().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after 10 s waiting until {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 /// Runs `body` on a fresh database of `backend` (directly), then drops that database,
 /// whether the body passed or panicked.
 pub async fn run<F, Fut>(backend: Backend, setup: Setup, body: F)

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use dal::prelude::*;
 use dal::{DalError, TimeoutKind};
-use parity_tests::{TestDb, parity_test, postgres_test};
+use parity_tests::{TestDb, parity_test, postgres_test, wait_until};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 
@@ -217,49 +217,67 @@ parity_test!(async fn serializable_retries_end_in_a_serial_outcome(t) {
 
 parity_test!(async fn cancelled_units_of_work_leave_nothing_behind(t) {
     let p = project(&t).await;
-    let mut cancelled = 0;
+    // Per unit: whether it was cancelled, and whether it had reached its commit by then
+    // (a unit cut off inside `commit` may or may not have committed; any earlier cut
+    // must leave nothing).
+    let mut units = Vec::new();
     for i in 0..40 * scale() {
         let db = t.db.clone();
         let marker = format!("cancel-{i}");
+        let committing = Arc::new(AtomicBool::new(false));
+        let reached_commit = committing.clone();
         let work = async move {
             let uow = db.begin().await?;
             uow.tasks().create(NewTask::queued(p.id, marker.clone(), json!({}))).await?;
             tokio::time::sleep(Duration::from_millis(1)).await;
             uow.tasks().create(NewTask::queued(p.id, marker, json!({}))).await?;
             tokio::time::sleep(Duration::from_millis(1)).await;
+            reached_commit.store(true, Ordering::SeqCst);
             uow.commit().await
         };
         // Cut the future off at a varying point: before, between or after its statements.
         let deadline = Duration::from_micros(((i * 7919) % 4000) as u64);
-        if tokio::time::timeout(deadline, work).await.is_err() {
-            cancelled += 1;
-        }
+        let cancelled = match tokio::time::timeout(deadline, work).await {
+            Ok(finished) => {
+                finished.unwrap_or_else(|e| panic!("unit {i} failed: {e:?}"));
+                false
+            }
+            Err(_) => true,
+        };
+        units.push((cancelled, committing.load(Ordering::SeqCst)));
     }
-    assert!(cancelled > 0, "some units were cancelled");
+    assert!(units.iter().any(|(cancelled, _)| *cancelled), "some units were cancelled");
     // Every unit is all or nothing, and the pool serves clean connections afterwards.
     let uow = t.db.begin().await.unwrap();
-    uow.tasks().create(NewTask::queued(p.id, "after", json!({}))).await.unwrap();
+    let after = uow.tasks().create(NewTask::queued(p.id, "after", json!({}))).await.unwrap();
     uow.commit().await.unwrap();
+    assert_eq!(t.db.tasks().get(after.id).await.unwrap().task_type, "after");
     let rows = t.db.tasks().list_for_project(p.id, TaskFilter::default()).await.unwrap();
     let mut per_marker: HashMap<String, usize> = HashMap::new();
     for task in rows {
         *per_marker.entry(task.task_type).or_default() += 1;
     }
-    for (marker, n) in &per_marker {
-        if marker.starts_with("cancel-") {
-            assert_eq!(*n, 2, "{marker}: a unit of work half-committed");
+    for (i, (cancelled, committing)) in units.iter().enumerate() {
+        let n = per_marker.get(&format!("cancel-{i}")).copied().unwrap_or(0);
+        match (cancelled, committing) {
+            (false, _) => assert_eq!(n, 2, "unit {i} finished but its rows are not all there"),
+            (true, false) => assert_eq!(n, 0, "unit {i} was cancelled before its commit yet left rows"),
+            (true, true) => assert!(n == 0 || n == 2, "unit {i} half-committed: {n} rows"),
         }
     }
     if t.backend() == Backend::Postgres {
-        // No pooled connection is left holding a transaction (and its locks).
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let idle_in_tx = count(
-            &t.db,
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-             AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()",
-        )
+        // No pooled connection is left holding a transaction (and its locks): a dropped
+        // unit's rollback runs in the background, so wait for it to land.
+        wait_until("no connection is idle in transaction", || async {
+            count(
+                &t.db,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()",
+            )
+            .await
+                == 0
+        })
         .await;
-        assert_eq!(idle_in_tx, 0, "a cancelled unit left a connection idle in transaction");
     }
 });
 
@@ -271,7 +289,7 @@ postgres_test!(async fn postgres_backend_killed_mid_transaction(t) {
     let admin = t.connect(&t.config.clone().with_max_connections(1)).await;
     for round in 0..10 * scale() {
         let uow = t.db.begin().await.unwrap();
-        uow.tasks().create(NewTask::queued(p.id, format!("killed-{round}"), json!({}))).await.unwrap();
+        let killed = uow.tasks().create(NewTask::queued(p.id, format!("killed-{round}"), json!({}))).await.unwrap();
         let pid: i32 = uow
             .query_one_raw(Statement::from_string(uow.get_database_backend(), "SELECT pg_backend_pid()"))
             .await
@@ -285,12 +303,17 @@ postgres_test!(async fn postgres_backend_killed_mid_transaction(t) {
         drop(uow);
         // The pool recovers: the next units of work run on healthy connections.
         let policy = RetryPolicy::default();
-        t.db.transaction_with_retry(&policy, |uow| Box::pin(async move {
-            uow.tasks().create(NewTask::queued(p.id, "after-kill", json!({}))).await.map(|_| ())
+        let recovered = t.db.transaction_with_retry(&policy, |uow| Box::pin(async move {
+            uow.tasks().create(NewTask::queued(p.id, "after-kill", json!({}))).await
         }))
         .await
         .unwrap();
-        assert!(t.db.tasks().get(p.id).await.is_err());
+        assert_eq!(t.db.tasks().get(recovered.id).await.unwrap().task_type, "after-kill");
+        let lost = t.db.tasks().get(killed.id).await;
+        assert!(
+            matches!(lost, Err(DalError::NotFound { .. })),
+            "round {round}: the killed transaction's task: {lost:?}"
+        );
     }
     let survivors = count(&t.db, "SELECT count(*) FROM tasks WHERE task_type LIKE 'killed-%'").await;
     assert_eq!(survivors, 0, "no partial writes from killed transactions");
@@ -471,7 +494,11 @@ async fn sqlite_disk_and_file_trouble_are_typed_errors() {
     );
     bounded("a locked database")(started.elapsed());
     // Reads still work under WAL while another process writes.
-    assert!(db.users().get(Id::new()).await.is_err());
+    let read = db.users().get(Id::new()).await;
+    assert!(
+        matches!(read, Err(DalError::NotFound { .. })),
+        "a read under the lock: {read:?}"
+    );
     holder.kill().unwrap();
     holder.wait().unwrap();
     db.users()

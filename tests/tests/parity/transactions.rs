@@ -65,7 +65,8 @@ parity_test!(async fn nested_units_of_work_roll_back_alone(t) {
     uow.commit().await.unwrap();
     assert!(t.db.users().get(outer.id).await.is_ok());
     assert!(t.db.users().get(kept.id).await.is_ok());
-    assert!(t.db.users().get(discarded.id).await.is_err());
+    let discarded = t.db.users().get(discarded.id).await;
+    assert!(matches!(discarded, Err(DalError::NotFound { .. })), "{discarded:?}");
 });
 
 parity_test!(async fn a_unit_of_work_never_waits_on_its_own_pool(t) {
