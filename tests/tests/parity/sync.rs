@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use dal::DalError;
 use dal::prelude::*;
 use parity_tests::{Setup, TestDb};
 use rand::rngs::StdRng;
@@ -774,11 +775,20 @@ async fn a_transaction_that_commits_late_is_still_pulled() {
             .unwrap();
         rig.sync(&client).await;
         assert!(
-            client.database().tasks().get(early.id).await.is_err(),
+            matches!(
+                client.database().tasks().get(early.id).await,
+                Err(DalError::NotFound { .. })
+            ),
             "T1 has not committed yet"
         );
         // Changes committed after T1 began wait for it: delayed, never lost.
-        assert!(client.database().tasks().get(t2.id).await.is_err());
+        assert!(
+            matches!(
+                client.database().tasks().get(t2.id).await,
+                Err(DalError::NotFound { .. })
+            ),
+            "T2 waits for T1"
+        );
 
         t1.commit().await.unwrap();
         rig.sync(&client).await;
@@ -896,7 +906,10 @@ async fn the_engine_syncs_in_the_background_reports_status_and_stops_cleanly() {
             .create(NewTask::queued(project, "render", json!({})))
             .await
             .unwrap();
-        assert!(engine.sync_now().await.is_err());
+        assert_eq!(
+            engine.sync_now().await,
+            Err(TransportError::Transient("the server is unreachable".into()).to_string())
+        );
         let status = engine.status().await;
         assert_eq!(status.pending, 1);
         assert!(
@@ -1003,8 +1016,20 @@ async fn a_write_under_a_deleted_parent_is_refused_kept_and_undone_locally() {
         assert!(dead[0].reason.contains("was deleted"), "{}", dead[0].reason);
         assert_eq!(b.pending().await.unwrap(), 0);
         // B's replica is the server's again: no live task under a deleted project.
-        assert!(rig.server.tasks().get(orphan.id).await.is_err());
-        assert!(b.database().tasks().get(orphan.id).await.is_err());
+        assert!(
+            matches!(
+                rig.server.tasks().get(orphan.id).await,
+                Err(DalError::NotFound { .. })
+            ),
+            "the orphan reached the server"
+        );
+        assert!(
+            matches!(
+                b.database().tasks().get(orphan.id).await,
+                Err(DalError::NotFound { .. })
+            ),
+            "the orphan stayed on B"
+        );
         let server = rig.server_snapshot().await;
         assert_eq!(snapshot(b.database()).await.unwrap(), server);
         rig.sync(&a).await;

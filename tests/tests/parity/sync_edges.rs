@@ -3,9 +3,9 @@
 //! written while its parent is deleted. Each is a bug a review found; each test failed
 //! before its fix.
 
-use std::time::Duration;
-
+use dal::DalError;
 use dal::prelude::*;
+use parity_tests::wait_until;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 use sync::engine::sync_once;
@@ -108,7 +108,13 @@ async fn a_delete_a_pull_passed_over_still_arrives() {
         assert!(b.database().tasks().get(task).await.is_ok());
         // B's push loses to the delete, and its answer carries the tombstone.
         rig.sync(&b).await;
-        assert!(b.database().tasks().get(task).await.is_err());
+        assert!(
+            matches!(
+                b.database().tasks().get(task).await,
+                Err(DalError::NotFound { .. })
+            ),
+            "the tombstone did not reach B"
+        );
         rig.assert_converged(b.database()).await;
     })
     .await;
@@ -163,7 +169,10 @@ async fn a_hole_inside_a_batch_writes_nothing_and_pulls_go_on() {
             .await
             .unwrap();
         let engine = SyncEngine::start(client.clone(), rig.transport.clone(), rig.options.clone());
-        assert!(engine.sync_now().await.is_err());
+        assert_eq!(
+            engine.sync_now().await,
+            Err(TransportError::Gap { last_seq: 0 }.to_string())
+        );
         assert!(client.database().tasks().get(other.id).await.is_ok());
         engine.shutdown().await;
     })
@@ -293,7 +302,17 @@ async fn a_child_written_while_its_project_is_deleted_goes_with_it() {
             let server = server.clone();
             tokio::spawn(async move { server.projects().delete(project).await })
         };
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The delete is seen blocked on the writer's row locks, not merely not yet run.
+        wait_until("the delete waits on a lock", || async {
+            server_count(
+                &server,
+                "SELECT count(*) AS n FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .await
+                > 0
+        })
+        .await;
         assert!(!deleter.is_finished(), "the delete waits for the writer");
         writer.commit().await.unwrap();
         deleter.await.unwrap().unwrap();
@@ -364,7 +383,13 @@ async fn a_copied_replica_reusing_sequence_numbers_is_refused_not_dropped() {
             "{err}"
         );
         assert_eq!(copy.pending().await.unwrap(), 2, "nothing is dropped");
-        assert!(rig.server.tasks().get(only_on_copy.id).await.is_err());
+        assert!(
+            matches!(
+                rig.server.tasks().get(only_on_copy.id).await,
+                Err(DalError::NotFound { .. })
+            ),
+            "the copy's write reached the server"
+        );
         assert!(rig.server.tasks().get(first.id).await.is_ok());
     })
     .await;
