@@ -341,3 +341,37 @@ fn canonicalise_sqlite_list(table: &str, column: &str) -> String {
          WHERE e.type = 'text' AND NOT (e.value GLOB '{canonical_glob}') AND ({canonical}) GLOB '{canonical_glob}')"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// `TABLES` is frozen with this migration, so it is compared with the columns the six
+    /// tables have right after it: every one but `status` and `deleted` must be named.
+    #[tokio::test]
+    async fn the_frozen_column_kinds_name_every_column_the_tables_have_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dal_config::Config::sqlite(dir.path().join("frozen.db"));
+        let name = Migration.name().to_owned();
+        let steps = crate::sources()
+            .iter()
+            .position(|(source, _)| *source == name)
+            .expect("the migration is in the history")
+            + 1;
+        let schema = crate::scratch::migrated_schema(&config, Some(steps as u32))
+            .await
+            .unwrap();
+        for (table, columns) in TABLES {
+            let live: BTreeSet<&str> = schema.tables[table]
+                .columns
+                .iter()
+                .map(|c| c.name.as_str())
+                .filter(|name| !matches!(*name, "status" | "deleted"))
+                .collect();
+            let frozen: BTreeSet<&str> = columns.iter().map(|(name, _)| *name).collect();
+            assert_eq!(live, frozen, "{table}: live columns vs. the frozen kinds");
+        }
+    }
+}
