@@ -17,6 +17,7 @@ export interface User {
   display_name: string | null;
   /** ISO 8601 timestamp, UTC */
   created_at: string;
+  row_version: number;
 }
 
 /** A row of `projects`. */
@@ -28,6 +29,7 @@ export interface Project {
   user_id: string;
   /** ISO 8601 timestamp, UTC */
   created_at: string;
+  row_version: number;
 }
 
 /** A row of `tasks`. */
@@ -46,6 +48,7 @@ export interface Task {
   updated_at: string;
   /** uuid */
   project_id: string;
+  row_version: number;
 }
 
 /** A row of `generations`. */
@@ -62,6 +65,7 @@ export interface Generation {
   updated_at: string;
   /** uuid */
   project_id: string;
+  row_version: number;
 }
 
 /** A row of `shots`. */
@@ -75,6 +79,7 @@ export interface Shot {
   updated_at: string;
   /** uuid */
   project_id: string;
+  row_version: number;
 }
 
 /** A row of `shot_generations`. */
@@ -86,4 +91,5 @@ export interface ShotGeneration {
   /** uuid */
   generation_id: string;
   position: number;
+  row_version: number;
 }

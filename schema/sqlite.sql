@@ -12,6 +12,7 @@ CREATE TABLE "generations" (
     "last_modified_at" TEXT CONSTRAINT "generations_last_modified_at_check" CHECK ("last_modified_at" IS NULL OR "last_modified_at" GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
     "device_id" TEXT,
     "deleted" INTEGER NOT NULL DEFAULT 0 CONSTRAINT "generations_deleted_check" CHECK ("deleted" IN (0, 1)),
+    "row_version" INTEGER NOT NULL DEFAULT 1 CONSTRAINT "generations_row_version_is_integer" CHECK (typeof("row_version") = 'integer'),
     FOREIGN KEY ("project_id") REFERENCES "projects" ("id") ON DELETE CASCADE
 );
 CREATE INDEX "generations_project_id_idx" ON "generations" ("project_id");
@@ -25,6 +26,7 @@ CREATE TABLE "projects" (
     "last_modified_at" TEXT CONSTRAINT "projects_last_modified_at_check" CHECK ("last_modified_at" IS NULL OR "last_modified_at" GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
     "device_id" TEXT,
     "deleted" INTEGER NOT NULL DEFAULT 0 CONSTRAINT "projects_deleted_check" CHECK ("deleted" IN (0, 1)),
+    "row_version" INTEGER NOT NULL DEFAULT 1 CONSTRAINT "projects_row_version_is_integer" CHECK (typeof("row_version") = 'integer'),
     FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE
 );
 CREATE INDEX "projects_user_id_idx" ON "projects" ("user_id");
@@ -38,6 +40,7 @@ CREATE TABLE "shot_generations" (
     "last_modified_at" TEXT CONSTRAINT "shot_generations_last_modified_at_check" CHECK ("last_modified_at" IS NULL OR "last_modified_at" GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
     "device_id" TEXT,
     "deleted" INTEGER NOT NULL DEFAULT 0 CONSTRAINT "shot_generations_deleted_check" CHECK ("deleted" IN (0, 1)),
+    "row_version" INTEGER NOT NULL DEFAULT 1 CONSTRAINT "shot_generations_row_version_is_integer" CHECK (typeof("row_version") = 'integer'),
     FOREIGN KEY ("shot_id") REFERENCES "shots" ("id") ON DELETE CASCADE,
     FOREIGN KEY ("generation_id") REFERENCES "generations" ("id") ON DELETE CASCADE
 );
@@ -54,6 +57,7 @@ CREATE TABLE "shots" (
     "last_modified_at" TEXT CONSTRAINT "shots_last_modified_at_check" CHECK ("last_modified_at" IS NULL OR "last_modified_at" GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
     "device_id" TEXT,
     "deleted" INTEGER NOT NULL DEFAULT 0 CONSTRAINT "shots_deleted_check" CHECK ("deleted" IN (0, 1)),
+    "row_version" INTEGER NOT NULL DEFAULT 1 CONSTRAINT "shots_row_version_is_integer" CHECK (typeof("row_version") = 'integer'),
     FOREIGN KEY ("project_id") REFERENCES "projects" ("id") ON DELETE CASCADE
 );
 CREATE INDEX "shots_project_id_idx" ON "shots" ("project_id");
@@ -100,6 +104,7 @@ CREATE TABLE "tasks" (
     "last_modified_at" TEXT CONSTRAINT "tasks_last_modified_at_check" CHECK ("last_modified_at" IS NULL OR "last_modified_at" GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
     "device_id" TEXT,
     "deleted" INTEGER NOT NULL DEFAULT 0 CONSTRAINT "tasks_deleted_check" CHECK ("deleted" IN (0, 1)),
+    "row_version" INTEGER NOT NULL DEFAULT 1 CONSTRAINT "tasks_row_version_is_integer" CHECK (typeof("row_version") = 'integer'),
     FOREIGN KEY ("project_id") REFERENCES "projects" ("id") ON DELETE CASCADE
 );
 CREATE INDEX "tasks_project_id_idx" ON "tasks" ("project_id");
@@ -112,5 +117,6 @@ CREATE TABLE "users" (
     "sync_version" INTEGER NOT NULL DEFAULT 0,
     "last_modified_at" TEXT CONSTRAINT "users_last_modified_at_check" CHECK ("last_modified_at" IS NULL OR "last_modified_at" GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
     "device_id" TEXT,
-    "deleted" INTEGER NOT NULL DEFAULT 0 CONSTRAINT "users_deleted_check" CHECK ("deleted" IN (0, 1))
+    "deleted" INTEGER NOT NULL DEFAULT 0 CONSTRAINT "users_deleted_check" CHECK ("deleted" IN (0, 1)),
+    "row_version" INTEGER NOT NULL DEFAULT 1 CONSTRAINT "users_row_version_is_integer" CHECK (typeof("row_version") = 'integer')
 );

@@ -38,6 +38,7 @@ pub struct PlainPostgres(pub DatabaseConnection);
 
 fn pg_model(r: Row) -> entities::task::ActiveModel {
     entities::task::ActiveModel {
+        row_version: Set(1),
         id: Set(Id(r.id)),
         task_type: Set(r.task_type),
         params: Set(r.params),

@@ -25,6 +25,21 @@ pub enum DalError {
         /// The key that was looked up.
         key: String,
     },
+    /// An update based on a stale read: the row's [`row_version`](entities::task::Model::row_version)
+    /// is no longer the one the caller read (someone else wrote the row since), so
+    /// nothing was written. Read the row again, decide, and write with the new version.
+    /// Not retryable as it is: the same write would be refused again.
+    #[error("{entity} {id} changed since it was read (version {expected}, now {actual})")]
+    Stale {
+        /// The table or aggregate, e.g. `"task"`.
+        entity: &'static str,
+        /// The row's id.
+        id: entities::Id,
+        /// The version the caller read.
+        expected: i64,
+        /// The row's version now.
+        actual: i64,
+    },
     /// A unique constraint (primary key, `users.email`) already holds this value.
     #[error("conflict with an existing row: {detail}")]
     Conflict {

@@ -53,9 +53,9 @@ pub use entities;
 /// Everything an application service usually needs: `use dal::prelude::*;`.
 pub mod prelude {
     pub use crate::repo::{
-        Cursor, GenerationRepository, NewGeneration, NewProject, NewShot, NewTask, NewUser, Page,
-        PageRequest, ProjectRepository, ShotRepository, TaskFilter, TaskRepository, TimelineEntry,
-        UserRepository,
+        Cursor, GenerationPatch, GenerationRepository, NewGeneration, NewProject, NewShot, NewTask,
+        NewUser, Page, PageRequest, ProjectPatch, ProjectRepository, ShotPatch, ShotRepository,
+        TaskFilter, TaskPatch, TaskRepository, TimelineEntry, UserPatch, UserRepository,
     };
     pub use crate::{
         Backend, Config, DalError, Database, Executor, Isolation, RetryPolicy, UnitOfWork,

@@ -26,6 +26,11 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// Owning project; deleting it deletes the generation.
     pub project_id: Id,
+    /// The row's version for optimistic concurrency: 1 when created, one more with every
+    /// write, by the library or anyone else (a trigger keeps it). An update names the
+    /// version it read and is refused as stale if the row has moved on. Local to each
+    /// database; not synced (see `sync_version` in the README's sync section).
+    pub row_version: i64,
 }
 
 /// Foreign keys into and out of `generations`.

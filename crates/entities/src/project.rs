@@ -18,6 +18,11 @@ pub struct Model {
     pub user_id: Id,
     /// When the row was created (UTC, microseconds).
     pub created_at: DateTimeUtc,
+    /// The row's version for optimistic concurrency: 1 when created, one more with every
+    /// write, by the library or anyone else (a trigger keeps it). An update names the
+    /// version it read and is refused as stale if the row has moved on. Local to each
+    /// database; not synced (see `sync_version` in the README's sync section).
+    pub row_version: i64,
 }
 
 /// Foreign keys into and out of `projects`.

@@ -18,6 +18,11 @@ pub struct Model {
     pub generation_id: Id,
     /// Place in the shot's timeline; the library keeps positions dense `0..n`.
     pub position: i32,
+    /// The row's version for optimistic concurrency: 1 when created, one more with every
+    /// write, by the library or anyone else (a trigger keeps it). An update names the
+    /// version it read and is refused as stale if the row has moved on. Local to each
+    /// database; not synced (see `sync_version` in the README's sync section).
+    pub row_version: i64,
 }
 
 /// Foreign keys of `shot_generations`.

@@ -68,4 +68,5 @@ history! {
     m20261123_112756_sync_pull_order_index,
     m20261123_112940_sync_log_details,
     m20261130_203628_values_every_reader_reads,
+    m20261130_232000_row_versions,
 }

@@ -163,6 +163,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Dataset, FixtureError> {
     let mut data = Dataset::default();
     for r in &records.users {
         data.users.push(user::Model {
+            row_version: 1,
             id: claim_key("users", &r.key)?,
             email: r.email.clone(),
             display_name: r.display_name.clone(),
@@ -171,6 +172,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Dataset, FixtureError> {
     }
     for r in &records.projects {
         data.projects.push(project::Model {
+            row_version: 1,
             id: claim_key("projects", &r.key)?,
             name: r.name.clone(),
             user_id: resolve("users", &r.user),
@@ -183,6 +185,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Dataset, FixtureError> {
             .parse()
             .map_err(|e| fail(format!("task {:?}: {e}", r.key)))?;
         data.tasks.push(task::Model {
+            row_version: 1,
             id: claim_key("tasks", &r.key)?,
             task_type: r.task_type.clone(),
             params: r.params.clone(),
@@ -200,6 +203,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Dataset, FixtureError> {
     }
     for r in &records.generations {
         data.generations.push(generation::Model {
+            row_version: 1,
             id: claim_key("generations", &r.key)?,
             tasks: r
                 .tasks
@@ -216,6 +220,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Dataset, FixtureError> {
     for r in &records.shots {
         let shot_id = claim_key("shots", &r.key)?;
         data.shots.push(shot::Model {
+            row_version: 1,
             id: shot_id,
             name: r.name.clone(),
             created_at: now,
@@ -224,6 +229,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Dataset, FixtureError> {
         });
         for (position, g) in r.timeline.iter().enumerate() {
             data.shot_generations.push(shot_generation::Model {
+                row_version: 1,
                 id: seed_id("shot_generations", &format!("fixture/{}/{position}", r.key)),
                 shot_id,
                 generation_id: resolve("generations", g),

@@ -23,6 +23,7 @@ pub fn sample() -> Dataset {
     };
     let mut data = Dataset::default();
     data.users.push(user::Model {
+        row_version: 1,
         id: DUMMY_USER_ID,
         email: Some(DUMMY_USER_EMAIL.to_owned()),
         display_name: Some("Dummy User".to_owned()),
@@ -36,6 +37,7 @@ pub fn sample() -> Dataset {
     ] {
         let project_id = seed_id("projects", slug);
         data.projects.push(project::Model {
+            row_version: 1,
             id: project_id,
             name: name.to_owned(),
             user_id: DUMMY_USER_ID,
@@ -69,6 +71,7 @@ pub fn sample() -> Dataset {
         for (key, task_type, status, deps) in pipeline {
             let at = tick();
             data.tasks.push(task::Model {
+                row_version: 1,
                 id: task_id(key),
                 task_type: task_type.to_owned(),
                 params: json!({ "step": key, "project": slug, "quality": "draft" }),
@@ -93,6 +96,7 @@ pub fn sample() -> Dataset {
             let id = seed_id("generations", &format!("{slug}/{key}"));
             generation_ids.push(id);
             data.generations.push(generation::Model {
+                row_version: 1,
                 id,
                 tasks: IdList::from(vec![task_id(made_by).uuid()]),
                 location: Some(format!("s3://seed/{slug}/{key}")),
@@ -110,6 +114,7 @@ pub fn sample() -> Dataset {
             let at = tick();
             let shot_id = seed_id("shots", &format!("{slug}/{key}"));
             data.shots.push(shot::Model {
+                row_version: 1,
                 id: shot_id,
                 name: name.to_owned(),
                 created_at: at,
@@ -118,6 +123,7 @@ pub fn sample() -> Dataset {
             });
             for (position, g) in timeline.iter().enumerate() {
                 data.shot_generations.push(shot_generation::Model {
+                    row_version: 1,
                     id: seed_id("shot_generations", &format!("{slug}/{key}/{position}")),
                     shot_id,
                     generation_id: generation_ids[*g],

@@ -33,6 +33,7 @@ pub fn project(i: usize) -> Dataset {
     let project_id = seed_id("projects", &slug);
     let mut data = Dataset::default();
     data.projects.push(project::Model {
+        row_version: 1,
         id: project_id,
         name: format!("Generated project {i}"),
         user_id: DUMMY_USER_ID,
@@ -50,6 +51,7 @@ pub fn project(i: usize) -> Dataset {
             deps.push(task_id(0).uuid());
         }
         data.tasks.push(task::Model {
+            row_version: 1,
             id: task_id(t),
             task_type: ["render", "upscale", "encode"][t % 3].to_owned(),
             params: json!({ "frame_start": t * 24, "frame_end": t * 24 + 23, "seed": i * 1000 + t }),
@@ -63,6 +65,7 @@ pub fn project(i: usize) -> Dataset {
     }
     for g in 0..GENERATIONS_PER_PROJECT {
         data.generations.push(generation::Model {
+            row_version: 1,
             id: seed_id("generations", &format!("{slug}/{g}")),
             tasks: IdList::from(vec![task_id(g % TASKS_PER_PROJECT).uuid()]),
             location: Some(format!("s3://scale/{i}/{g}.png")),
@@ -75,6 +78,7 @@ pub fn project(i: usize) -> Dataset {
     for s in 0..SHOTS_PER_PROJECT {
         let shot_id = seed_id("shots", &format!("{slug}/{s}"));
         data.shots.push(shot::Model {
+            row_version: 1,
             id: shot_id,
             name: format!("Shot {s}"),
             created_at: base,
@@ -83,6 +87,7 @@ pub fn project(i: usize) -> Dataset {
         });
         for p in 0..LINKS_PER_SHOT {
             data.shot_generations.push(shot_generation::Model {
+                row_version: 1,
                 id: seed_id("shot_generations", &format!("{slug}/{s}/{p}")),
                 shot_id,
                 generation_id: data.generations[(s + p) % GENERATIONS_PER_PROJECT].id,

@@ -90,6 +90,7 @@ parity_test!(async fn a_duplicate_key_in_a_bulk_insert_is_a_conflict_and_nothing
         .map(|i| {
             let id = if i == 250 { existing.id } else { Id::new() };
             sea_orm::IntoActiveModel::into_active_model(entities::user::Model {
+                row_version: 1,
                 id,
                 email: None,
                 display_name: Some(format!("u{i}")),

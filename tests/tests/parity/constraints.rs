@@ -33,6 +33,7 @@ parity_test!(async fn a_bad_status_is_rejected_by_the_database(t) {
 parity_test!(async fn a_child_without_its_parent_is_rejected(t) {
     let now = chrono::Utc::now();
     let orphan = entities::project::ActiveModel {
+        row_version: sea_orm::ActiveValue::Set(1),
         id: Set(Id::new()),
         name: Set("orphan".into()),
         user_id: Set(Id::new()),
@@ -46,6 +47,7 @@ parity_test!(async fn a_child_without_its_parent_is_rejected(t) {
 parity_test!(async fn a_duplicate_email_is_a_conflict(t) {
     let user = crate::fixtures::user(&t.db).await;
     let twin = entities::user::ActiveModel {
+        row_version: sea_orm::ActiveValue::Set(1),
         id: Set(Id::new()),
         email: user.email.clone().map(Some).map(Set).unwrap(),
         display_name: Set(None),

@@ -18,6 +18,7 @@ pub struct Tree {
 
 pub async fn user(db: &Database) -> entities::user::Model {
     entities::user::ActiveModel {
+        row_version: sea_orm::ActiveValue::Set(1),
         id: Set(Id::new()),
         email: Set(Some(format!("{}@example.com", Id::new()))),
         display_name: Set(Some("Test User".into())),
@@ -32,6 +33,7 @@ pub async fn tree(db: &Database) -> Tree {
     let user = user(db).await;
     let now = Utc::now();
     let project = entities::project::ActiveModel {
+        row_version: sea_orm::ActiveValue::Set(1),
         id: Set(Id::new()),
         name: Set("Project".into()),
         user_id: Set(user.id),
@@ -42,6 +44,7 @@ pub async fn tree(db: &Database) -> Tree {
     .expect("insert project");
     let dependency = Id::new();
     let task = entities::task::ActiveModel {
+        row_version: sea_orm::ActiveValue::Set(1),
         id: Set(Id::new()),
         task_type: Set("render".into()),
         params: Set(serde_json::json!({"frames": [1, 2, 3], "title": "ünïcode ✓"})),
@@ -56,6 +59,7 @@ pub async fn tree(db: &Database) -> Tree {
     .await
     .expect("insert task");
     let generation = entities::generation::ActiveModel {
+        row_version: sea_orm::ActiveValue::Set(1),
         id: Set(Id::new()),
         tasks: Set(IdList::from(vec![task.id.uuid()])),
         location: Set(Some("s3://bucket/key".into())),
@@ -68,6 +72,7 @@ pub async fn tree(db: &Database) -> Tree {
     .await
     .expect("insert generation");
     let shot = entities::shot::ActiveModel {
+        row_version: sea_orm::ActiveValue::Set(1),
         id: Set(Id::new()),
         name: Set("Shot".into()),
         created_at: Set(now),
@@ -78,6 +83,7 @@ pub async fn tree(db: &Database) -> Tree {
     .await
     .expect("insert shot");
     let link = entities::shot_generation::ActiveModel {
+        row_version: sea_orm::ActiveValue::Set(1),
         id: Set(Id::new()),
         shot_id: Set(shot.id),
         generation_id: Set(generation.id),

@@ -13,6 +13,7 @@ mod foreign_writes;
 mod generations;
 mod json_sync;
 mod migrations;
+mod optimistic;
 mod pooler;
 mod reliability;
 mod review_findings;

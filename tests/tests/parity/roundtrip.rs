@@ -120,6 +120,7 @@ parity_test!(async fn uuid_lists_round_trip_at_0_1_and_1000(t) {
         let list: IdList = (0..len).map(|_| uuid::Uuid::now_v7()).collect();
         let now = dal::clock::now();
         let task = entities::task::ActiveModel {
+            row_version: sea_orm::ActiveValue::Set(1),
             id: Set(Id::new()),
             task_type: Set("t".into()),
             params: Set(json!({})),
@@ -147,6 +148,7 @@ parity_test!(async fn timestamps_round_trip_across_years_and_sort_as_time(t) {
         // Nanoseconds are dropped at the boundary: both backends keep microseconds.
         let at = sample(&mut runner, &strategy) + chrono::Duration::nanoseconds(789);
         let project = entities::project::ActiveModel {
+            row_version: sea_orm::ActiveValue::Set(1),
             id: Set(Id::new()),
             name: Set(format!("p{i}")),
             user_id: Set(user.id),

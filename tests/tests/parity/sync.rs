@@ -107,6 +107,7 @@ pub(crate) async fn server_world(server: &Database) -> (Id, Id) {
     let user = Id(uuid::Uuid::from_u128(1));
     let project = Id(uuid::Uuid::from_u128(2));
     entities::user::ActiveModel {
+        row_version: sea_orm::ActiveValue::Set(1),
         id: Set(user),
         email: Set(None),
         display_name: Set(Some("U".into())),
@@ -116,6 +117,7 @@ pub(crate) async fn server_world(server: &Database) -> (Id, Id) {
     .await
     .unwrap();
     entities::project::ActiveModel {
+        row_version: sea_orm::ActiveValue::Set(1),
         id: Set(project),
         name: Set("shared".into()),
         user_id: Set(user),
@@ -412,6 +414,7 @@ async fn simulation_world(server: &Database) -> (Id, Id, Vec<Id>) {
     let shot = Id(uuid::Uuid::from_u128(3));
     let now = dal::clock::now();
     entities::shot::ActiveModel {
+        row_version: sea_orm::ActiveValue::Set(1),
         id: Set(shot),
         name: Set("shared shot".into()),
         project_id: Set(project),
@@ -425,6 +428,7 @@ async fn simulation_world(server: &Database) -> (Id, Id, Vec<Id>) {
     for n in 0..4u128 {
         let id = Id(uuid::Uuid::from_u128(10 + n));
         entities::generation::ActiveModel {
+            row_version: sea_orm::ActiveValue::Set(1),
             id: Set(id),
             project_id: Set(project),
             tasks: Set(entities::IdList::default()),

@@ -125,7 +125,9 @@ parity_test!(async fn an_unreadable_task_is_named_and_no_write_on_it_commits(t) 
     unchanged().await;
     assert_undecodable(tasks.set_status(bad.id, TaskStatus::Failed).await, "tasks", bad.id, "created_at");
     unchanged().await;
-    let rewrite = entities::task::Model { output_location: Some("s3://x".into()), ..bad.clone() };
+    // Based on the current version (breaking the row wrote it once), so that only the
+    // unreadable value can stop the write.
+    let rewrite = entities::task::Model { output_location: Some("s3://x".into()), row_version: bad.row_version + 1, ..bad.clone() };
     assert_undecodable(tasks.update(rewrite.clone()).await, "tasks", bad.id, "created_at");
     unchanged().await;
     // Inside a unit of work: the unit can then only roll back.
@@ -187,12 +189,12 @@ parity_test!(async fn every_table_names_its_unreadable_row(t) {
     assert_undecodable(t.db.users().get(user).await, "users", user, "created_at");
     let email = tree.user.email.clone().unwrap();
     assert_undecodable(t.db.users().find_by_email(&email).await, "users", user, "created_at");
-    let renamed = entities::user::Model { display_name: Some("new".into()), ..tree.user.clone() };
+    let renamed = entities::user::Model { display_name: Some("new".into()), row_version: tree.user.row_version + 1, ..tree.user.clone() };
     assert_undecodable(t.db.users().update(renamed).await, "users", user, "created_at");
 
     assert_undecodable(t.db.projects().get(project).await, "projects", project, "created_at");
     assert_undecodable(t.db.projects().list_for_user(user, PageRequest::first(10)).await, "projects", project, "created_at");
-    let renamed = entities::project::Model { name: "new".into(), ..tree.project.clone() };
+    let renamed = entities::project::Model { name: "new".into(), row_version: tree.project.row_version + 1, ..tree.project.clone() };
     assert_undecodable(t.db.projects().update(renamed).await, "projects", project, "created_at");
     assert_undecodable(t.db.for_user(user).tasks().get(tree.task.id).await, "projects", project, "created_at");
 
@@ -200,14 +202,14 @@ parity_test!(async fn every_table_names_its_unreadable_row(t) {
     assert_undecodable(t.db.generations().get(generation).await, "generations", generation, "created_at");
     assert_undecodable(t.db.generations().list_for_project(project, None).await, "generations", generation, "created_at");
     assert_undecodable(t.db.generations().containing_task(tree.task.id).await, "generations", generation, "created_at");
-    let moved = entities::generation::Model { location: Some("elsewhere".into()), ..tree.generation.clone() };
+    let moved = entities::generation::Model { location: Some("elsewhere".into()), row_version: tree.generation.row_version + 1, ..tree.generation.clone() };
     assert_undecodable(t.db.generations().update(moved).await, "generations", generation, "created_at");
     assert_undecodable(t.db.shots().timeline(tree.shot.id).await, "generations", generation, "created_at");
 
     let shot = tree.shot.id;
     assert_undecodable(t.db.shots().get(shot).await, "shots", shot, "created_at");
     assert_undecodable(t.db.shots().list_for_project(project).await, "shots", shot, "created_at");
-    let renamed = entities::shot::Model { name: "new".into(), ..tree.shot.clone() };
+    let renamed = entities::shot::Model { name: "new".into(), row_version: tree.shot.row_version + 1, ..tree.shot.clone() };
     assert_undecodable(t.db.shots().update(renamed).await, "shots", shot, "created_at");
     assert_undecodable(t.db.shots().add_to_timeline(shot, generation, None).await, "shots", shot, "created_at");
     assert_undecodable(t.db.shots().move_in_timeline(tree.link.id, 0).await, "shots", shot, "created_at");

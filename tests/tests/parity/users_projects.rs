@@ -69,6 +69,7 @@ parity_test!(async fn projects_page_newest_first_by_cursor_with_ties(t) {
     let mut expected = Vec::new();
     for i in 0..25 {
         let project = entities::project::ActiveModel {
+            row_version: sea_orm::ActiveValue::Set(1),
             id: Set(Id::new()),
             name: Set(format!("p{i}")),
             user_id: Set(owner.id),

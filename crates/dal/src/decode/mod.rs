@@ -119,6 +119,14 @@ impl<'r> Raw<'r> {
         }
     }
 
+    pub(crate) fn int64(&self, i: usize) -> Cell<i64> {
+        match self {
+            Raw::Pg(r) => r.try_get::<i64, _>(i),
+            Raw::Sqlite(r) => r.try_get::<i64, _>(i),
+        }
+        .map_err(|e| e.to_string())
+    }
+
     pub(crate) fn timestamp(&self, i: usize) -> Cell<DateTime<Utc>> {
         let t = match self {
             Raw::Pg(r) => pg_timestamp(r, i)?,

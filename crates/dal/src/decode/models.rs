@@ -6,7 +6,8 @@ use crate::DalError;
 
 impl FromRow for entities::user::Model {
     const TABLE: &'static str = "users";
-    const COLUMNS: &'static [&'static str] = &["id", "email", "display_name", "created_at"];
+    const COLUMNS: &'static [&'static str] =
+        &["id", "email", "display_name", "created_at", "row_version"];
 
     fn from_row(row: Raw<'_>, at: usize) -> Result<Self, DalError> {
         let (mut c, id) = Cells::start::<Self>(row, at)?;
@@ -15,13 +16,15 @@ impl FromRow for entities::user::Model {
             email: c.next(Raw::opt_text)?,
             display_name: c.next(Raw::opt_text)?,
             created_at: c.next(Raw::timestamp)?,
+            row_version: c.next(Raw::int64)?,
         })
     }
 }
 
 impl FromRow for entities::project::Model {
     const TABLE: &'static str = "projects";
-    const COLUMNS: &'static [&'static str] = &["id", "name", "user_id", "created_at"];
+    const COLUMNS: &'static [&'static str] =
+        &["id", "name", "user_id", "created_at", "row_version"];
 
     fn from_row(row: Raw<'_>, at: usize) -> Result<Self, DalError> {
         let (mut c, id) = Cells::start::<Self>(row, at)?;
@@ -30,6 +33,7 @@ impl FromRow for entities::project::Model {
             name: c.next(Raw::text)?,
             user_id: c.next(Raw::id)?,
             created_at: c.next(Raw::timestamp)?,
+            row_version: c.next(Raw::int64)?,
         })
     }
 }
@@ -46,6 +50,7 @@ impl FromRow for entities::task::Model {
         "created_at",
         "updated_at",
         "project_id",
+        "row_version",
     ];
 
     fn from_row(row: Raw<'_>, at: usize) -> Result<Self, DalError> {
@@ -60,6 +65,7 @@ impl FromRow for entities::task::Model {
             created_at: c.next(Raw::timestamp)?,
             updated_at: c.next(Raw::timestamp)?,
             project_id: c.next(Raw::id)?,
+            row_version: c.next(Raw::int64)?,
         })
     }
 }
@@ -74,6 +80,7 @@ impl FromRow for entities::generation::Model {
         "created_at",
         "updated_at",
         "project_id",
+        "row_version",
     ];
 
     fn from_row(row: Raw<'_>, at: usize) -> Result<Self, DalError> {
@@ -86,14 +93,21 @@ impl FromRow for entities::generation::Model {
             created_at: c.next(Raw::timestamp)?,
             updated_at: c.next(Raw::timestamp)?,
             project_id: c.next(Raw::id)?,
+            row_version: c.next(Raw::int64)?,
         })
     }
 }
 
 impl FromRow for entities::shot::Model {
     const TABLE: &'static str = "shots";
-    const COLUMNS: &'static [&'static str] =
-        &["id", "name", "created_at", "updated_at", "project_id"];
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "name",
+        "created_at",
+        "updated_at",
+        "project_id",
+        "row_version",
+    ];
 
     fn from_row(row: Raw<'_>, at: usize) -> Result<Self, DalError> {
         let (mut c, id) = Cells::start::<Self>(row, at)?;
@@ -103,13 +117,15 @@ impl FromRow for entities::shot::Model {
             created_at: c.next(Raw::timestamp)?,
             updated_at: c.next(Raw::timestamp)?,
             project_id: c.next(Raw::id)?,
+            row_version: c.next(Raw::int64)?,
         })
     }
 }
 
 impl FromRow for entities::shot_generation::Model {
     const TABLE: &'static str = "shot_generations";
-    const COLUMNS: &'static [&'static str] = &["id", "shot_id", "generation_id", "position"];
+    const COLUMNS: &'static [&'static str] =
+        &["id", "shot_id", "generation_id", "position", "row_version"];
 
     fn from_row(row: Raw<'_>, at: usize) -> Result<Self, DalError> {
         let (mut c, id) = Cells::start::<Self>(row, at)?;
@@ -118,6 +134,7 @@ impl FromRow for entities::shot_generation::Model {
             shot_id: c.next(Raw::id)?,
             generation_id: c.next(Raw::id)?,
             position: c.next(Raw::int32)?,
+            row_version: c.next(Raw::int64)?,
         })
     }
 }

@@ -63,7 +63,7 @@ pub(crate) fn unnest_insert(
         params.join(", "),
         names.join(", ")
     );
-    sql.push_str(&conflict_clause(conflict, columns, key));
+    sql.push_str(&conflict_clause(table, conflict, columns, key));
     Ok(Statement::from_sql_and_values(
         DbBackend::Postgres,
         sql,
@@ -80,8 +80,10 @@ fn quote(name: &str) -> String {
 }
 
 /// The `ON CONFLICT` clause for `conflict` (empty for [`Conflict::Fail`]), the same on
-/// both backends.
+/// both backends. An overwrite moves `row_version` on from the stored row's, never back to
+/// the new row's, so a write based on a read from before the overwrite stays stale.
 fn conflict_clause(
+    table: &str,
     conflict: &Conflict,
     columns: &[(String, ColumnType)],
     key: &[String],
@@ -91,12 +93,20 @@ fn conflict_clause(
         Conflict::Fail => String::new(),
         Conflict::Skip => format!(" ON CONFLICT ({key_list}) DO NOTHING"),
         Conflict::Overwrite(keep) => {
-            let sets: Vec<String> = columns
+            let version = "row_version";
+            let mut sets: Vec<String> = columns
                 .iter()
                 .map(|(n, _)| n)
-                .filter(|n| !key.contains(n) && !keep.contains(n))
+                .filter(|n| !key.contains(n) && !keep.contains(n) && n.as_str() != version)
                 .map(|n| format!("{} = excluded.{}", quote(n), quote(n)))
                 .collect();
+            if columns.iter().any(|(n, _)| n == version) {
+                sets.push(format!(
+                    "{v} = {}.{v} + 1",
+                    quote(table),
+                    v = quote(version)
+                ));
+            }
             format!(
                 " ON CONFLICT ({key_list}) DO UPDATE SET {}",
                 sets.join(", ")
@@ -219,7 +229,7 @@ pub(crate) fn json_each_insert(
         names.join(", "),
         selected.join(", ")
     );
-    sql.push_str(&conflict_clause(conflict, columns, key));
+    sql.push_str(&conflict_clause(table, conflict, columns, key));
     Ok(Statement::from_sql_and_values(
         DbBackend::Sqlite,
         sql,

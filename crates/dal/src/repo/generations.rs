@@ -12,7 +12,8 @@ use sea_orm::{
 use super::shots::{lock_shot, renumber};
 use super::tasks::require_tasks_of_project;
 use super::{
-    atomically, deleted, find_by_id, found, insert_model, live, select_all, tombstone, update_live,
+    GenerationPatch, atomically, deleted, find_by_id, found, insert_model, live, select_all,
+    tombstone, update_live,
 };
 use crate::executor::dialect_of;
 use crate::{Executor, Result, clock};
@@ -30,6 +31,18 @@ pub struct NewGeneration {
     pub generation_type: Option<String>,
 }
 
+impl NewGeneration {
+    /// A generation of `project_id` with no tasks, location or type yet.
+    pub fn new(project_id: Id) -> Self {
+        NewGeneration {
+            project_id,
+            tasks: Vec::new(),
+            location: None,
+            generation_type: None,
+        }
+    }
+}
+
 /// Generations.
 #[async_trait]
 pub trait GenerationRepository: Send + Sync {
@@ -37,8 +50,13 @@ pub trait GenerationRepository: Send + Sync {
     async fn create(&self, new: NewGeneration) -> Result<generation::Model>;
     /// The generation with this id, or `NotFound`.
     async fn get(&self, id: Id) -> Result<generation::Model>;
-    /// Writes every field but `id` and `created_at`, and sets `updated_at`.
+    /// Writes every field but `id` and `created_at`, and sets `updated_at`, if the row is still at
+    /// its `row_version` (the version read; [`DalError::Stale`](crate::DalError::Stale) and
+    /// nothing written if someone wrote the row since), and returns it with its new version.
     async fn update(&self, generation: generation::Model) -> Result<generation::Model>;
+    /// Writes only the columns `patch` sets, checking the version only if the patch names
+    /// one ([`GenerationPatch::if_version`]).
+    async fn patch(&self, id: Id, patch: GenerationPatch) -> Result<generation::Model>;
     /// Deletes the generation and its places in shot timelines; those timelines close up
     /// (positions stay `0..n`).
     async fn delete(&self, id: Id) -> Result<()>;
@@ -80,6 +98,7 @@ impl<E: Executor> GenerationRepository for Generations<'_, E> {
             created_at: now,
             updated_at: now,
             project_id: new.project_id,
+            row_version: 1,
         };
         insert_model(self.exec, row).await
     }
@@ -96,7 +115,9 @@ impl<E: Executor> GenerationRepository for Generations<'_, E> {
         let tasks: Vec<Id> = generation.tasks.iter().map(|u| Id::from(*u)).collect();
         let project = generation.project_id;
         let id = generation.id;
+        let expected = generation.row_version;
         let mut row = generation::ActiveModel::from(generation).reset_all();
+        row.row_version = Set(expected + 1);
         row.id = sea_orm::ActiveValue::Unchanged(id);
         row.created_at = NotSet;
         row.updated_at = Set(clock::now());
@@ -104,10 +125,14 @@ impl<E: Executor> GenerationRepository for Generations<'_, E> {
         atomically(self.exec, move |uow| {
             Box::pin(async move {
                 require_tasks_of_project(uow, project, &tasks, "generation task").await?;
-                update_live(uow, row, "generation", id).await
+                update_live(uow, row, "generation", id, expected).await
             })
         })
         .await
+    }
+
+    async fn patch(&self, id: Id, patch: GenerationPatch) -> Result<generation::Model> {
+        patch.apply(self.exec, id).await
     }
 
     async fn delete(&self, id: Id) -> Result<()> {

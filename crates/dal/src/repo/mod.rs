@@ -6,6 +6,7 @@
 
 mod generations;
 mod page;
+mod patch;
 mod projects;
 mod scoped;
 mod shots;
@@ -14,6 +15,7 @@ mod users;
 
 pub use generations::{GenerationRepository, Generations, NewGeneration};
 pub use page::{Cursor, MAX_PAGE_SIZE, Page, PageRequest};
+pub use patch::{GenerationPatch, ProjectPatch, ShotPatch, TaskPatch, UserPatch};
 pub use projects::{NewProject, ProjectRepository, Projects};
 pub use scoped::{ScopedGenerations, ScopedProjects, ScopedShots, ScopedTasks, UserScope};
 pub use shots::{NewShot, ShotRepository, Shots, TimelineEntry};
@@ -60,6 +62,7 @@ where
     use sea_orm::sea_query::{Alias, Expr};
     Ok(T::update_many()
         .col_expr(Alias::new("deleted"), Expr::value(true))
+        .bump_version()
         .filter(condition)
         .filter(live::<T>())
         .exec(exec)
@@ -67,13 +70,44 @@ where
         .rows_affected)
 }
 
-/// Writes `row` (every column set) over the live row with its key and returns the row as
-/// stored; `NotFound` when there is none (never written, or tombstoned).
+/// The column holding each row's version (optimistic concurrency; see the
+/// `row_versions` migration).
+pub(crate) const ROW_VERSION: &str = "row_version";
+
+/// `row_version = row_version + 1`, for every update the library makes. The triggers
+/// would bump it too, but on SQLite only after the statement, so `RETURNING` would show
+/// the old version; setting it here keeps the returned row exact on both backends.
+pub(crate) fn next_version() -> (sea_orm::sea_query::Alias, sea_orm::sea_query::SimpleExpr) {
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait};
+    (
+        Alias::new(ROW_VERSION),
+        Expr::col(Alias::new(ROW_VERSION)).add(1),
+    )
+}
+
+/// Sets the next version in an update (see [`next_version`]).
+pub(crate) trait BumpVersion {
+    /// The same update, also setting `row_version = row_version + 1`.
+    fn bump_version(self) -> Self;
+}
+
+impl<T: EntityTrait> BumpVersion for sea_orm::UpdateMany<T> {
+    fn bump_version(self) -> Self {
+        let (column, next) = next_version();
+        self.col_expr(column, next)
+    }
+}
+
+/// Writes `row` (every column set, `row_version` set to `expected + 1`) over the live row
+/// with its key, if the row is still at version `expected`, and returns the row as stored;
+/// [`DalError::Stale`] when it has moved on, `NotFound` when there is none (never written,
+/// or tombstoned).
 pub(crate) async fn update_live<E, A>(
     exec: &E,
     row: A,
     entity: &'static str,
     key: entities::Id,
+    expected: i64,
 ) -> Result<<A::Entity as EntityTrait>::Model>
 where
     E: Executor,
@@ -81,12 +115,71 @@ where
     <A::Entity as EntityTrait>::Model: sea_orm::IntoActiveModel<A> + FromRow,
 {
     use sea_orm::QueryFilter;
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait};
     let update = <A::Entity as EntityTrait>::update(row)
         .validate()?
         .filter(live::<A::Entity>())
+        .filter(Expr::col(Alias::new(ROW_VERSION)).eq(expected))
         .into_query();
-    let mut rows = update_returning::<_, A::Entity>(exec, update).await?;
-    found(rows.pop(), entity, key)
+    write_one::<_, A::Entity>(exec, update, entity, key, Some(expected)).await
+}
+
+/// Runs `update`, which writes at most the one row `id`, and returns that row as stored.
+/// When it wrote nothing: [`DalError::Stale`] if the live row exists at another version
+/// than `expected`, else `NotFound`.
+pub(crate) async fn write_one<E, T>(
+    exec: &E,
+    update: UpdateStatement,
+    entity: &'static str,
+    id: entities::Id,
+    expected: Option<i64>,
+) -> Result<T::Model>
+where
+    E: Executor,
+    T: EntityTrait,
+    T::Model: FromRow,
+{
+    let mut rows = update_returning::<_, T>(exec, update).await?;
+    match rows.pop() {
+        Some(row) => Ok(row),
+        None => Err(missing_or_stale::<_, T>(exec, entity, id, expected).await?),
+    }
+}
+
+/// Why an update of row `id` that expected version `expected` wrote nothing.
+pub(crate) async fn missing_or_stale<E, T>(
+    exec: &E,
+    entity: &'static str,
+    id: entities::Id,
+    expected: Option<i64>,
+) -> Result<DalError>
+where
+    E: Executor,
+    T: EntityTrait,
+{
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait};
+    use sea_orm::{QueryFilter, QuerySelect};
+    if let Some(expected) = expected {
+        let actual: Option<i64> = T::find()
+            .select_only()
+            .expr(Expr::col((T::default(), Alias::new(ROW_VERSION))))
+            .filter(Expr::col((T::default(), Alias::new("id"))).eq(id))
+            .filter(live::<T>())
+            .into_tuple()
+            .one(exec)
+            .await?;
+        if let Some(actual) = actual
+            && actual != expected
+        {
+            return Ok(DalError::Stale {
+                entity,
+                id,
+                expected,
+                actual,
+            });
+        }
+    }
+    Ok(DalError::not_found(entity, id))
 }
 
 /// Runs `update` (an UPDATE of `T`) returning every column of the rows it wrote, and reads

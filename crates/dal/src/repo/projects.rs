@@ -11,8 +11,8 @@ use sea_orm::{
 
 use super::page::paginate;
 use super::{
-    Cursor, Page, PageRequest, deleted, find_by_id, found, insert_model, live, require_text,
-    select_all, tombstone, update_live,
+    Cursor, Page, PageRequest, ProjectPatch, deleted, find_by_id, found, insert_model, live,
+    require_text, select_all, tombstone, update_live,
 };
 use crate::{Executor, Result, clock};
 
@@ -42,8 +42,14 @@ pub trait ProjectRepository: Send + Sync {
     async fn create(&self, new: NewProject) -> Result<project::Model>;
     /// The project with this id, or `NotFound`.
     async fn get(&self, id: Id) -> Result<project::Model>;
-    /// Writes `name` and `user_id`; `created_at` never changes.
+    /// Writes `name` and `user_id` if the row is still at
+    /// its `row_version` (the version read; [`DalError::Stale`](crate::DalError::Stale) and
+    /// nothing written if someone wrote the row since), and returns it with its new version.
+    /// `created_at` never changes.
     async fn update(&self, project: project::Model) -> Result<project::Model>;
+    /// Writes only the columns `patch` sets, checking the version only if the patch names
+    /// one ([`ProjectPatch::if_version`]).
+    async fn patch(&self, id: Id, patch: ProjectPatch) -> Result<project::Model>;
     /// Deletes the project and, by cascade, its tasks, generations, shots and timelines.
     async fn delete(&self, id: Id) -> Result<()>;
     /// A user's projects, newest first (ties broken by id, so the order is total), one
@@ -71,6 +77,7 @@ impl<E: Executor> ProjectRepository for Projects<'_, E> {
             name: new.name,
             user_id: new.user_id,
             created_at: clock::now(),
+            row_version: 1,
         };
         insert_model(self.exec, row).await
     }
@@ -86,10 +93,16 @@ impl<E: Executor> ProjectRepository for Projects<'_, E> {
     async fn update(&self, project: project::Model) -> Result<project::Model> {
         require_text("project name", &project.name)?;
         let id = project.id;
+        let expected = project.row_version;
         let mut row = project::ActiveModel::from(project).reset_all();
         row.id = sea_orm::ActiveValue::Unchanged(id);
         row.created_at = NotSet;
-        update_live(self.exec, row, "project", id).await
+        row.row_version = sea_orm::ActiveValue::Set(expected + 1);
+        update_live(self.exec, row, "project", id, expected).await
+    }
+
+    async fn patch(&self, id: Id, patch: ProjectPatch) -> Result<project::Model> {
+        patch.apply(self.exec, id).await
     }
 
     async fn delete(&self, id: Id) -> Result<()> {

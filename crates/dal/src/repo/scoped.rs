@@ -15,11 +15,11 @@ use async_trait::async_trait;
 use entities::{Id, TaskStatus, generation, project, shot, shot_generation, task};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use super::{GenerationRepository, ProjectRepository, ShotRepository, TaskRepository};
 use super::{
-    Generations, NewGeneration, NewProject, NewShot, NewTask, Page, PageRequest, Projects, Shots,
-    TaskFilter, Tasks, TimelineEntry, found,
+    GenerationPatch, Generations, NewGeneration, NewProject, NewShot, NewTask, Page, PageRequest,
+    ProjectPatch, Projects, ShotPatch, Shots, TaskFilter, TaskPatch, Tasks, TimelineEntry, found,
 };
+use super::{GenerationRepository, ProjectRepository, ShotRepository, TaskRepository};
 use crate::{DalError, Executor, Result};
 
 /// The repositories seen by one user. Get it with [`Executor::for_user`].
@@ -135,6 +135,11 @@ impl<E: Executor> ProjectRepository for ScopedProjects<'_, E> {
         Projects::new(self.exec).update(project).await
     }
 
+    async fn patch(&self, id: Id, patch: ProjectPatch) -> Result<project::Model> {
+        own_project(self.exec, self.user, id).await?;
+        Projects::new(self.exec).patch(id, patch).await
+    }
+
     async fn delete(&self, id: Id) -> Result<()> {
         own_project(self.exec, self.user, id).await?;
         Projects::new(self.exec).delete(id).await
@@ -190,6 +195,11 @@ impl<E: Executor> TaskRepository for ScopedTasks<'_, E> {
         self.own(task.id).await?;
         own_project(self.exec, self.user, task.project_id).await?;
         Tasks::new(self.exec).update(task).await
+    }
+
+    async fn patch(&self, id: Id, patch: TaskPatch) -> Result<task::Model> {
+        self.own(id).await?;
+        Tasks::new(self.exec).patch(id, patch).await
     }
 
     async fn delete(&self, id: Id) -> Result<()> {
@@ -274,6 +284,11 @@ impl<E: Executor> GenerationRepository for ScopedGenerations<'_, E> {
         Generations::new(self.exec).update(generation).await
     }
 
+    async fn patch(&self, id: Id, patch: GenerationPatch) -> Result<generation::Model> {
+        self.own(id).await?;
+        Generations::new(self.exec).patch(id, patch).await
+    }
+
     async fn delete(&self, id: Id) -> Result<()> {
         self.own(id).await?;
         Generations::new(self.exec).delete(id).await
@@ -346,6 +361,11 @@ impl<E: Executor> ShotRepository for ScopedShots<'_, E> {
         self.own(shot.id).await?;
         own_project(self.exec, self.user, shot.project_id).await?;
         Shots::new(self.exec).update(shot).await
+    }
+
+    async fn patch(&self, id: Id, patch: ShotPatch) -> Result<shot::Model> {
+        self.own(id).await?;
+        Shots::new(self.exec).patch(id, patch).await
     }
 
     async fn delete(&self, id: Id) -> Result<()> {

@@ -14,8 +14,8 @@ use sea_orm::{
 use crate::decode::{FromRow, Raw};
 
 use super::{
-    deleted, find_by_id, found, insert_model, live, require_text, select_all, select_one,
-    tombstone, update_live, update_returning,
+    BumpVersion, ShotPatch, deleted, find_by_id, found, insert_model, live, require_text,
+    select_all, select_one, tombstone, update_live, update_returning,
 };
 use crate::{DalError, Executor, Result, UnitOfWork, clock};
 
@@ -59,8 +59,13 @@ pub trait ShotRepository: Send + Sync {
     async fn create(&self, new: NewShot) -> Result<shot::Model>;
     /// The shot with this id, or `NotFound`.
     async fn get(&self, id: Id) -> Result<shot::Model>;
-    /// Writes `name` and `project_id` and sets `updated_at`.
+    /// Writes `name` and `project_id` and sets `updated_at`, if the row is still at
+    /// its `row_version` (the version read; [`DalError::Stale`](crate::DalError::Stale) and
+    /// nothing written if someone wrote the row since), and returns it with its new version.
     async fn update(&self, shot: shot::Model) -> Result<shot::Model>;
+    /// Writes only the columns `patch` sets, checking the version only if the patch names
+    /// one ([`ShotPatch::if_version`]).
+    async fn patch(&self, id: Id, patch: ShotPatch) -> Result<shot::Model>;
     /// Deletes the shot and its timeline (not the generations).
     async fn delete(&self, id: Id) -> Result<()>;
     /// A project's shots, oldest first.
@@ -136,6 +141,7 @@ async fn shift(uow: &UnitOfWork, shot_id: Id, from: i32, to: i32, delta: i32) ->
             link::Column::Position,
             Expr::col(link::Column::Position).add(delta),
         )
+        .bump_version()
         .filter(link::Column::ShotId.eq(shot_id))
         .filter(live::<LinkEntity>())
         .filter(link::Column::Position.gte(from))
@@ -158,6 +164,7 @@ pub(crate) async fn renumber(uow: &UnitOfWork, shot_id: Id) -> Result<()> {
         if row.position != position {
             LinkEntity::update_many()
                 .col_expr(link::Column::Position, Expr::value(position))
+                .bump_version()
                 .filter(link::Column::Id.eq(row.id))
                 .exec(uow)
                 .await?;
@@ -170,6 +177,7 @@ pub(crate) async fn renumber(uow: &UnitOfWork, shot_id: Id) -> Result<()> {
 async fn touch(uow: &UnitOfWork, shot_id: Id) -> Result<()> {
     ShotEntity::update_many()
         .col_expr(shot::Column::UpdatedAt, Expr::value(clock::now()))
+        .bump_version()
         .filter(shot::Column::Id.eq(shot_id))
         .exec(uow)
         .await?;
@@ -197,6 +205,7 @@ impl<E: Executor> ShotRepository for Shots<'_, E> {
             created_at: now,
             updated_at: now,
             project_id: new.project_id,
+            row_version: 1,
         };
         insert_model(self.exec, row).await
     }
@@ -212,11 +221,17 @@ impl<E: Executor> ShotRepository for Shots<'_, E> {
     async fn update(&self, shot: shot::Model) -> Result<shot::Model> {
         require_text("shot name", &shot.name)?;
         let id = shot.id;
+        let expected = shot.row_version;
         let mut row = shot::ActiveModel::from(shot).reset_all();
         row.id = sea_orm::ActiveValue::Unchanged(id);
         row.created_at = NotSet;
         row.updated_at = Set(clock::now());
-        update_live(self.exec, row, "shot", id).await
+        row.row_version = Set(expected + 1);
+        update_live(self.exec, row, "shot", id, expected).await
+    }
+
+    async fn patch(&self, id: Id, patch: ShotPatch) -> Result<shot::Model> {
+        patch.apply(self.exec, id).await
     }
 
     async fn delete(&self, id: Id) -> Result<()> {
@@ -311,6 +326,7 @@ impl<E: Executor> ShotRepository for Shots<'_, E> {
                 shot_id,
                 generation_id,
                 position: at,
+                row_version: 1,
             },
         )
         .await?;
@@ -335,6 +351,7 @@ impl<E: Executor> ShotRepository for Shots<'_, E> {
         }
         let update = LinkEntity::update_many()
             .col_expr(link::Column::Position, Expr::value(to))
+            .bump_version()
             .filter(link::Column::Id.eq(link_id))
             .into_query();
         let row = found(

@@ -13,8 +13,8 @@ use sea_orm::{
 };
 
 use super::{
-    atomically, deleted, find_by_id, found, insert_model, live, require_text, select_all,
-    tombstone, update_returning,
+    BumpVersion, TaskPatch, atomically, deleted, find_by_id, found, insert_model, live,
+    require_text, select_all, tombstone, update_returning, write_one,
 };
 use crate::executor::dialect_of;
 use crate::{DalError, Executor, Result, clock};
@@ -85,8 +85,15 @@ pub trait TaskRepository: Send + Sync {
     async fn insert_many(&self, new: Vec<NewTask>) -> Result<Vec<Id>>;
     /// The task with this id, or `NotFound`.
     async fn get(&self, id: Id) -> Result<task::Model>;
-    /// Writes every field but `id` and `created_at`, and sets `updated_at`.
+    /// Writes every field but `id` and `created_at`, and sets `updated_at`, if the row is still at
+    /// its `row_version` (the version read; [`DalError::Stale`](crate::DalError::Stale) and
+    /// nothing written if someone wrote the row since), and returns it with its new version.
+    /// A task that a worker claimed after it was read is therefore never put back to
+    /// `Queued` by a stale full update.
     async fn update(&self, task: task::Model) -> Result<task::Model>;
+    /// Writes only the columns `patch` sets, checking the version only if the patch names
+    /// one ([`TaskPatch::if_version`]).
+    async fn patch(&self, id: Id, patch: TaskPatch) -> Result<task::Model>;
     /// Deletes the task.
     async fn delete(&self, id: Id) -> Result<()>;
     /// A project's tasks matching `filter`, oldest first.
@@ -173,6 +180,7 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
             created_at: now,
             updated_at: now,
             project_id: new.project_id,
+            row_version: 1,
         };
         if new.dependant_on.is_empty() {
             return insert_model(self.exec, row).await;
@@ -231,6 +239,7 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
                 created_at: Set(now),
                 updated_at: Set(now),
                 project_id: Set(task.project_id),
+                row_version: Set(1),
             })
             .collect();
         crate::bulk::insert_all(self.exec, rows).await?;
@@ -250,24 +259,30 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
         let dependencies: Vec<Id> = task.dependant_on.iter().map(|u| Id::from(*u)).collect();
         let id = task.id;
         let project = task.project_id;
+        let expected = task.row_version;
         let mut row = task::ActiveModel::from(task).reset_all();
         row.id = sea_orm::ActiveValue::Unchanged(id);
         row.created_at = NotSet;
         row.updated_at = Set(clock::now());
+        row.row_version = Set(expected + 1);
         let update = TaskEntity::update(row)
             .validate()?
             .filter(live::<TaskEntity>())
+            .filter(Expr::col(Column::RowVersion).eq(expected))
             .into_query();
         // The dependency check and the write in one unit, so no dependency can be deleted
         // or moved in between (it was two autocommits before).
         atomically(self.exec, move |uow| {
             Box::pin(async move {
                 require_tasks_of_project(uow, project, &dependencies, "dependency").await?;
-                let mut rows = update_returning::<_, TaskEntity>(uow, update).await?;
-                found(rows.pop(), "task", id)
+                write_one::<_, TaskEntity>(uow, update, "task", id, Some(expected)).await
             })
         })
         .await
+    }
+
+    async fn patch(&self, id: Id, patch: TaskPatch) -> Result<task::Model> {
+        patch.apply(self.exec, id).await
     }
 
     async fn delete(&self, id: Id) -> Result<()> {
@@ -340,6 +355,7 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
         let update = TaskEntity::update_many()
             .col_expr(Column::Status, Expr::value(status))
             .col_expr(Column::UpdatedAt, Expr::value(clock::now()))
+            .bump_version()
             .filter(Column::Id.eq(id))
             .filter(live::<TaskEntity>())
             .into_query();
@@ -379,6 +395,7 @@ impl<E: Executor> Tasks<'_, E> {
         let claim = TaskEntity::update_many()
             .col_expr(Column::Status, Expr::value(TaskStatus::InProgress))
             .col_expr(Column::UpdatedAt, Expr::value(clock::now()))
+            .bump_version()
             // `id = (SELECT ...)`, not `id IN (SELECT ...)`: Postgres runs a scalar
             // subquery once, but may re-run an IN subquery for every candidate row of a
             // nested-loop semi-join, and each re-run locks and picks the next task, so one

@@ -7,11 +7,15 @@ use entities::user::{self, Entity as UserEntity};
 use sea_orm::Condition;
 use sea_orm::sea_query::{Alias, Expr};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, EntityTrait, QueryFilter, QuerySelect,
+    ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter,
+    QuerySelect,
 };
 
 use super::projects::cascade_projects;
-use super::{deleted, find_by_id, found, insert_model, live, select_one, tombstone, update_live};
+use super::{
+    BumpVersion, UserPatch, deleted, find_by_id, found, insert_model, live, select_one, tombstone,
+    update_live,
+};
 use crate::{Executor, Result, clock};
 
 /// The longest email accepted: RFC 5321's limit for a path. It also keeps the unique
@@ -19,7 +23,7 @@ use crate::{Executor, Result, clock};
 /// is refused alike on both backends instead of only on Postgres.
 pub const MAX_EMAIL_BYTES: usize = 254;
 
-fn check_email(email: &Option<String>) -> Result<()> {
+pub(crate) fn check_email(email: &Option<String>) -> Result<()> {
     match email {
         Some(e) if e.len() > MAX_EMAIL_BYTES => Err(crate::DalError::invalid(format!(
             "email is {} bytes; at most {MAX_EMAIL_BYTES} are accepted",
@@ -47,8 +51,14 @@ pub trait UserRepository: Send + Sync {
     async fn get(&self, id: Id) -> Result<user::Model>;
     /// The user with this email, if any.
     async fn find_by_email(&self, email: &str) -> Result<Option<user::Model>>;
-    /// Writes `email` and `display_name`; `created_at` never changes.
+    /// Writes `email` and `display_name` if the row is still at
+    /// its `row_version` (the version read; [`DalError::Stale`](crate::DalError::Stale) and
+    /// nothing written if someone wrote the row since), and returns it with its new version.
+    /// `created_at` never changes.
     async fn update(&self, user: user::Model) -> Result<user::Model>;
+    /// Writes only the columns `patch` sets, checking the version only if the patch names
+    /// one ([`UserPatch::if_version`]).
+    async fn patch(&self, id: Id, patch: UserPatch) -> Result<user::Model>;
     /// Deletes the user and, by cascade, their projects and everything under them.
     async fn delete(&self, id: Id) -> Result<()>;
 }
@@ -73,6 +83,7 @@ impl<E: Executor> UserRepository for Users<'_, E> {
             email: new.email,
             display_name: new.display_name,
             created_at: clock::now(),
+            row_version: 1,
         };
         insert_model(self.exec, row).await
     }
@@ -95,10 +106,16 @@ impl<E: Executor> UserRepository for Users<'_, E> {
     async fn update(&self, user: user::Model) -> Result<user::Model> {
         check_email(&user.email)?;
         let id = user.id;
+        let expected = user.row_version;
         let mut row = user::ActiveModel::from(user).reset_all();
         row.id = sea_orm::ActiveValue::Unchanged(id);
         row.created_at = NotSet;
-        update_live(self.exec, row, "user", id).await
+        row.row_version = Set(expected + 1);
+        update_live(self.exec, row, "user", id, expected).await
+    }
+
+    async fn patch(&self, id: Id, patch: UserPatch) -> Result<user::Model> {
+        patch.apply(self.exec, id).await
     }
 
     async fn delete(&self, id: Id) -> Result<()> {
@@ -108,6 +125,7 @@ impl<E: Executor> UserRepository for Users<'_, E> {
         let released = UserEntity::update_many()
             .col_expr(user::Column::Email, Expr::value(Option::<String>::None))
             .col_expr(Alias::new("deleted"), Expr::value(true))
+            .bump_version()
             .filter(user::Column::Id.eq(id))
             .filter(live::<UserEntity>())
             .exec(&uow)
