@@ -237,10 +237,9 @@ async fn run(db: &Database, plain: &dyn Plain, sizes: &Sizes) -> Vec<Line> {
         statements: Some((get_stmts, 1)),
     });
 
-    let filter = TaskFilter {
-        statuses: vec![TaskStatus::Queued, TaskStatus::Pending],
-        task_type: None,
-    };
+    let filter = TaskFilter::default()
+        .status(TaskStatus::Queued)
+        .status(TaskStatus::Pending);
     assert_eq!(
         db.tasks()
             .list_for_project(project, filter.clone())
@@ -414,11 +413,7 @@ async fn run(db: &Database, plain: &dyn Plain, sizes: &Sizes) -> Vec<Line> {
     for id in ids.iter().take(20) {
         let g = db
             .generations()
-            .create(NewGeneration {
-                project_id: project,
-                tasks: vec![*id],
-                ..Default::default()
-            })
+            .create(NewGeneration::new(project).tasks(vec![*id]))
             .await
             .unwrap();
         db.shots()

@@ -92,18 +92,12 @@ fn no_password_reaches_a_log_line_an_error_or_debug_output() {
             seen.push(format!("{db:?}"));
             let user = db
                 .users()
-                .create(NewUser {
-                    email: Some("a@b".into()),
-                    display_name: None,
-                })
+                .create(NewUser::new().email("a@b"))
                 .await
                 .unwrap();
             let errors = vec![
                 db.users()
-                    .create(NewUser {
-                        email: Some("a@b".into()),
-                        display_name: None,
-                    })
+                    .create(NewUser::new().email("a@b"))
                     .await
                     .unwrap_err(),
                 db.projects()

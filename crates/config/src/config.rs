@@ -46,6 +46,28 @@ impl Backend {
     }
 }
 
+impl std::str::FromStr for Backend {
+    type Err = crate::ConfigError;
+
+    /// Accepts `sqlite` and `postgres` (also `postgresql`), ignoring surrounding white
+    /// space and case.
+    ///
+    /// ```
+    /// use dal_config::Backend;
+    /// assert_eq!(" Postgres".parse::<Backend>().unwrap(), Backend::Postgres);
+    /// assert!("mysql".parse::<Backend>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            _ => Err(crate::ConfigError::UnknownBackend {
+                value: s.to_owned(),
+            }),
+        }
+    }
+}
+
 impl std::fmt::Display for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

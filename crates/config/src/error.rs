@@ -15,6 +15,12 @@ pub enum ConfigError {
         /// What `APP_ENV` held.
         value: String,
     },
+    /// A backend name other than `sqlite` or `postgres`.
+    #[error("{value:?} is not a backend; expected `sqlite` or `postgres`")]
+    UnknownBackend {
+        /// The name given.
+        value: String,
+    },
     /// `APP_ENV=web` without a `DATABASE_URL`.
     #[error(
         "DATABASE_URL is required when APP_ENV=web; expected postgres://USER:PASSWORD@HOST:5432/DB (optionally ?sslmode=require)"

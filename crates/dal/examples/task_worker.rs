@@ -53,10 +53,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let unique: HashSet<Id> = done.iter().copied().collect();
-    let complete = TaskFilter {
-        statuses: vec![TaskStatus::Complete],
-        task_type: None,
-    };
+    let complete = TaskFilter::default().status(TaskStatus::Complete);
     let finished = db.tasks().list_for_project(project.id, complete).await?;
     println!(
         "{} tasks done by {WORKERS} workers; {} complete in the database",
@@ -76,10 +73,7 @@ async fn queue_pipeline(db: &Database) -> dal::Result<entities::project::Model> 
         Box::pin(async move {
             let user = uow
                 .users()
-                .create(NewUser {
-                    display_name: Some("worker demo".into()),
-                    ..Default::default()
-                })
+                .create(NewUser::new().display_name("worker demo"))
                 .await?;
             let project = uow
                 .projects()
@@ -125,10 +119,9 @@ async fn work(n: usize, db: Database, project: Id) -> dal::Result<Vec<Id>> {
             }
         }
         let Some(mut task) = claimed else {
-            let open = TaskFilter {
-                statuses: vec![TaskStatus::Queued, TaskStatus::InProgress],
-                task_type: None,
-            };
+            let open = TaskFilter::default()
+                .status(TaskStatus::Queued)
+                .status(TaskStatus::InProgress);
             if db.tasks().list_for_project(project, open).await?.is_empty() {
                 return Ok(done);
             }

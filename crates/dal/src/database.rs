@@ -23,7 +23,7 @@ use crate::{DalError, Result};
 /// // APP_ENV=local (default): ./local.db; APP_ENV=web: Postgres at DATABASE_URL.
 /// let db = Database::from_env().await?;
 /// db.migrate().await?;
-/// let user = db.users().create(NewUser { display_name: Some("Ada".into()), ..Default::default() }).await?;
+/// let user = db.users().create(NewUser::new().display_name("Ada")).await?;
 /// let first = db.projects().list_for_user(user.id, PageRequest::first(20)).await?;
 /// if let Some(cursor) = first.next {
 ///     let second = db.projects().list_for_user(user.id, PageRequest::after(cursor, 20)).await?;
@@ -180,7 +180,9 @@ impl Database {
 
     /// How many statements this pool (and the units of work begun from it) has run through
     /// the data-access layer: a cheap counter for tests and diagnostics (an N+1 query shows
-    /// up as a count that grows with N).
+    /// up as a count that grows with N). Behind the `internals` feature: a test hook, not
+    /// part of the stable API.
+    #[cfg(feature = "internals")]
     pub fn statements_executed(&self) -> u64 {
         self.statements.load(Ordering::Relaxed)
     }
@@ -258,6 +260,9 @@ impl Database {
     /// value mapping (on SQLite a `Uuid` would be stored as a BLOB); prefer `&Database`.
     /// Behind a transaction-mode pooler, SeaORM's statements outside a transaction may
     /// reach another server session between their two round trips: use `&Database`.
+    /// Behind the `internals` feature: an escape hatch for this workspace's tools and
+    /// benchmarks, not part of the stable API.
+    #[cfg(feature = "internals")]
     pub fn sea_orm_connection(&self) -> &DatabaseConnection {
         &self.inner
     }

@@ -109,6 +109,34 @@ pub trait Executor: ConnectionTrait + Send + Sync + sealed::Sealed {
         Shots::new(self)
     }
 
+    /// Runs one SQL statement with `values` bound, through the library's value mapping
+    /// (uuids, uuid lists, JSON and timestamps stored as the schema expects on this
+    /// backend) and its error mapping; returns the rows affected. Placeholders are the
+    /// backend's own (`$1` on Postgres, `?` on SQLite; [`Executor::backend`] says which).
+    ///
+    /// ```no_run
+    /// use dal::prelude::*;
+    /// use dal::sql::Value;
+    /// # async fn run(db: &Database, project: Id) -> dal::Result<()> {
+    /// let sql = match db.backend() {
+    ///     Backend::Postgres => "UPDATE tasks SET output_location = NULL WHERE project_id = $1",
+    ///     Backend::Sqlite => "UPDATE tasks SET output_location = NULL WHERE project_id = ?",
+    /// };
+    /// let cleared = db.execute_sql(sql, vec![Value::from(project)]).await?;
+    /// # let _ = cleared; Ok(()) }
+    /// ```
+    async fn execute_sql(&self, sql: &str, values: Vec<sea_orm::Value>) -> Result<u64> {
+        let stmt = Statement::from_sql_and_values(self.get_database_backend(), sql, values);
+        Ok(self.execute_raw(stmt).await?.rows_affected())
+    }
+
+    /// Runs one query like [`Executor::execute_sql`] and returns its rows; read columns
+    /// with [`QueryResult::try_get`](sea_orm::QueryResult::try_get).
+    async fn query_sql(&self, sql: &str, values: Vec<sea_orm::Value>) -> Result<Vec<QueryResult>> {
+        let stmt = Statement::from_sql_and_values(self.get_database_backend(), sql, values);
+        Ok(self.query_all_raw(stmt).await?)
+    }
+
     /// The repositories as `user` may use them: only their projects and what is under
     /// them; anything else is `NotFound`.
     fn for_user(&self, user: entities::Id) -> UserScope<'_, Self>

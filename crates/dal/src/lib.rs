@@ -50,6 +50,17 @@ pub use retry::{Isolation, RetryPolicy};
 /// The schema's entities and column types, re-exported.
 pub use entities;
 
+/// SeaORM, at the version this crate uses: an [`Executor`] is a SeaORM
+/// `ConnectionTrait`, so SeaORM queries built from the entities run on it (with the
+/// value mapping) without a direct `sea-orm` dependency pinned to the same version.
+pub use sea_orm;
+
+/// Raw SQL with the library's value mapping and errors: [`Executor::execute_sql`] and
+/// [`Executor::query_sql`], and the types they take and return.
+pub mod sql {
+    pub use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
+}
+
 /// Everything an application service usually needs: `use dal::prelude::*;`.
 pub mod prelude {
     pub use crate::repo::{
@@ -61,4 +72,17 @@ pub mod prelude {
         Backend, Config, DalError, Database, Executor, Isolation, RetryPolicy, UnitOfWork,
     };
     pub use entities::{Id, IdList, TaskStatus};
+
+    /// A row of `users`.
+    pub type User = entities::user::Model;
+    /// A row of `projects`.
+    pub type Project = entities::project::Model;
+    /// A row of `tasks`.
+    pub type Task = entities::task::Model;
+    /// A row of `generations`.
+    pub type Generation = entities::generation::Model;
+    /// A row of `shots`.
+    pub type Shot = entities::shot::Model;
+    /// A row of `shot_generations`: one place in a shot's timeline.
+    pub type TimelineLink = entities::shot_generation::Model;
 }

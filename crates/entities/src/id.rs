@@ -29,6 +29,11 @@ pub struct Id(pub Uuid);
 
 impl Id {
     /// A new time-ordered (v7) id.
+    ///
+    /// Deliberately no `Default`: a default id would be a random one, and a struct
+    /// deriving `Default` with an id field (a parent's, say) would quietly point at a row
+    /// that does not exist.
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Id(Uuid::now_v7())
     }
@@ -36,12 +41,6 @@ impl Id {
     /// The plain uuid.
     pub const fn uuid(self) -> Uuid {
         self.0
-    }
-}
-
-impl Default for Id {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

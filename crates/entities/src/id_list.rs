@@ -1,4 +1,4 @@
-//! [`IdList`]: a list of uuids, `uuid[]` on Postgres and a JSON array of text on SQLite.
+//! [`IdList`]: a list of row ids, `uuid[]` on Postgres and a JSON array of text on SQLite.
 
 use std::ops::{Deref, DerefMut};
 
@@ -7,22 +7,27 @@ use sea_orm::{ColIdx, DbErr, QueryResult, TryGetError, TryGetable};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// An ordered list of uuids (`tasks.dependant_on`, `generations.tasks`).
+use crate::Id;
+
+/// An ordered list of row ids (`tasks.dependant_on`, `generations.tasks`): the same
+/// [`Id`] type the rows' own ids have, so `task.dependant_on.contains(&other.id)` and
+/// `task.dependant_on == [a.id, b.id]` read as they should.
 ///
 /// Bound as a Postgres `uuid[]` value; the `dal` connection turns that into a JSON array
 /// of canonical uuid strings on SQLite (SeaORM cannot bind arrays there). Reading accepts
 /// either form. Order and duplicates are kept as written.
 ///
 /// ```
-/// use entities::IdList;
-/// let a = uuid::Uuid::now_v7();
-/// let list: IdList = vec![a].into();
-/// assert_eq!(list.len(), 1);
+/// use entities::{Id, IdList};
+/// let a = Id::new();
+/// let list: IdList = [a].into_iter().collect();
+/// assert!(list.contains(&a));
+/// assert_eq!(list, [a]);
 /// assert_eq!(serde_json::to_string(&list).unwrap(), format!("[\"{a}\"]"));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct IdList(pub Vec<Uuid>);
+pub struct IdList(pub Vec<Id>);
 
 impl IdList {
     /// An empty list.
@@ -37,7 +42,7 @@ impl IdList {
 }
 
 /// The canonical JSON text of a uuid list: lowercase hyphenated strings, no spaces.
-pub(crate) fn json_text(ids: &[Uuid]) -> String {
+pub(crate) fn json_text(ids: &[Id]) -> String {
     let mut out = String::with_capacity(2 + ids.len() * 39);
     out.push('[');
     for (i, id) in ids.iter().enumerate() {
@@ -45,7 +50,11 @@ pub(crate) fn json_text(ids: &[Uuid]) -> String {
             out.push(',');
         }
         out.push('"');
-        out.push_str(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+        out.push_str(
+            id.uuid()
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer()),
+        );
         out.push('"');
     }
     out.push(']');
@@ -53,40 +62,93 @@ pub(crate) fn json_text(ids: &[Uuid]) -> String {
 }
 
 impl Deref for IdList {
-    type Target = Vec<Uuid>;
+    type Target = Vec<Id>;
 
-    fn deref(&self) -> &Vec<Uuid> {
+    fn deref(&self) -> &Vec<Id> {
         &self.0
     }
 }
 
 impl DerefMut for IdList {
-    fn deref_mut(&mut self) -> &mut Vec<Uuid> {
+    fn deref_mut(&mut self) -> &mut Vec<Id> {
         &mut self.0
     }
 }
 
-impl From<Vec<Uuid>> for IdList {
-    fn from(value: Vec<Uuid>) -> Self {
+impl From<Vec<Id>> for IdList {
+    fn from(value: Vec<Id>) -> Self {
         IdList(value)
     }
 }
 
-impl From<IdList> for Vec<Uuid> {
+impl From<IdList> for Vec<Id> {
     fn from(value: IdList) -> Self {
         value.0
     }
 }
 
+impl FromIterator<Id> for IdList {
+    fn from_iter<T: IntoIterator<Item = Id>>(iter: T) -> Self {
+        IdList(iter.into_iter().collect())
+    }
+}
+
+/// From plain uuids (read from elsewhere, say a JSON payload).
+impl From<Vec<Uuid>> for IdList {
+    fn from(value: Vec<Uuid>) -> Self {
+        value.into_iter().map(Id::from).collect()
+    }
+}
+
 impl FromIterator<Uuid> for IdList {
     fn from_iter<T: IntoIterator<Item = Uuid>>(iter: T) -> Self {
-        IdList(iter.into_iter().collect())
+        IdList(iter.into_iter().map(Id::from).collect())
+    }
+}
+
+impl<'a> IntoIterator for &'a IdList {
+    type Item = &'a Id;
+    type IntoIter = std::slice::Iter<'a, Id>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl IntoIterator for IdList {
+    type Item = Id;
+    type IntoIter = std::vec::IntoIter<Id>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<const N: usize> PartialEq<[Id; N]> for IdList {
+    fn eq(&self, other: &[Id; N]) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<[Id]> for IdList {
+    fn eq(&self, other: &[Id]) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<Vec<Id>> for IdList {
+    fn eq(&self, other: &Vec<Id>) -> bool {
+        &self.0 == other
     }
 }
 
 impl From<IdList> for Value {
     fn from(value: IdList) -> Self {
-        let items = value.0.into_iter().map(|u| Value::Uuid(Some(u))).collect();
+        let items = value
+            .0
+            .into_iter()
+            .map(|id| Value::Uuid(Some(id.uuid())))
+            .collect();
         Value::Array(ArrayType::Uuid, Some(Box::new(items)))
     }
 }
@@ -97,7 +159,7 @@ impl ValueType for IdList {
             Value::Array(ArrayType::Uuid, Some(items)) => items
                 .into_iter()
                 .map(|item| match item {
-                    Value::Uuid(Some(u)) => Ok(u),
+                    Value::Uuid(Some(u)) => Ok(Id::from(u)),
                     _ => Err(ValueTypeErr),
                 })
                 .collect(),
@@ -131,14 +193,14 @@ impl TryGetable for IdList {
             let text = String::try_get_by(res, index)?;
             parse_json_text(&text).map_err(TryGetError::DbErr)
         } else {
-            Vec::<Uuid>::try_get_by(res, index).map(IdList)
+            Vec::<Uuid>::try_get_by(res, index).map(|ids| ids.into_iter().map(Id::from).collect())
         }
     }
 }
 
 fn parse_json_text(text: &str) -> Result<IdList, DbErr> {
     serde_json::from_str::<Vec<Uuid>>(text)
-        .map(IdList)
+        .map(|ids| ids.into_iter().map(Id::from).collect())
         .map_err(|e| DbErr::Type(format!("stored id list is not a JSON array of uuids: {e}")))
 }
 
@@ -154,7 +216,7 @@ mod tests {
 
     #[test]
     fn json_text_is_canonical_and_parses_back() {
-        let ids = vec![Uuid::now_v7(), Uuid::new_v4()];
+        let ids = vec![Id::new(), Id::from(Uuid::new_v4())];
         let text = json_text(&ids);
         assert_eq!(text, serde_json::to_string(&ids).unwrap());
         assert_eq!(parse_json_text(&text).unwrap().0, ids);

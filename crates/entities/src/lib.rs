@@ -19,8 +19,8 @@
 //! use entities::{Id, IdList, TaskStatus};
 //!
 //! let a = Id::new();
-//! let list = IdList::from(vec![a.uuid()]);
-//! assert!(list.contains(&a.uuid()));
+//! let list = IdList::from(vec![a]);
+//! assert!(list.contains(&a));
 //! assert_eq!(TaskStatus::InProgress.as_str(), "In Progress");
 //! ```
 

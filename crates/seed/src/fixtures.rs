@@ -294,7 +294,7 @@ async fn check_task_references<E: Executor>(exec: &E, data: &Dataset) -> dal::Re
         .iter()
         .flat_map(|t| t.dependant_on.iter())
         .chain(data.generations.iter().flat_map(|g| g.tasks.iter()))
-        .map(|u| Id(*u))
+        .copied()
         .collect();
     let referenced: Vec<Id> = referenced.into_iter().collect();
     let found = count_existing::<E, task::Entity>(exec, &referenced).await?;

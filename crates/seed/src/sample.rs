@@ -150,7 +150,7 @@ mod tests {
         let mut seen = HashSet::new();
         for t in &data.tasks {
             assert!(
-                t.dependant_on.iter().all(|d| seen.contains(d)),
+                t.dependant_on.iter().all(|d| seen.contains(&d.uuid())),
                 "{} waits on a later task",
                 t.id
             );

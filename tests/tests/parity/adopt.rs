@@ -528,7 +528,7 @@ async fn drizzle_values_are_converted_or_reported() {
         assert_eq!(stored("SELECT hash AS v FROM __drizzle_migrations").await.len(), 64);
 
         let db = Database::connect(&t.config).await.unwrap();
-        let deep = db.tasks().list_for_project(id("22222222-2222-4222-8222-000000000001"), TaskFilter { statuses: vec![TaskStatus::Cancelled], task_type: None }).await.unwrap();
+        let deep = db.tasks().list_for_project(id("22222222-2222-4222-8222-000000000001"), TaskFilter::default().status(TaskStatus::Cancelled)).await.unwrap();
         assert_eq!(deep.len(), 1);
         assert_eq!(deep[0].params, json!({"deep": {"list": [1, 2, {"x": null}]}}));
         assert_eq!(deep[0].created_at, at("1969-12-31T23:59:58.5Z"));

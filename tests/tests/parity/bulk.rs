@@ -51,7 +51,7 @@ parity_test!(async fn insert_many_writes_every_row_in_few_statements(t) {
     }
     assert_eq!(t.db.tasks().get(ids[1]).await.unwrap().dependant_on.0, vec![existing.id.uuid()]);
     // The batch keeps its order in listings (one created_at, ids in input order).
-    let listed = t.db.tasks().list_for_project(p.id, TaskFilter { statuses: vec![], task_type: Some("encode".into()) }).await.unwrap();
+    let listed = t.db.tasks().list_for_project(p.id, TaskFilter::default().task_type("encode")).await.unwrap();
     assert_eq!(listed.first().map(|t| t.id), Some(ids[1]));
 });
 
@@ -112,7 +112,7 @@ parity_test!(async fn a_duplicate_key_in_a_bulk_insert_is_a_conflict_and_nothing
 parity_test!(async fn a_timeline_loads_in_a_fixed_number_of_statements(t) {
     let p = project(&t).await;
     let shot = t.db.shots().create(NewShot::new(p.id, "S")).await.unwrap();
-    let g = t.db.generations().create(NewGeneration { project_id: p.id, ..Default::default() }).await.unwrap();
+    let g = t.db.generations().create(NewGeneration::new(p.id)).await.unwrap();
     let mut counts = Vec::new();
     for len in [1usize, 30] {
         while t.db.shots().timeline(shot.id).await.unwrap().len() < len {

@@ -11,8 +11,8 @@ parity_test!(async fn not_found_conflict_missing_parent_and_invalid_value(t) {
     let users = t.db.users();
     assert!(matches!(users.get(Id::new()).await, Err(DalError::NotFound { entity: "user", .. })));
 
-    users.create(NewUser { email: Some("a@b.c".into()), display_name: None }).await.unwrap();
-    let err = users.create(NewUser { email: Some("a@b.c".into()), display_name: None }).await.unwrap_err();
+    users.create(NewUser::new().email("a@b.c")).await.unwrap();
+    let err = users.create(NewUser::new().email("a@b.c")).await.unwrap_err();
     assert!(matches!(err, DalError::Conflict { .. }) && !err.is_retryable(), "{err:?}");
 
     let err = t.db.projects().create(NewProject::new(Id::new(), "P")).await.unwrap_err();

@@ -13,16 +13,16 @@ parity_test!(async fn generations_by_task_and_by_type(t) {
     let b = t.db.tasks().create(NewTask::queued(p.id, "render", json!({}))).await.unwrap();
     let gens = t.db.generations();
     let image = gens
-        .create(NewGeneration { project_id: p.id, tasks: vec![a.id], location: Some("a.png".into()), generation_type: Some("image".into()) })
+        .create(NewGeneration::new(p.id).tasks(vec![a.id]).location("a.png").generation_type("image"))
         .await
         .unwrap();
     let video = gens
-        .create(NewGeneration { project_id: p.id, tasks: vec![a.id, b.id], location: None, generation_type: Some("video".into()) })
+        .create(NewGeneration::new(p.id).tasks(vec![a.id, b.id]).generation_type("video"))
         .await
         .unwrap();
-    let untyped = gens.create(NewGeneration { project_id: p.id, ..Default::default() }).await.unwrap();
+    let untyped = gens.create(NewGeneration::new(p.id)).await.unwrap();
     assert_eq!(untyped.tasks.len(), 0);
-    gens.create(NewGeneration { project_id: other.id, generation_type: Some("image".into()), ..Default::default() })
+    gens.create(NewGeneration::new(other.id).generation_type("image"))
         .await
         .unwrap();
 
@@ -38,7 +38,7 @@ parity_test!(async fn generations_by_task_and_by_type(t) {
     assert_eq!(gens.list_for_project(p.id, None).await.unwrap().len(), 3);
 
     let foreign = gens
-        .create(NewGeneration { project_id: other.id, tasks: vec![a.id], ..Default::default() })
+        .create(NewGeneration::new(other.id).tasks(vec![a.id]))
         .await
         .unwrap_err();
     assert!(matches!(foreign, DalError::InvalidValue { .. }), "{foreign:?}");

@@ -15,6 +15,7 @@ mod json_sync;
 mod migrations;
 mod optimistic;
 mod pooler;
+mod raw_sql;
 mod reliability;
 mod review_findings;
 mod roundtrip;

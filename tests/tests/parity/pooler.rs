@@ -70,10 +70,7 @@ async fn task_worker_sequence(a: &Database, b: &Database) -> dal::Result<usize> 
             }
         }
     }
-    let complete = TaskFilter {
-        statuses: vec![TaskStatus::Complete],
-        task_type: None,
-    };
+    let complete = TaskFilter::default().status(TaskStatus::Complete);
     let finished = a.tasks().list_for_project(project.id, complete).await?;
     assert_eq!(
         done.iter().collect::<HashSet<_>>().len(),

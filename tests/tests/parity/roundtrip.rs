@@ -93,7 +93,7 @@ parity_test!(async fn text_fields_round_trip(t) {
         assert_eq!(t.db.tasks().get(task.id).await.unwrap().task_type, value);
         // Emails are capped (dal::repo::MAX_EMAIL_BYTES); keep the text's start.
         let short: String = value.chars().take(40).collect();
-        let u = t.db.users().create(NewUser { email: Some(format!("{short}{}", Id::new())), display_name: Some(value.clone()) }).await.unwrap();
+        let u = t.db.users().create(NewUser::new().email(format!("{short}{}", Id::new())).display_name(value.clone())).await.unwrap();
         assert_eq!(t.db.users().get(u.id).await.unwrap(), u);
     }
 });
@@ -172,7 +172,7 @@ parity_test!(async fn values_one_backend_cannot_store_fail_alike(t) {
         ("NUL in a name", t.db.projects().create(NewProject::new(user.id, "a\0b")).await.unwrap_err()),
         ("NUL in a task type", t.db.tasks().create(NewTask::queued(project.id, "\0", json!({}))).await.unwrap_err()),
         ("\\u0000 in JSON", t.db.tasks().create(NewTask::queued(project.id, "t", json!(["ok", "\u{0}"]))).await.unwrap_err()),
-        ("NUL in an email", t.db.users().create(NewUser { email: Some("x\0@y".into()), display_name: None }).await.unwrap_err()),
+        ("NUL in an email", t.db.users().create(NewUser::new().email("x\0@y")).await.unwrap_err()),
     ];
     for (what, err) in cases {
         assert!(matches!(err, DalError::InvalidValue { .. }), "{what}: {err:?}");

@@ -18,10 +18,11 @@ struct World {
 async fn world(t: &TestDb, name: &str) -> World {
     let user =
         t.db.users()
-            .create(NewUser {
-                email: Some(format!("{name}@example.com")),
-                display_name: Some(name.into()),
-            })
+            .create(
+                NewUser::new()
+                    .email(format!("{name}@example.com"))
+                    .display_name(name),
+            )
             .await
             .unwrap();
     let project =
@@ -36,11 +37,7 @@ async fn world(t: &TestDb, name: &str) -> World {
             .unwrap();
     let generation =
         t.db.generations()
-            .create(NewGeneration {
-                project_id: project.id,
-                tasks: vec![task.id],
-                ..Default::default()
-            })
+            .create(NewGeneration::new(project.id).tasks(vec![task.id]))
             .await
             .unwrap();
     let shot =

@@ -49,7 +49,7 @@ parity_test!(async fn hostile_input_changes_no_schema_and_nothing_out_of_scope(t
     let mine = t.db.projects().create(NewProject::new(me.id, "mine")).await.unwrap();
     for (i, s) in corpus().into_iter().enumerate() {
         let email = format!("{i}{s}");
-        let created = t.db.users().create(NewUser { email: Some(email.clone()), display_name: Some(s.clone()) }).await;
+        let created = t.db.users().create(NewUser::new().email(email.clone()).display_name(s.clone())).await;
         if email.len() > dal::repo::MAX_EMAIL_BYTES {
             assert!(matches!(created, Err(DalError::InvalidValue { .. })), "{:?}", created.map(|u| u.id));
         } else {
@@ -63,7 +63,7 @@ parity_test!(async fn hostile_input_changes_no_schema_and_nothing_out_of_scope(t
         assert_eq!(task.params, json!({ s.clone(): s.clone() }));
         task.output_location = Some(s.clone());
         assert_eq!(t.db.tasks().update(task).await.unwrap().output_location.as_deref(), Some(s.as_str()));
-        let g = t.db.generations().create(NewGeneration { project_id: mine.id, tasks: vec![], location: Some(s.clone()), generation_type: Some(s.clone()) }).await.unwrap();
+        let g = t.db.generations().create(NewGeneration::new(mine.id).tasks(vec![]).location(s.clone()).generation_type(s.clone())).await.unwrap();
         assert_eq!(t.db.generations().list_for_project(mine.id, Some(&s)).await.unwrap().iter().map(|g| g.id).collect::<Vec<_>>(), vec![g.id]);
         let shot = t.db.shots().create(NewShot::new(mine.id, s.clone())).await.unwrap();
         assert_eq!(t.db.shots().get(shot.id).await.unwrap().name, s);
@@ -78,7 +78,7 @@ parity_test!(async fn hostile_input_changes_no_schema_and_nothing_out_of_scope(t
             t.db.tasks().create(NewTask::queued(mine.id, "ok", json!({ "k": bad }))).await.unwrap_err(),
             t.db.tasks().create(NewTask::queued(mine.id, "ok", json!({ bad: 1 }))).await.unwrap_err(),
             t.db.shots().create(NewShot::new(mine.id, bad)).await.unwrap_err(),
-            t.db.users().create(NewUser { email: None, display_name: Some(bad.into()) }).await.unwrap_err(),
+            t.db.users().create(NewUser::new().display_name(bad)).await.unwrap_err(),
         ] {
             assert!(matches!(err, DalError::InvalidValue { .. }), "{err:?}");
         }

@@ -178,11 +178,7 @@ async fn sync_round_trip_between_two_clients() {
         let g = a
             .database()
             .generations()
-            .create(NewGeneration {
-                project_id: project,
-                tasks: vec![task.id],
-                ..Default::default()
-            })
+            .create(NewGeneration::new(project).tasks(vec![task.id]))
             .await
             .unwrap();
         a.database()
@@ -533,7 +529,7 @@ async fn simulate(
             }
             62..70 => {
                 let generation = generations[rng.random_range(0..generations.len())];
-                let position = rng.random_range(0..4u32);
+                let position = rng.random_range(0..4i32);
                 db.shots()
                     .add_to_timeline(shot, generation, Some(position))
                     .await
@@ -550,7 +546,7 @@ async fn simulate(
                             .unwrap();
                     } else {
                         db.shots()
-                            .move_in_timeline(entry.link.id, rng.random_range(0..4u32))
+                            .move_in_timeline(entry.link.id, rng.random_range(0..4i32))
                             .await
                             .unwrap();
                     }

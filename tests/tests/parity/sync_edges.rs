@@ -269,12 +269,11 @@ async fn a_child_written_while_its_project_is_deleted_goes_with_it() {
             .unwrap();
         let generation = server
             .generations()
-            .create(NewGeneration {
-                project_id: project,
-                tasks: vec![],
-                location: None,
-                generation_type: Some("image".into()),
-            })
+            .create(
+                NewGeneration::new(project)
+                    .tasks(vec![])
+                    .generation_type("image"),
+            )
             .await
             .unwrap();
 

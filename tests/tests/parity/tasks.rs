@@ -72,14 +72,14 @@ parity_test!(async fn tasks_filter_by_status_set_and_type(t) {
     let all = tasks.list_for_project(p.id, TaskFilter::default()).await.unwrap();
     assert_eq!(ids(&all), ids(&made), "all of the project's tasks, oldest first");
 
-    let queued_or_failed = TaskFilter { statuses: vec![TaskStatus::Queued, TaskStatus::Failed], task_type: None };
+    let queued_or_failed = TaskFilter::default().status(TaskStatus::Queued).status(TaskStatus::Failed);
     let got = tasks.list_for_project(p.id, queued_or_failed).await.unwrap();
     assert_eq!(ids(&got), vec![made[0].id, made[2].id, made[3].id]);
 
-    let renders = TaskFilter { statuses: vec![], task_type: Some("render".into()) };
+    let renders = TaskFilter::default().task_type("render");
     assert_eq!(ids(&tasks.list_for_project(p.id, renders).await.unwrap()), vec![made[0].id, made[1].id, made[4].id]);
 
-    let both = TaskFilter { statuses: vec![TaskStatus::Queued], task_type: Some("encode".into()) };
+    let both = TaskFilter::default().status(TaskStatus::Queued).task_type("encode");
     assert_eq!(ids(&tasks.list_for_project(p.id, both).await.unwrap()), vec![made[2].id]);
 });
 

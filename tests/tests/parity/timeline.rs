@@ -34,20 +34,14 @@ async fn scene(t: &TestDb, generations: usize) -> Scene {
     for _ in 0..generations {
         made.push(
             t.db.generations()
-                .create(NewGeneration {
-                    project_id: p.id,
-                    ..Default::default()
-                })
+                .create(NewGeneration::new(p.id))
                 .await
                 .unwrap(),
         );
     }
     let foreign =
         t.db.generations()
-            .create(NewGeneration {
-                project_id: q.id,
-                ..Default::default()
-            })
+            .create(NewGeneration::new(q.id))
             .await
             .unwrap();
     Scene {
@@ -129,16 +123,16 @@ parity_test!(async fn shots_crud(t) {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Add { generation: usize, at: Option<u32> },
-    Move { entry: usize, to: u32 },
+    Add { generation: usize, at: Option<i32> },
+    Move { entry: usize, to: i32 },
     Remove { entry: usize },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (0usize..5, proptest::option::of(0u32..12))
+        (0usize..5, proptest::option::of(0i32..12))
             .prop_map(|(generation, at)| Op::Add { generation, at }),
-        (0usize..64, 0u32..12).prop_map(|(entry, to)| Op::Move { entry, to }),
+        (0usize..64, 0i32..12).prop_map(|(entry, to)| Op::Move { entry, to }),
         (0usize..64).prop_map(|entry| Op::Remove { entry }),
     ]
 }
@@ -187,7 +181,7 @@ parity_test!(async fn concurrent_timeline_edits_stay_dense(t) {
         let shot = s.shot.id;
         let generations: Vec<Id> = s.generations.iter().map(|g| g.id).collect();
         tokio::spawn(async move {
-            for i in 0..10u32 {
+            for i in 0..10i32 {
                 let link = db.shots().add_to_timeline(shot, generations[(w + i as usize) % 5], Some(i % 3)).await.unwrap();
                 if i % 3 == 0 {
                     db.shots().move_in_timeline(link.id, 0).await.unwrap();
@@ -217,4 +211,21 @@ parity_test!(async fn deleting_a_generation_closes_up_the_timelines_that_showed_
     t.db.shots().add_to_timeline(s.shot.id, g[0], None).await.unwrap();
     assert_eq!(gens(order(&t.db, s.shot.id).await), vec![g[0], g[2], g[0]]);
     assert!(matches!(t.db.generations().delete(g[1]).await, Err(DalError::NotFound { .. })));
+});
+
+parity_test!(async fn a_negative_position_is_refused_and_changes_nothing(t) {
+    let s = scene(&t, 2).await;
+    let shots = t.db.shots();
+    let first = shots.add_to_timeline(s.shot.id, s.generations[0].id, None).await.unwrap();
+    match shots.add_to_timeline(s.shot.id, s.generations[1].id, Some(-1)).await {
+        Err(DalError::InvalidValue { .. }) => {}
+        other => panic!("expected InvalidValue, got {other:?}"),
+    }
+    match shots.move_in_timeline(first.id, -3).await {
+        Err(DalError::InvalidValue { .. }) => {}
+        other => panic!("expected InvalidValue, got {other:?}"),
+    }
+    let timeline = shots.timeline(s.shot.id).await.unwrap();
+    assert_eq!(timeline.len(), 1);
+    assert_eq!(timeline[0].link, first);
 });

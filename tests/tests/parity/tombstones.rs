@@ -19,10 +19,10 @@ async fn tombstoned(t: &TestDb, table: &str) -> (i64, i64) {
 }
 
 parity_test!(async fn deleting_leaves_hidden_tombstones_that_cascade(t) {
-    let user = t.db.users().create(NewUser { email: Some("gone@example.com".into()), display_name: None }).await.unwrap();
+    let user = t.db.users().create(NewUser::new().email("gone@example.com")).await.unwrap();
     let p = t.db.projects().create(NewProject::new(user.id, "P")).await.unwrap();
     let task = t.db.tasks().create(NewTask::queued(p.id, "render", json!({}))).await.unwrap();
-    let g = t.db.generations().create(NewGeneration { project_id: p.id, tasks: vec![task.id], ..Default::default() }).await.unwrap();
+    let g = t.db.generations().create(NewGeneration::new(p.id).tasks(vec![task.id])).await.unwrap();
     let shot = t.db.shots().create(NewShot::new(p.id, "S")).await.unwrap();
     t.db.shots().add_to_timeline(shot.id, g.id, None).await.unwrap();
 
@@ -44,7 +44,7 @@ parity_test!(async fn deleting_leaves_hidden_tombstones_that_cascade(t) {
     let second = t.db.projects().create(NewProject::new(user.id, "Q")).await.unwrap();
     t.db.users().delete(user.id).await.unwrap();
     assert!(matches!(t.db.projects().get(second.id).await, Err(DalError::NotFound { .. })));
-    let again = t.db.users().create(NewUser { email: Some("gone@example.com".into()), display_name: None }).await.unwrap();
+    let again = t.db.users().create(NewUser::new().email("gone@example.com")).await.unwrap();
     assert_ne!(again.id, user.id);
     assert!(matches!(t.db.users().delete(user.id).await, Err(DalError::NotFound { .. })));
 });

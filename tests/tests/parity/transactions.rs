@@ -84,7 +84,7 @@ parity_test!(async fn a_unit_of_work_never_waits_on_its_own_pool(t) {
     let task = uow.tasks().create(NewTask::queued(project.id, "render", json!({}))).await.unwrap();
     uow.tasks().create(NewTask::queued(project.id, "encode", json!({})).depending_on([task.id])).await.unwrap();
     assert_eq!(uow.tasks().claim("render").await.unwrap().unwrap().id, task.id);
-    let generation = uow.generations().create(NewGeneration { project_id: project.id, tasks: vec![task.id], ..Default::default() }).await.unwrap();
+    let generation = uow.generations().create(NewGeneration::new(project.id).tasks(vec![task.id])).await.unwrap();
     let shot = uow.shots().create(NewShot::new(project.id, "S")).await.unwrap();
     // Timeline edits open a nested unit of work of their own: on the same connection.
     let link = uow.shots().add_to_timeline(shot.id, generation.id, None).await.unwrap();
@@ -108,8 +108,8 @@ parity_test!(async fn uncommitted_work_is_invisible_to_the_pool(t) {
 
 parity_test!(async fn after_a_failed_statement_a_unit_of_work_can_only_roll_back(t) {
     let uow = t.db.begin().await.unwrap();
-    let kept = uow.users().create(NewUser { email: Some("a@b.c".into()), display_name: None }).await.unwrap();
-    let dup = uow.users().create(NewUser { email: Some("a@b.c".into()), display_name: None }).await.unwrap_err();
+    let kept = uow.users().create(NewUser::new().email("a@b.c")).await.unwrap();
+    let dup = uow.users().create(NewUser::new().email("a@b.c")).await.unwrap_err();
     assert!(matches!(dup, DalError::Conflict { .. }), "{dup:?}");
     // Postgres has aborted the transaction; SQLite would carry on. Both refuse alike.
     let next = uow.users().create(NewUser::default()).await.unwrap_err();
@@ -120,9 +120,9 @@ parity_test!(async fn after_a_failed_statement_a_unit_of_work_can_only_roll_back
 
     // A statement that may fail goes in a nested unit of work; its failure stays there.
     let uow = t.db.begin().await.unwrap();
-    let first = uow.users().create(NewUser { email: Some("x@y.z".into()), display_name: None }).await.unwrap();
+    let first = uow.users().create(NewUser::new().email("x@y.z")).await.unwrap();
     let attempt = uow.begin().await.unwrap();
-    let err = attempt.users().create(NewUser { email: Some("x@y.z".into()), display_name: None }).await.unwrap_err();
+    let err = attempt.users().create(NewUser::new().email("x@y.z")).await.unwrap_err();
     assert!(matches!(err, DalError::Conflict { .. }), "{err:?}");
     attempt.rollback().await.unwrap();
     let second = uow.users().create(NewUser::default()).await.unwrap();
@@ -134,7 +134,7 @@ parity_test!(async fn after_a_failed_statement_a_unit_of_work_can_only_roll_back
     let err = t
         .db
         .transaction(|uow| Box::pin(async move {
-            let _ = uow.users().create(NewUser { email: Some("x@y.z".into()), display_name: None }).await;
+            let _ = uow.users().create(NewUser::new().email("x@y.z")).await;
             Ok(())
         }))
         .await

@@ -226,7 +226,7 @@ parity_test!(async fn every_table_names_its_unreadable_row(t) {
 
 parity_test!(async fn an_unreadable_timeline_entry_is_named(t) {
     let tree = crate::fixtures::tree(&t.db).await;
-    let second = t.db.generations().create(NewGeneration { project_id: tree.project.id, ..Default::default() }).await.unwrap();
+    let second = t.db.generations().create(NewGeneration::new(tree.project.id)).await.unwrap();
     t.db.shots().add_to_timeline(tree.shot.id, second.id, None).await.unwrap();
     let link = tree.link.id;
     // Postgres's `integer` holds nothing the library cannot read, so the DBA drops the

@@ -11,7 +11,7 @@ use sea_orm::{ActiveModelTrait, Set};
 parity_test!(async fn users_crud_and_not_found(t) {
     let users = t.db.users();
     let ada = users
-        .create(NewUser { email: Some("ada@example.com".into()), display_name: Some("Ada".into()) })
+        .create(NewUser::new().email("ada@example.com").display_name("Ada"))
         .await
         .unwrap();
     assert_eq!(ada.id.get_version_num(), 7, "ids are UUIDv7 from the library");
@@ -27,7 +27,7 @@ parity_test!(async fn users_crud_and_not_found(t) {
     assert_eq!(renamed.created_at, ada.created_at, "created_at never changes");
 
     let dup = users
-        .create(NewUser { email: Some("ada@example.com".into()), display_name: None })
+        .create(NewUser::new().email("ada@example.com"))
         .await
         .unwrap_err();
     assert!(matches!(dup, DalError::Conflict { .. }), "{dup:?}");

@@ -179,7 +179,7 @@ impl<'r> Raw<'r> {
                     }
                     PgValueFormat::Text => r
                         .try_get::<Vec<Uuid>, _>(i)
-                        .map(IdList)
+                        .map(IdList::from)
                         .map_err(|e| e.to_string()),
                 }
             }
@@ -258,7 +258,7 @@ fn pg_uuid_array(mut buf: &[u8]) -> Cell<IdList> {
             n => return Err(format!("an element of {n} bytes")),
         }
     }
-    Ok(IdList(ids))
+    Ok(ids.into_iter().collect())
 }
 
 /// A uuid list on SQLite: a JSON array of canonical (lowercase, hyphenated) uuid strings,
@@ -278,7 +278,7 @@ fn sqlite_uuid_list(text: &str) -> Cell<IdList> {
             Ok(id)
         })
         .collect::<Result<Vec<_>, _>>()
-        .map(IdList)
+        .map(IdList::from)
 }
 
 /// A model read from a row of its table, by position.

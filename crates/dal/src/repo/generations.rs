@@ -18,8 +18,11 @@ use super::{
 use crate::executor::dialect_of;
 use crate::{Executor, Result, clock};
 
-/// A generation to create.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A generation to create: [`NewGeneration::new`], then the builder methods.
+/// (No `Default`: a generation needs its project.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
 pub struct NewGeneration {
     /// The owning project; must exist.
     pub project_id: Id,
@@ -40,6 +43,24 @@ impl NewGeneration {
             location: None,
             generation_type: None,
         }
+    }
+
+    /// The same generation, made by `tasks` (tasks of the same project).
+    pub fn tasks(mut self, tasks: impl IntoIterator<Item = Id>) -> Self {
+        self.tasks = tasks.into_iter().collect();
+        self
+    }
+
+    /// The same generation, stored at `location`.
+    pub fn location(mut self, location: impl Into<String>) -> Self {
+        self.location = Some(location.into());
+        self
+    }
+
+    /// The same generation, of type `generation_type` (e.g. `image`, `video`).
+    pub fn generation_type(mut self, generation_type: impl Into<String>) -> Self {
+        self.generation_type = Some(generation_type.into());
+        self
     }
 }
 
@@ -112,7 +133,7 @@ impl<E: Executor> GenerationRepository for Generations<'_, E> {
     }
 
     async fn update(&self, generation: generation::Model) -> Result<generation::Model> {
-        let tasks: Vec<Id> = generation.tasks.iter().map(|u| Id::from(*u)).collect();
+        let tasks: Vec<Id> = generation.tasks.iter().copied().collect();
         let project = generation.project_id;
         let id = generation.id;
         let expected = generation.row_version;

@@ -200,7 +200,7 @@ impl TaskPatch {
         };
         sets.set(
             Column::DependantOn,
-            dependencies.iter().map(|d| d.uuid()).collect::<IdList>(),
+            dependencies.iter().copied().collect::<IdList>(),
         );
         // The dependency check and the write in one unit, as `update` does.
         atomically(exec, move |uow| {
@@ -368,10 +368,7 @@ impl GenerationPatch {
         let Some(tasks) = self.tasks else {
             return apply::<_, Entity>(exec, "generation", id, sets, Some(Column::UpdatedAt)).await;
         };
-        sets.set(
-            Column::Tasks,
-            tasks.iter().map(|t| t.uuid()).collect::<IdList>(),
-        );
+        sets.set(Column::Tasks, tasks.iter().copied().collect::<IdList>());
         atomically(exec, move |uow| {
             Box::pin(async move {
                 let generation = found(find_by_id::<_, Entity>(uow, id).await?, "generation", id)?;

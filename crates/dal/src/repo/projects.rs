@@ -16,8 +16,10 @@ use super::{
 };
 use crate::{Executor, Result, clock};
 
-/// A project to create.
+/// A project to create: [`NewProject::new`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
 pub struct NewProject {
     /// The owner; must exist (`MissingParent` otherwise).
     pub user_id: Id,

@@ -387,7 +387,7 @@ impl<E: Executor> ShotRepository for ScopedShots<'_, E> {
         &self,
         shot_id: Id,
         generation_id: Id,
-        position: Option<u32>,
+        position: Option<i32>,
     ) -> Result<shot_generation::Model> {
         // Both must be the user's: checking the generation here keeps the repository's
         // "belongs to another project" (which would name that project) from leaking.
@@ -403,7 +403,7 @@ impl<E: Executor> ShotRepository for ScopedShots<'_, E> {
             .await
     }
 
-    async fn move_in_timeline(&self, link_id: Id, position: u32) -> Result<shot_generation::Model> {
+    async fn move_in_timeline(&self, link_id: Id, position: i32) -> Result<shot_generation::Model> {
         self.own_link(link_id).await?;
         Shots::new(self.exec)
             .move_in_timeline(link_id, position)

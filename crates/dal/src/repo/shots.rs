@@ -19,8 +19,10 @@ use super::{
 };
 use crate::{DalError, Executor, Result, UnitOfWork, clock};
 
-/// A shot to create.
+/// A shot to create: [`NewShot::new`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
 pub struct NewShot {
     /// The owning project; must exist.
     pub project_id: Id,
@@ -73,16 +75,17 @@ pub trait ShotRepository: Send + Sync {
     /// The shot's timeline in order, with each generation, in one statement whatever its
     /// length. `NotFound` if the shot does not exist.
     async fn timeline(&self, shot_id: Id) -> Result<Vec<TimelineEntry>>;
-    /// Puts `generation_id` at `position` (clamped to the end; `None` appends), shifting
+    /// Puts `generation_id` at `position` (clamped to the end; `None` appends; negative:
+    /// `InvalidValue`), shifting
     /// later entries up. The generation must belong to the shot's project.
     async fn add_to_timeline(
         &self,
         shot_id: Id,
         generation_id: Id,
-        position: Option<u32>,
+        position: Option<i32>,
     ) -> Result<link::Model>;
-    /// Moves the entry `link_id` to `position` (clamped to the end).
-    async fn move_in_timeline(&self, link_id: Id, position: u32) -> Result<link::Model>;
+    /// Moves the entry `link_id` to `position` (clamped to the end; negative: `InvalidValue`).
+    async fn move_in_timeline(&self, link_id: Id, position: i32) -> Result<link::Model>;
     /// Removes the entry `link_id`; later entries move down one.
     async fn remove_from_timeline(&self, link_id: Id) -> Result<()>;
 }
@@ -99,7 +102,9 @@ impl<'e, E: Executor> Shots<'e, E> {
 
     /// Closes gaps and ties in the shot's positions, keeping their order (position, then
     /// id). For writers that set positions themselves, such as sync merging two clients'
-    /// timelines; the repository's own operations keep them dense already.
+    /// timelines; the repository's own operations keep them dense already. Behind the
+    /// `internals` feature (the sync engine's), not part of the stable API.
+    #[cfg(feature = "internals")]
     pub async fn renumber_timeline(&self, shot_id: Id) -> Result<()> {
         let uow = self.exec.begin().await?;
         match lock_shot(&uow, shot_id).await {
@@ -190,8 +195,14 @@ async fn get_link(uow: &UnitOfWork, link_id: Id) -> Result<link::Model> {
     found(select_one(uow, query).await?, "timeline entry", link_id)
 }
 
-fn clamp(position: u32, len: i32) -> i32 {
-    Ord::min(i32::try_from(position).unwrap_or(i32::MAX), len)
+/// `position` clamped to `0..=len`; a negative one is refused, naming it.
+fn clamp(position: i32, len: i32) -> Result<i32> {
+    if position < 0 {
+        return Err(DalError::invalid(format!(
+            "timeline position {position} is negative; positions count from 0"
+        )));
+    }
+    Ok(Ord::min(position, len))
 }
 
 #[async_trait]
@@ -301,7 +312,7 @@ impl<E: Executor> ShotRepository for Shots<'_, E> {
         &self,
         shot_id: Id,
         generation_id: Id,
-        position: Option<u32>,
+        position: Option<i32>,
     ) -> Result<link::Model> {
         let uow = self.exec.begin().await?;
         let shot = lock_shot(&uow, shot_id).await?;
@@ -317,7 +328,7 @@ impl<E: Executor> ShotRepository for Shots<'_, E> {
             )));
         }
         let len = timeline_len(&uow, shot_id).await?;
-        let at = position.map_or(len, |p| clamp(p, len));
+        let at = position.map_or(Ok(len), |p| clamp(p, len))?;
         shift(&uow, shot_id, at, len, 1).await?;
         let row = insert_model(
             &uow,
@@ -335,14 +346,14 @@ impl<E: Executor> ShotRepository for Shots<'_, E> {
         Ok(row)
     }
 
-    async fn move_in_timeline(&self, link_id: Id, position: u32) -> Result<link::Model> {
+    async fn move_in_timeline(&self, link_id: Id, position: i32) -> Result<link::Model> {
         let uow = self.exec.begin().await?;
         let shot_id = get_link(&uow, link_id).await?.shot_id;
         lock_shot(&uow, shot_id).await?;
         // Read again under the lock: another move may have run meanwhile.
         let current = get_link(&uow, link_id).await?;
         let len = timeline_len(&uow, shot_id).await?;
-        let to = clamp(position, len - 1);
+        let to = clamp(position, len - 1)?;
         let from = current.position;
         if to > from {
             shift(&uow, shot_id, from + 1, to + 1, -1).await?;

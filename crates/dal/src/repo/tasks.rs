@@ -19,8 +19,13 @@ use super::{
 use crate::executor::dialect_of;
 use crate::{DalError, Executor, Result, clock};
 
-/// A task to create.
+/// A task to create: [`NewTask::queued`] or [`NewTask::new`], then the builder methods.
+///
+/// `#[non_exhaustive]`: build it with the constructors, so a field added later is not a
+/// breaking change.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+#[must_use]
 pub struct NewTask {
     /// The id to give it; `None` (the default) makes a new UUIDv7. Set it to refer to this
     /// task from others in the same [`insert_many`](TaskRepository::insert_many) batch.
@@ -38,16 +43,32 @@ pub struct NewTask {
 }
 
 impl NewTask {
-    /// A `Queued` task of `task_type` with `params` and no dependencies.
-    pub fn queued(project_id: Id, task_type: impl Into<String>, params: serde_json::Value) -> Self {
+    /// A task of `task_type` with `params` in `status`, with no dependencies.
+    pub fn new(
+        project_id: Id,
+        task_type: impl Into<String>,
+        params: serde_json::Value,
+        status: TaskStatus,
+    ) -> Self {
         NewTask {
             id: None,
             project_id,
             task_type: task_type.into(),
             params,
-            status: TaskStatus::Queued,
+            status,
             dependant_on: Vec::new(),
         }
+    }
+
+    /// A `Queued` task of `task_type` with `params` and no dependencies.
+    pub fn queued(project_id: Id, task_type: impl Into<String>, params: serde_json::Value) -> Self {
+        Self::new(project_id, task_type, params, TaskStatus::Queued)
+    }
+
+    /// The same task, created in `status`.
+    pub fn with_status(mut self, status: TaskStatus) -> Self {
+        self.status = status;
+        self
     }
 
     /// The same task, with a caller-chosen id.
@@ -64,12 +85,34 @@ impl NewTask {
 }
 
 /// Which tasks of a project to list. The default lists all of them.
+///
+/// ```
+/// use dal::prelude::*;
+/// let failed_renders = TaskFilter::default().status(TaskStatus::Failed).task_type("render");
+/// # let _ = failed_renders;
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
 pub struct TaskFilter {
     /// Only these statuses (empty: any status).
     pub statuses: Vec<TaskStatus>,
     /// Only this task type.
     pub task_type: Option<String>,
+}
+
+impl TaskFilter {
+    /// Also lists tasks in `status` (the first call narrows "any status" to this one).
+    pub fn status(mut self, status: TaskStatus) -> Self {
+        self.statuses.push(status);
+        self
+    }
+
+    /// Only tasks of `task_type`.
+    pub fn task_type(mut self, task_type: impl Into<String>) -> Self {
+        self.task_type = Some(task_type.into());
+        self
+    }
 }
 
 /// Tasks.
@@ -166,7 +209,7 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
         require_text("task type", &new.task_type)?;
         let now = clock::now();
         let row = task::Model {
-            id: new.id.unwrap_or_default(),
+            id: new.id.unwrap_or_else(Id::new),
             task_type: new.task_type,
             // In the form every read returns (the value mapping stores this form too).
             params: entities::json::canonical(new.params),
@@ -196,7 +239,7 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
 
     async fn insert_many(&self, new: Vec<NewTask>) -> Result<Vec<Id>> {
         let now = clock::now();
-        let ids: Vec<Id> = new.iter().map(|t| t.id.unwrap_or_default()).collect();
+        let ids: Vec<Id> = new.iter().map(|t| t.id.unwrap_or_else(Id::new)).collect();
         // A dependency is a task of the batch or an existing one, of the same project.
         let in_batch: std::collections::HashMap<Id, Id> = new
             .iter()
@@ -256,7 +299,7 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
 
     async fn update(&self, task: task::Model) -> Result<task::Model> {
         require_text("task type", &task.task_type)?;
-        let dependencies: Vec<Id> = task.dependant_on.iter().map(|u| Id::from(*u)).collect();
+        let dependencies: Vec<Id> = task.dependant_on.iter().copied().collect();
         let id = task.id;
         let project = task.project_id;
         let expected = task.row_version;

@@ -33,13 +33,40 @@ pub(crate) fn check_email(email: &Option<String>) -> Result<()> {
     }
 }
 
-/// A user to create.
+/// A user to create: `NewUser::default()` (or [`NewUser::new`]), then the builder methods.
+///
+/// ```
+/// use dal::prelude::*;
+/// let ada = NewUser::new().email("ada@example.com").display_name("Ada");
+/// # let _ = ada;
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
 pub struct NewUser {
     /// Unique when present; a second user with the same email is a `Conflict`.
     pub email: Option<String>,
     /// Name shown in the UI.
     pub display_name: Option<String>,
+}
+
+impl NewUser {
+    /// A user with no email and no display name.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same user, with `email` (at most [`MAX_EMAIL_BYTES`]).
+    pub fn email(mut self, email: impl Into<String>) -> Self {
+        self.email = Some(email.into());
+        self
+    }
+
+    /// The same user, with `display_name`.
+    pub fn display_name(mut self, display_name: impl Into<String>) -> Self {
+        self.display_name = Some(display_name.into());
+        self
+    }
 }
 
 /// Users: create, read, update, delete.
