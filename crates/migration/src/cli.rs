@@ -37,8 +37,8 @@ pub enum Command {
     Generate {
         /// What it does, in snake_case, e.g. `add_task_priority`.
         name: String,
-        /// The migration crate's `src` directory.
-        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/src"))]
+        /// The history crate's `src` directory (`crates/migration-history/src`).
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../migration-history/src"))]
         dir: PathBuf,
     },
     /// Print the DDL the migration history produces on a backend (from a scratch database).
