@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dal_config::{Backend, Config};
-use migration::locked::Route as MigrationRoute;
-use migration::{Migrator, MigratorTrait};
+use migration_history::locked::Route as MigrationRoute;
+use migration_history::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
 use crate::dialect::Dialect;
@@ -108,7 +108,7 @@ impl Database {
                 detail: "the SQLite database is opened read-only (mode=ro or immutable=1); migrations write".to_owned(),
             });
         }
-        migration::locked::up(&self.inner, self.migration_route, None)
+        migration_history::locked::up(&self.inner, self.migration_route, None)
             .await
             .map_err(migration_error)
     }
@@ -131,7 +131,7 @@ impl Database {
                 .transpose()?),
             Err(e) => {
                 // No history table yet: nothing is applied.
-                match migration::has_table(&self.route(), "seaql_migrations").await {
+                match migration_history::has_table(&self.route(), "seaql_migrations").await {
                     Ok(false) => Ok(None),
                     _ => Err(e.into()),
                 }
@@ -141,7 +141,7 @@ impl Database {
 
     /// The newest migration this build of the library knows.
     pub fn latest_schema_version() -> &'static str {
-        migration::sources()
+        migration_history::sources()
             .last()
             .map(|(name, _)| *name)
             .expect("the history has a migration")

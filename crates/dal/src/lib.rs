@@ -3,7 +3,7 @@
 //! An application links this crate, builds a [`Database`] from the environment
 //! (`APP_ENV=local`: SQLite at `./local.db`; `APP_ENV=web`: Postgres at `DATABASE_URL`) and
 //! never asks which backend is behind it. One set of entities (`entities`) and one
-//! migration history (`migration`) define the schema on both; the differences between the
+//! migration history (`migration-history`) define the schema on both; the differences between the
 //! two SQL dialects live in one private module, and every fault comes back as the same
 //! [`DalError`] variant on both backends.
 //!

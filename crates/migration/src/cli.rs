@@ -1,11 +1,14 @@
 //! The migration commands, as a library so tests drive exactly what the binary runs.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use dal_config::{AppEnv, Config, ConnectError};
-use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
-use sea_orm_migration::{IntoSchemaManagerConnection, MigrationStatus, MigratorTrait};
+use sea_orm_migration::sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
+};
+use sea_orm_migration::{MigrationStatus, MigratorTrait};
 
 use crate::locked::{self, Route};
 use crate::{Migrator, checksum, inspect, scratch};
@@ -37,8 +40,8 @@ pub enum Command {
     Generate {
         /// What it does, in snake_case, e.g. `add_task_priority`.
         name: String,
-        /// The migration crate's `src` directory.
-        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/src"))]
+        /// The history crate's `src` directory (`crates/migration-history/src`).
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../migration-history/src"))]
         dir: PathBuf,
     },
     /// Print the DDL the migration history produces on a backend (from a scratch database).
@@ -205,8 +208,7 @@ pub async fn execute(
     result
 }
 
-/// One connection: SQLite pragmas such as `foreign_keys` are per connection, and `fresh`
-/// switches them off and on again around its drops.
+/// One connection: a command is one transaction, and needs no more.
 async fn open(config: &Config) -> Result<DatabaseConnection, CliError> {
     Ok(dal_config::connect(&config.clone().with_max_connections(1)).await?)
 }
@@ -216,40 +218,85 @@ async fn run(
     route: Route,
     command: MigrateCommand,
 ) -> Result<Vec<MigrationState>, CliError> {
-    if route != Route::Session {
-        // Behind a transaction-mode pooler a statement outside a transaction may run on
-        // any server session: the whole command, status included, is one transaction.
-        return Ok(locked::in_locked_transaction(db, route, move |tx| {
-            Box::pin(async move {
-                apply(tx, command).await?;
-                status(tx).await
-            })
+    if command == MigrateCommand::Status && route == Route::Session {
+        return Ok(status(db).await?);
+    }
+    // Every command that writes runs as `dal::Database::migrate` does: in one transaction
+    // holding the migration lock, so it serialises with every other migrator and a failure
+    // leaves nothing behind. Behind a transaction-mode pooler a statement outside a
+    // transaction may run on any server session, so `status` is one such transaction too.
+    Ok(locked::in_locked_transaction(db, route, move |tx| {
+        Box::pin(async move {
+            apply(tx, command).await?;
+            status(tx).await
         })
-        .await?);
-    }
-    match command {
-        // The same advisory lock and single transaction as `dal::Database::migrate`.
-        MigrateCommand::Up { num } => locked::up(db, route, num).await?,
-        command => apply(db, command).await?,
-    }
-    status(db).await.map_err(CliError::from)
+    })
+    .await?)
 }
 
-/// Applies `command` and records the checksums of what is applied afterwards.
-async fn apply<C>(db: &C, command: MigrateCommand) -> Result<(), DbErr>
-where
-    C: ConnectionTrait,
-    for<'c> &'c C: IntoSchemaManagerConnection<'c>,
-{
+/// Applies `command` and records the checksums of what is applied afterwards. It takes the
+/// transaction [`locked::in_locked_transaction`] holds: no write runs without the lock.
+async fn apply(tx: &DatabaseTransaction, command: MigrateCommand) -> Result<(), DbErr> {
     match command {
-        MigrateCommand::Up { num } => Migrator::up(db, num).await?,
-        MigrateCommand::Down { num } => Migrator::down(db, Some(num)).await?,
+        // Exactly what `locked::up` (and so `dal::Database::migrate`) runs.
+        MigrateCommand::Up { num } => return locked::apply_pending(tx, num).await,
+        MigrateCommand::Down { num } => Migrator::down(tx, Some(num)).await?,
         MigrateCommand::Status => return Ok(()),
-        MigrateCommand::Fresh => Migrator::fresh(db).await?,
-        MigrateCommand::Refresh => Migrator::refresh(db).await?,
-        MigrateCommand::Reset => Migrator::reset(db).await?,
+        MigrateCommand::Fresh => {
+            if tx.get_database_backend() == DbBackend::Sqlite {
+                drop_sqlite_tables_children_first(tx).await?;
+            }
+            Migrator::fresh(tx).await?
+        }
+        MigrateCommand::Refresh => Migrator::refresh(tx).await?,
+        MigrateCommand::Reset => Migrator::reset(tx).await?,
     }
-    checksum::record(db).await
+    checksum::record(tx).await
+}
+
+/// Drops every SQLite table, each after the tables that reference it. sea-orm-migration's
+/// `fresh` switches foreign keys off around its drops, which SQLite ignores inside a
+/// transaction; with them on, dropping a table first deletes its rows and follows the
+/// foreign keys of the tables referencing it, which must not be gone by then ("no such
+/// table"). Should the references form a cycle, the rest is dropped with the checks
+/// deferred to the commit, by when every table is made again, empty.
+async fn drop_sqlite_tables_children_first(tx: &DatabaseTransaction) -> Result<(), DbErr> {
+    let rows = tx
+        .query_all_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT m.name AS child, f.\"table\" AS parent FROM sqlite_master AS m \
+             LEFT JOIN pragma_foreign_key_list(m.name) AS f \
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+        ))
+        .await?;
+    // Each table and the other tables it references.
+    let mut parents: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for row in rows {
+        let child: String = row.try_get("", "child")?;
+        let parent: Option<String> = row.try_get("", "parent")?;
+        let entry = parents.entry(child.clone()).or_default();
+        if let Some(parent) = parent.filter(|p| *p != child) {
+            entry.insert(parent);
+        }
+    }
+    while !parents.is_empty() {
+        let unreferenced = parents
+            .keys()
+            .find(|t| !parents.values().any(|ps| ps.contains(*t)))
+            .cloned();
+        let table = match unreferenced {
+            Some(table) => table,
+            None => {
+                tx.execute_unprepared("PRAGMA defer_foreign_keys = ON")
+                    .await?;
+                parents.keys().next().cloned().expect("not empty")
+            }
+        };
+        tx.execute_unprepared(&format!("DROP TABLE \"{}\"", table.replace('"', "\"\"")))
+            .await?;
+        parents.remove(&table);
+    }
+    Ok(())
 }
 
 /// Every migration of the history and whether `db` has it applied.

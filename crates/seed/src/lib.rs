@@ -6,7 +6,7 @@
 //!   (UUIDv5 from a stable name) and timestamp is fixed; rows that exist are never
 //!   overwritten, rows it did not create are never touched.
 //! * [`fixtures`]: JSON fixture files in a directory, upserted the same idempotent way;
-//!   [`watch`] keeps following the directory.
+//!   [`watch()`] keeps following the directory.
 //! * [`scale`]: N generated projects with a realistic fan-out, through the bulk path.
 //!
 //! ```no_run

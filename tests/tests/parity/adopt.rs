@@ -7,7 +7,7 @@ use dal::prelude::*;
 use dal::{Backend, Database};
 use migration::adopt::{AdoptError, AdoptOptions, Outcome, Plan, adopt};
 use migration::cli::{self, MigrateCommand};
-use migration::{Migrator, MigratorTrait};
+use migration_history::{Migrator, MigratorTrait};
 use parity_tests::{Setup, TestDb, parity_test};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
@@ -596,9 +596,9 @@ async fn adoption_waits_for_a_migration_in_progress() {
         };
         let mut holder = sqlx::PgConnection::connect(url.expose_secret()).await.unwrap();
         sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
-        let lock = migration::locked::preamble(
+        let lock = migration_history::locked::preamble(
             sea_orm::DbBackend::Postgres,
-            migration::locked::Route::Session,
+            migration_history::locked::Route::Session,
         );
         sqlx::query(sqlx::AssertSqlSafe(lock)).execute(&mut holder).await.unwrap();
 

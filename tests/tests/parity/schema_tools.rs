@@ -147,33 +147,33 @@ parity_test!(async fn the_committed_ddl_is_what_the_migrations_produce(t) {
 parity_test!(empty async fn the_generated_scaffold_applies_and_rolls_back(t) {
     // `generate` writes `template.rs` under a new name; the template is compiled into the
     // crate, so here it is applied after the real history, as a generated migration would be.
-    use migration::{MigrationTrait, MigratorTrait};
+    use migration_history::{MigrationTrait, MigratorTrait};
     struct WithScaffold;
     #[async_trait::async_trait]
     impl MigratorTrait for WithScaffold {
         fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            let mut all = migration::Migrator::migrations();
+            let mut all = migration_history::Migrator::migrations();
             all.push(Box::new(migration::template::Migration));
             all
         }
     }
     // Each step in a transaction of its own, as it must be behind a transaction pooler.
     let db = t.db.sea_orm_connection();
-    let route = migration::locked::Route::of(&t.config);
-    let applied = migration::locked::in_locked_transaction(db, route, |tx| {
+    let route = migration_history::locked::Route::of(&t.config);
+    let applied = migration_history::locked::in_locked_transaction(db, route, |tx| {
         Box::pin(async move {
             WithScaffold::up(tx, None).await?;
-            migration::applied_versions(tx).await
+            migration_history::applied_versions(tx).await
         })
     })
     .await
     .unwrap();
     assert!(applied.iter().any(|v| v == "m00000000_000000_template"), "{applied:?}");
-    assert_eq!(applied.len(), migration::sources().len() + 1);
-    let after = migration::locked::in_locked_transaction(db, route, |tx| {
+    assert_eq!(applied.len(), migration_history::sources().len() + 1);
+    let after = migration_history::locked::in_locked_transaction(db, route, |tx| {
         Box::pin(async move {
             WithScaffold::down(tx, Some(1)).await?;
-            migration::applied_versions(tx).await
+            migration_history::applied_versions(tx).await
         })
     })
     .await

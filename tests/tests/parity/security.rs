@@ -30,8 +30,8 @@ fn corpus() -> Vec<String> {
 
 /// The live schema, read in a transaction (as it must be behind a transaction pooler).
 async fn inspect(t: &parity_tests::TestDb) -> migration::inspect::Schema {
-    let route = migration::locked::Route::of(&t.config);
-    migration::locked::in_locked_transaction(t.db.sea_orm_connection(), route, |tx| {
+    let route = migration_history::locked::Route::of(&t.config);
+    migration_history::locked::in_locked_transaction(t.db.sea_orm_connection(), route, |tx| {
         Box::pin(migration::inspect::inspect(tx))
     })
     .await

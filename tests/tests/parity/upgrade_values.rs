@@ -9,7 +9,7 @@ use parity_tests::parity_test;
 use crate::foreign_writes::{T0, exec, insert_task, list, lit};
 
 parity_test!(empty async fn upgrading_keeps_foreign_rows_readable_or_says_which_are_not(t) {
-    let history = migration::sources();
+    let history = migration_history::sources();
     let previous = history
         .iter()
         .position(|(name, _)| *name == "m20261130_203628_values_every_reader_reads")

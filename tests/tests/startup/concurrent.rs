@@ -76,7 +76,7 @@ async fn assert_round(round: usize, outcomes: &[(bool, String)], config: &Config
         failed.len()
     );
     let db = Database::connect(config).await.expect("connect afterwards");
-    let history: Vec<String> = migration::sources()
+    let history: Vec<String> = migration_history::sources()
         .iter()
         .map(|(name, _)| name.to_string())
         .collect();
@@ -108,7 +108,10 @@ async fn assert_round(round: usize, outcomes: &[(bool, String)], config: &Config
         "round {round}: one user per racer"
     );
     assert!(
-        migration::checksum::verify(&db).await.unwrap().is_empty(),
+        migration_history::checksum::verify(&db)
+            .await
+            .unwrap()
+            .is_empty(),
         "round {round}"
     );
     db.close().await.unwrap();

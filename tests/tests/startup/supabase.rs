@@ -31,7 +31,7 @@ async fn check_files(url: String) {
     let dir = tempfile::tempdir().unwrap();
     supabase::write(&files, dir.path()).unwrap();
 
-    let history = migration::sources();
+    let history = migration_history::sources();
     assert_eq!(files.len(), history.len());
     for (file, (name, _)) in files.iter().zip(&history) {
         assert_eq!(file.file_name, supabase::file_name(name).unwrap());

@@ -1,6 +1,6 @@
 //! Repositories: one trait per aggregate, one implementation for both backends.
 //!
-//! Each repository borrows an [`Executor`](crate::Executor) (the pool or a unit of work),
+//! Each repository borrows an [`Executor`] (the pool or a unit of work),
 //! so the same calls run on their own or inside a transaction. Ids (UUIDv7) and
 //! timestamps (UTC, microseconds) are set here, never by the caller or the database.
 

@@ -8,13 +8,13 @@
 //! migration, all in one transaction. Later migrations are never listed here, so adoption
 //! stays right as the history grows.
 //!
-//! * [`shape`]: is this the draft, the history, or neither?
-//! * [`convert`]: each column's value in the new schema (backfills, SQLite conversions).
-//! * [`decide`]: rows that cannot satisfy the new constraints (orphans, bad values).
-//! * [`missing_users`]: `--add-missing-users`, id-only users for projects that name them.
-//! * [`postgres`] / [`sqlite`]: altering in place / rebuilding tables.
+//! * `shape`: is this the draft, the history, or neither?
+//! * `convert`: each column's value in the new schema (backfills, SQLite conversions).
+//! * `decide`: rows that cannot satisfy the new constraints (orphans, bad values).
+//! * `missing_users`: `--add-missing-users`, id-only users for projects that name them.
+//! * `postgres` / `sqlite`: altering in place / rebuilding tables.
 //! * [`quarantine`]: where `--quarantine` moves the rows that need a decision.
-//! * [`plan`] / [`apply`]: the plan printed without `--apply`, and running it.
+//! * `plan` / `apply`: the plan printed without `--apply`, and running it.
 //!
 //! Without `--apply` nothing changes: the plan is made in a transaction that is rolled
 //! back (it only writes temporary tables). The transaction is the one every migration

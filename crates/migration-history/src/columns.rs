@@ -33,7 +33,7 @@ fn uuid_glob() -> String {
 }
 
 /// A GLOB pattern matching exactly `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
-pub(crate) const TIMESTAMP_GLOB: &str = "[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z";
+pub const TIMESTAMP_GLOB: &str = "[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z";
 
 /// SQLite's `now()` in the stored format: `%f` gives milliseconds, padded to microseconds.
 const SQLITE_NOW: &str = "(strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000Z')";

@@ -1,9 +1,10 @@
 //! Checksums of applied migrations, to notice a migration edited after it was applied
 //! (as sqlx and Flyway do).
 //!
-//! When migrations are applied through this crate's CLI or `dal::Database::migrate`, the
-//! SHA-256 of each applied migration's source is recorded in [`TABLE`]. [`verify`] compares
-//! the recorded sums with the sources compiled into this binary.
+//! When migrations are applied through [`crate::locked::up`] (`dal::Database::migrate`,
+//! `migration up`), the SHA-256 of each applied migration's source is recorded in
+//! [`TABLE`]. [`verify`] compares the recorded sums with the sources compiled into this
+//! binary.
 
 use sea_orm_migration::sea_orm::sea_query::{
     Alias, ColumnDef, Expr, ExprTrait, Query, Table, TableCreateStatement,
@@ -163,4 +164,63 @@ pub async fn applied_versions<C: ConnectionTrait>(db: &C) -> Result<Vec<String>,
 
 fn short(sum: &str) -> &str {
     sum.get(..12).unwrap_or(sum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checksums databases have recorded for the released migrations, oldest first.
+    /// A migration's source is hashed whole (its tests and comments too), so editing,
+    /// reformatting or re-encoding one makes `migration check` report it on every database
+    /// that applied it. Newer migrations may still change until released: then add their
+    /// line here.
+    const RELEASED: &[(&str, &str)] = &[
+        (
+            "m20250601_000001_initial_schema",
+            "c15173c9520480721c317977b41bb2944b4908e494f0c690d1b172994b287fa0",
+        ),
+        (
+            "m20250602_000001_row_level_security",
+            "cee9239a4f428d7d758dd47b0ed323bc52cf982d10e7ce2d16d92395cd0a3a3f",
+        ),
+        (
+            "m20250603_000001_sync",
+            "e47044bf7e8bbf4ffbfad7442030aa9f8b71035e7d1880e4a93e0f2c4bff0458",
+        ),
+        (
+            "m20261123_112756_sync_pull_order_index",
+            "9fa8e6d2e9125e0db7ddaf9f451e1480ba6d90520d5388f07c53c3bdf0a4c249",
+        ),
+        (
+            "m20261123_112940_sync_log_details",
+            "0ed7c6d6fda1f6c5657add8a65d7efdc1f63ce7ae78ee2b4a66bb7ce7f30e640",
+        ),
+        (
+            "m20261130_203628_values_every_reader_reads",
+            "128e05dc13673e84f5af9cdc95f8bf1aa76abca06fa1f7c267e45d1996807f45",
+        ),
+        (
+            "m20261130_232000_row_versions",
+            "010fde60ebe3327241f9451e0540ed3cd4e47b3f03790e6fe90daae7fedd02f5",
+        ),
+    ];
+
+    #[test]
+    fn released_migrations_keep_the_checksums_databases_recorded() {
+        let history = sources();
+        assert!(
+            history.len() >= RELEASED.len(),
+            "a released migration is gone"
+        );
+        for ((name, source), (released, sum)) in history.iter().zip(RELEASED) {
+            assert_eq!(name, released, "the released history is in this order");
+            assert_eq!(
+                checksum(source),
+                *sum,
+                "{name} changed after it was released: databases that applied it will \
+                 report it as edited (`migration check`); write a new migration instead"
+            );
+        }
+    }
 }

@@ -158,11 +158,13 @@ pub fn preamble(backend: DbBackend, route: Route) -> String {
 /// Applies pending migrations (all, or the next `steps`) and records their checksums, in
 /// one locked transaction: what `dal::Database::migrate` and `migration up` both run.
 pub async fn up(db: &DatabaseConnection, route: Route, steps: Option<u32>) -> Result<(), DbErr> {
-    in_locked_transaction(db, route, move |tx| {
-        Box::pin(async move {
-            Migrator::up(tx, steps).await?;
-            checksum::record(tx).await
-        })
-    })
-    .await
+    in_locked_transaction(db, route, move |tx| Box::pin(apply_pending(tx, steps))).await
+}
+
+/// What [`up`] runs inside its transaction, for a caller that holds the locked transaction
+/// itself (from [`in_locked_transaction`]) to do more in it: `migration up` also reads the
+/// status there. On a transaction without the lock, concurrent migrators would race.
+pub async fn apply_pending(tx: &DatabaseTransaction, steps: Option<u32>) -> Result<(), DbErr> {
+    Migrator::up(tx, steps).await?;
+    checksum::record(tx).await
 }
