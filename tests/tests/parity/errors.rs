@@ -76,7 +76,7 @@ parity_test!(async fn an_exhausted_pool_times_out_with_a_typed_error(t) {
     let holder = db.begin().await.unwrap();
     let started = std::time::Instant::now();
     let err = db.users().get(Id::new()).await.unwrap_err();
-    assert_eq!(err, DalError::Timeout { what: TimeoutKind::PoolAcquire });
+    assert!(matches!(err, DalError::Timeout { what: TimeoutKind::PoolAcquire, .. }), "{err:?}");
     assert!(err.is_retryable());
     assert!(started.elapsed() < Duration::from_secs(5), "within the acquire timeout");
     holder.rollback().await.unwrap();

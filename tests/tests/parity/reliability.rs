@@ -327,7 +327,7 @@ postgres_test!(async fn postgres_statement_timeout_is_a_typed_timeout(t) {
     let started = Instant::now();
     let err = DalError::from(db.execute_unprepared("SELECT pg_sleep(5)").await.unwrap_err());
     let took = started.elapsed();
-    assert_eq!(err, DalError::Timeout { what: TimeoutKind::Statement });
+    assert!(matches!(err, DalError::Timeout { what: TimeoutKind::Statement, .. }), "{err:?}");
     assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(3), "{took:?}");
     db.users().create(NewUser::default()).await.expect("the connection is usable afterwards");
 });
