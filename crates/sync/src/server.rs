@@ -989,3 +989,19 @@ impl Transport for PostgresTransport {
         self.server.pull(request).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_dead_letters_and_trouble_retries() {
+        let refusal = DalError::sync_refused(SyncRefusal::UnsyncedTable {
+            table: "sync_log".into(),
+        });
+        assert!(refuses_for_good(&refusal));
+        assert_eq!(refusal.kind(), dal::ErrorKind::SyncRefused);
+        assert!(!refusal.is_retryable());
+        assert!(!refuses_for_good(&DalError::database("a full disk")));
+    }
+}

@@ -35,7 +35,7 @@ pub(super) async fn open(
     let mut backoff = Duration::from_millis(2);
     loop {
         let attempt = async {
-            super::probe(options.clone()).await?;
+            probe(options.clone()).await?;
             pool_options(config, mode)
                 .connect_with(options.clone())
                 .await
@@ -51,6 +51,18 @@ pub(super) async fn open(
             Ok(pool) => return Ok(pool),
         }
     }
+}
+
+/// Opens one connection and reads the file's header, so that a file that is not a
+/// database fails here in every mode (a read-only connection runs no statement that
+/// would read it), and closes it.
+async fn probe(options: SqliteConnectOptions) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut conn = options.connect().await?;
+    sqlx::query("PRAGMA schema_version")
+        .execute(&mut conn)
+        .await?;
+    conn.close().await
 }
 
 /// The connection options for `mode`.
