@@ -54,9 +54,9 @@ impl From<ConnectError> for DalError {
         let detail = e.to_string();
         let source = Arc::new(e.source);
         match classify_sqlx(&source, || DriverError::shared(source.clone())) {
-            Some(DalError::Database { source, .. }) | Some(DalError::Migration { source, .. }) => {
-                DalError::Connection { detail, source }
-            }
+            // A database error at connect with no variant of its own (authentication,
+            // say) stays a connection failure, as before this source was kept.
+            Some(DalError::Database { source, .. }) => DalError::Connection { detail, source },
             Some(other) => other,
             None => DalError::Connection {
                 detail,
