@@ -66,7 +66,9 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, ConnectError
                     options = options.statement_cache_capacity(0).extra_float_digits(None);
                 }
             }
-            probe(options.clone()).await.map_err(fail)?;
+            probe(options.clone())
+                .await
+                .map_err(|e| fail(missing_database(e, &options)))?;
             let pool = PgPoolOptions::new()
                 .max_connections(config.max_connections)
                 .acquire_timeout(config.acquire_timeout)
@@ -80,6 +82,26 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, ConnectError
 }
 
 mod sqlite;
+
+/// A database that does not exist (3D000) is a configuration error naming it, not a
+/// (retryable) connection failure: nothing will create it meanwhile.
+fn missing_database(e: sqlx::Error, options: &PgConnectOptions) -> sqlx::Error {
+    const INVALID_CATALOG_NAME: &str = "3D000";
+    let missing = matches!(&e, sqlx::Error::Database(db)
+        if db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some_and(|pg| pg.code() == INVALID_CATALOG_NAME));
+    if !missing {
+        return e;
+    }
+    // sqlx connects to the database named after the user when the URL names none.
+    let database = options
+        .get_database()
+        .unwrap_or_else(|| options.get_username())
+        .to_owned();
+    sqlx::Error::Configuration(Box::new(crate::ConfigError::PostgresDatabaseMissing {
+        database,
+    }))
+}
 
 /// Opens and closes one connection, so a failure reports the driver's reason (refused,
 /// authentication, no such database, cannot open the file) rather than the pool's

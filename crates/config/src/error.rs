@@ -67,6 +67,35 @@ pub enum ConfigError {
         /// The URL parameter that opens existing files only.
         parameter: &'static str,
     },
+    /// SQLite cannot open or create the file (SQLITE_CANTOPEN): its directory does not
+    /// exist, or this process may not open or create files there. Not retryable.
+    #[error(
+        "the SQLite file {path} cannot be opened ({reason}); check that its directory exists and that this process may create and write files in it"
+    )]
+    SqliteCannotOpen {
+        /// The file.
+        path: std::path::PathBuf,
+        /// SQLite's message.
+        reason: String,
+    },
+    /// The file exists but is not a SQLite database (SQLITE_NOTADB): some other file, or
+    /// an encrypted database. Not retryable.
+    #[error("{path} is not a SQLite database (SQLite: {reason})")]
+    SqliteNotADatabase {
+        /// The file.
+        path: std::path::PathBuf,
+        /// SQLite's message.
+        reason: String,
+    },
+    /// The Postgres server has no database of the name `DATABASE_URL` gives (3D000).
+    /// Not retryable: create the database, or fix the URL.
+    #[error(
+        "the Postgres database {database:?} does not exist on the server; create it, or fix the database name in DATABASE_URL"
+    )]
+    PostgresDatabaseMissing {
+        /// The database name from the URL (never the rest of the URL).
+        database: String,
+    },
     /// `DB_MIGRATE_ON_CONNECT=true` with a sqlite URL that opens the database read-only.
     #[error(
         "DB_MIGRATE_ON_CONNECT=true cannot migrate a database opened read-only (DATABASE_URL has `{parameter}`); unset it, or migrate through a writable URL first"

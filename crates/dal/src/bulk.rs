@@ -170,10 +170,11 @@ where
     if rows.is_empty() {
         return Ok(0);
     }
-    match exec.backend() {
+    let written = match exec.backend() {
         Backend::Postgres => write_unnest(exec, rows, &conflict).await,
         Backend::Sqlite => write_json(exec, rows, &conflict).await,
-    }
+    };
+    written.map_err(|e| e.in_table(A::Entity::default().table_name()))
 }
 
 async fn write_unnest<E, A>(exec: &E, rows: Vec<A>, conflict: &Conflict) -> Result<u64>

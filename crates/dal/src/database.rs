@@ -104,9 +104,9 @@ impl Database {
         if self.read_only {
             // SQLite would let a history with nothing pending pass without writing, while
             // Postgres refuses the migrator's first DDL in a read-only transaction.
-            return Err(DalError::ReadOnly {
-                detail: "the SQLite database is opened read-only (mode=ro or immutable=1); migrations write".to_owned(),
-            });
+            return Err(DalError::read_only(
+                "the SQLite database is opened read-only (mode=ro or immutable=1); migrations write",
+            ));
         }
         migration_history::locked::up(&self.inner, self.migration_route, None)
             .await
@@ -412,7 +412,7 @@ impl Tx {
 
 fn migration_error(e: sea_orm::DbErr) -> DalError {
     match DalError::from(e) {
-        DalError::Database { detail } => DalError::Migration { detail },
+        DalError::Database { detail, source } => DalError::Migration { detail, source },
         other => other,
     }
 }

@@ -43,7 +43,7 @@ mod retry;
 
 pub use dal_config::{AppEnv, Backend, Config, ConfigError, PoolMode, SqliteMode};
 pub use database::{BoxFuture, Database, UnitOfWork};
-pub use error::{DalError, Result, TimeoutKind};
+pub use error::{DalError, DriverError, ErrorKind, Result, SyncRefusal, TimeoutKind};
 pub use executor::Executor;
 pub use retry::{Isolation, RetryPolicy};
 

@@ -299,12 +299,13 @@ async fn check_task_references<E: Executor>(exec: &E, data: &Dataset) -> dal::Re
     let referenced: Vec<Id> = referenced.into_iter().collect();
     let found = count_existing::<E, task::Entity>(exec, &referenced).await?;
     if found != referenced.len() as u64 {
-        return Err(DalError::MissingParent {
-            detail: format!(
+        return Err(DalError::missing_parent(
+            None,
+            format!(
                 "{} referenced task(s) do not exist",
                 referenced.len() as u64 - found
             ),
-        });
+        ));
     }
     Ok(())
 }

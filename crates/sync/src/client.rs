@@ -102,15 +102,15 @@ impl SyncClient {
     /// kept in the database, so it survives restarts.
     pub async fn open(db: Database) -> dal::Result<SyncClient> {
         if db.backend() != Backend::Sqlite {
-            return Err(DalError::InvalidValue {
-                detail: "a sync client keeps its replica in SQLite; the server is Postgres".into(),
-            });
+            return Err(DalError::invalid(
+                "a sync client keeps its replica in SQLite; the server is Postgres",
+            ));
         }
         db.migrate().await?;
         let uow = db.begin().await?;
         let client_id = match state(&uow, "client_id").await? {
-            Some(id) => Uuid::parse_str(&id).map_err(|_| DalError::InvalidValue {
-                detail: "corrupt client id".into(),
+            Some(id) => Uuid::parse_str(&id).map_err(|_| {
+                DalError::undecodable("sync_state", "client_id", "value", "not a uuid")
             })?,
             None => {
                 let id = Uuid::new_v4();
@@ -210,13 +210,15 @@ impl SyncClient {
     }
 
     fn entry(&self, row: &QueryResult) -> dal::Result<Entry> {
-        let bad = |what: &str| DalError::InvalidValue {
-            detail: format!("corrupt outbox entry: {what}"),
+        let seq: i64 = row.try_get("", "seq")?;
+        let bad = |column: &'static str, why: &str| {
+            DalError::undecodable("sync_outbox", seq, column, why)
         };
         let table: String = row.try_get("", "table_name")?;
-        let spec = tables::table(&table).ok_or_else(|| bad("table"))?;
+        let spec = tables::table(&table).ok_or_else(|| bad("table_name", "not a synced table"))?;
         let changes: String = row.try_get("", "changes")?;
-        let mut changes: RowValues = serde_json::from_str(&changes).map_err(|_| bad("changes"))?;
+        let mut changes: RowValues =
+            serde_json::from_str(&changes).map_err(|_| bad("changes", "not a JSON object"))?;
         // SQLite stores booleans as 0/1.
         for (column, value) in changes.iter_mut() {
             if spec.kind(column) == Some(tables::Kind::Bool)
@@ -230,10 +232,11 @@ impl SyncClient {
             .map(|t| wire::format_timestamp(t + self.clock_offset))
             .unwrap_or(client_time);
         Ok(Entry {
-            seq: row.try_get("", "seq")?,
+            seq,
             row_id: Uuid::parse_str(&row.try_get::<String>("", "row_id")?)
-                .map_err(|_| bad("row id"))?,
-            op: Op::parse(&row.try_get::<String>("", "op")?).ok_or_else(|| bad("op"))?,
+                .map_err(|_| bad("row_id", "not a uuid"))?,
+            op: Op::parse(&row.try_get::<String>("", "op")?)
+                .ok_or_else(|| bad("op", "not insert, update or delete"))?,
             table,
             changes,
             base_version: row.try_get("", "base_version")?,
@@ -281,9 +284,7 @@ impl SyncClient {
             match row {
                 Some(values) => upsert(&uow, table, values, Overwrite::UnlessOlder).await?,
                 None => {
-                    let spec = tables::table(table).ok_or_else(|| DalError::InvalidValue {
-                        detail: format!("{table} is not synced"),
-                    })?;
+                    let spec = tables::table(table).ok_or_else(|| unsynced(table))?;
                     uow.execute_raw(sql(
                         &format!("DELETE FROM \"{}\" WHERE id = ?", spec.name),
                         vec![id.to_string().into()],
@@ -465,9 +466,7 @@ async fn upsert(
     values: &RowValues,
     overwrite: Overwrite,
 ) -> dal::Result<()> {
-    let spec = tables::table(table).ok_or_else(|| DalError::InvalidValue {
-        detail: format!("{table} is not synced"),
-    })?;
+    let spec = tables::table(table).ok_or_else(|| unsynced(table))?;
     let mut columns = vec!["id".to_owned()];
     let mut binds = vec![wire::to_sqlite_value(
         tables::Kind::Uuid,
@@ -504,4 +503,11 @@ async fn upsert(
 /// The tables, parents first (for callers comparing replicas).
 pub fn synced_tables() -> impl Iterator<Item = &'static str> {
     TABLES.iter().map(|t| t.name)
+}
+
+/// A server row of a table this client does not sync.
+fn unsynced(table: &str) -> DalError {
+    DalError::sync_refused(dal::SyncRefusal::UnsyncedTable {
+        table: table.to_owned(),
+    })
 }

@@ -35,7 +35,7 @@ use dal::prelude::*;
 use dal::repo::{
     GenerationRepository, ProjectRepository, ShotRepository, TaskRepository, UserRepository,
 };
-use dal::{DalError, Isolation};
+use dal::{DalError, Isolation, SyncRefusal};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, Statement, Value};
 use serde_json::Value as Json;
@@ -151,10 +151,7 @@ async fn apply_batch(uow: &UnitOfWork, batch: &PushBatch) -> dal::Result<Settled
             vec![client.clone()],
         ))
         .await?
-        .ok_or_else(|| DalError::NotFound {
-            entity: "sync client",
-            key: batch.client_id.to_string(),
-        })?;
+        .ok_or_else(|| DalError::not_found("sync client", batch.client_id))?;
     let mut last: i64 = row.try_get("", "last_seq")?;
     // Already settled entries (a retried batch) are passed over; the rest must follow on
     // without a hole, checked before anything is written.
@@ -310,6 +307,7 @@ fn refuses_for_good(e: &DalError) -> bool {
             | DalError::MissingParent { .. }
             | DalError::InvalidValue { .. }
             | DalError::PermissionDenied { .. }
+            | DalError::SyncRefused { .. }
     )
 }
 
@@ -418,16 +416,17 @@ async fn refuse_deleted_parents(
         if let Some(row) = row
             && row.try_get::<bool>("", "deleted")?
         {
-            return Err(refused(format!("{parent} {id} was deleted")));
+            return Err(refused(SyncRefusal::ParentDeleted {
+                table: (*parent).to_owned(),
+                id,
+            }));
         }
     }
     Ok(())
 }
 
-fn refused(what: impl Into<String>) -> DalError {
-    DalError::InvalidValue {
-        detail: what.into(),
-    }
+fn refused(why: SyncRefusal) -> DalError {
+    DalError::sync_refused(why)
 }
 
 async fn apply_entry(
@@ -436,14 +435,17 @@ async fn apply_entry(
     entry: &Entry,
     touched_shots: &mut BTreeSet<Uuid>,
 ) -> dal::Result<Outcome> {
-    let table = tables::table(&entry.table)
-        .ok_or_else(|| refused(format!("{} is not a synced table", entry.table)))?;
+    let table = tables::table(&entry.table).ok_or_else(|| {
+        refused(SyncRefusal::UnsyncedTable {
+            table: entry.table.clone(),
+        })
+    })?;
     for column in entry.changes.keys() {
         if !table.data_columns().any(|c| c == column) {
-            return Err(refused(format!(
-                "{}.{column} cannot be written by a client",
-                table.name
-            )));
+            return Err(refused(SyncRefusal::ColumnNotWritable {
+                table: table.name.to_owned(),
+                column: column.clone(),
+            }));
         }
     }
     if table.name == "shot_generations" {
@@ -490,10 +492,10 @@ async fn apply_entry(
             insert(uow, table, client, entry).await?;
             Ok(Outcome::Applied)
         }
-        None => Err(refused(format!(
-            "{} {} does not exist on the server",
-            table.name, entry.row_id
-        ))),
+        None => Err(refused(SyncRefusal::RowMissing {
+            table: table.name.to_owned(),
+            id: entry.row_id,
+        })),
         Some(row) if is_tombstone(&row) && entry.op == Op::Insert => {
             // Explicitly recreated.
             let mut changes = entry.changes.clone();
@@ -694,13 +696,21 @@ fn assignments(
 ) -> dal::Result<Vec<(String, Value)>> {
     let mut out = Vec::new();
     for (column, value) in changes {
-        let kind = table
-            .kind(column)
-            .ok_or_else(|| refused(format!("unknown column {column}")))?;
+        let kind = table.kind(column).ok_or_else(|| {
+            refused(SyncRefusal::ColumnNotWritable {
+                table: table.name.to_owned(),
+                column: column.clone(),
+            })
+        })?;
         out.push((
             column.clone(),
-            wire::to_value(kind, value)
-                .map_err(|e| refused(format!("{}.{column}: {e}", table.name)))?,
+            wire::to_value(kind, value).map_err(|e| {
+                refused(SyncRefusal::BadValue {
+                    table: table.name.to_owned(),
+                    column: column.clone(),
+                    reason: e.to_string(),
+                })
+            })?,
         ));
     }
     out.push(("device_id".into(), Value::String(Some(client.to_string()))));
@@ -803,11 +813,11 @@ async fn horizon(db: &Database) -> dal::Result<u64> {
         let row = db
             .query_one_raw(Statement::from_string(db.get_database_backend(), HORIZON))
             .await?
-            .ok_or_else(|| refused("no snapshot horizon"))?;
+            .ok_or_else(|| DalError::database("the snapshot horizon query returned no row"))?;
         let bound: u64 = row
             .try_get::<String>("", "horizon")?
             .parse()
-            .map_err(|_| refused("unreadable horizon"))?;
+            .map_err(|_| DalError::database("the snapshot horizon is not a number"))?;
         let uncertain: bool = row.try_get("", "uncertain")?;
         if !uncertain || attempt == HORIZON_ATTEMPTS {
             return Ok(bound);
@@ -977,5 +987,21 @@ impl Transport for PostgresTransport {
 
     async fn pull(&self, request: PullRequest) -> Result<PullPage, TransportError> {
         self.server.pull(request).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_dead_letters_and_trouble_retries() {
+        let refusal = DalError::sync_refused(SyncRefusal::UnsyncedTable {
+            table: "sync_log".into(),
+        });
+        assert!(refuses_for_good(&refusal));
+        assert_eq!(refusal.kind(), dal::ErrorKind::SyncRefused);
+        assert!(!refusal.is_retryable());
+        assert!(!refuses_for_good(&DalError::database("a full disk")));
     }
 }

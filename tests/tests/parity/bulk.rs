@@ -61,7 +61,7 @@ parity_test!(async fn a_bad_row_fails_the_whole_batch_with_a_typed_error(t) {
     type Case = (&'static str, Vec<NewTask>, fn(&DalError) -> bool);
     let cases: Vec<Case> = vec![
         ("blank task type", (0..500).map(|i| if i == 321 { NewTask::queued(p.id, " ", json!({})) } else { good(i) }).collect(),
-            |e| matches!(e, DalError::InvalidValue { detail } if detail.contains("row 321"))),
+            |e| matches!(e, DalError::InvalidValue { detail, .. } if detail.contains("row 321"))),
         ("NUL in params", (0..500).map(|i| if i == 400 { NewTask::queued(p.id, "x", json!({"k": "a\u{0}"})) } else { good(i) }).collect(),
             |e| matches!(e, DalError::InvalidValue { .. })),
         ("NUL in task type", (0..500).map(|i| if i == 2 { NewTask::queued(p.id, "a\0", json!({})) } else { good(i) }).collect(),
@@ -152,7 +152,7 @@ parity_test!(async fn a_batch_can_depend_on_its_own_tasks_by_caller_made_ids(t) 
         ])
         .await
         .unwrap_err();
-    assert!(matches!(&err, DalError::InvalidValue { detail } if detail.contains("row 1")), "{err:?}");
+    assert!(matches!(&err, DalError::InvalidValue { detail, .. } if detail.contains("row 1")), "{err:?}");
 });
 
 parity_test!(async fn a_refused_bulk_row_leaves_the_connection_usable(t) {

@@ -91,7 +91,7 @@ async fn without_the_pooler_mode_the_task_worker_fails_through_pgbouncer() {
         // With it off, a strict PgBouncer refuses the session settings outright...
         let session = t.config.clone().with_pool_mode(PoolMode::Session);
         match Database::connect(&session).await {
-            Err(DalError::Connection { detail }) => {
+            Err(DalError::Connection { detail, .. }) => {
                 assert!(detail.contains("unsupported startup parameter"), "{detail}")
             }
             other => panic!("session settings through PgBouncer: {other:?}"),
@@ -117,7 +117,7 @@ async fn without_the_pooler_mode_the_task_worker_fails_through_pgbouncer() {
         assert_ne!(timeout, "30s", "the start-up statement_timeout was dropped");
         uow.rollback().await.unwrap();
         match task_worker_sequence(&a, &b).await {
-            Err(DalError::Database { detail }) => assert!(
+            Err(DalError::Database { detail, .. }) => assert!(
                 detail.contains("prepared statement \"sqlx_s_") && detail.contains("exists"),
                 "{detail}"
             ),
@@ -228,14 +228,16 @@ async fn the_statement_timeout_holds_per_transaction_through_pgbouncer() {
             assert!(matches!(
                 sleep(&uow, 30.0).await,
                 Err(DalError::Timeout {
-                    what: TimeoutKind::Statement
+                    what: TimeoutKind::Statement,
+                    ..
                 })
             ));
             uow.rollback().await.unwrap();
             assert!(matches!(
                 sleep(&db, 30.0).await,
                 Err(DalError::Timeout {
-                    what: TimeoutKind::Statement
+                    what: TimeoutKind::Statement,
+                    ..
                 })
             ));
         }

@@ -1013,6 +1013,12 @@ async fn a_write_under_a_deleted_parent_is_refused_kept_and_undone_locally() {
             (dead[0].row_id.as_str(), dead[0].op.as_str()),
             (orphan.id.0.to_string().as_str(), "insert")
         );
+        // The reason is the typed refusal's text: readable, and made from the value.
+        let refusal = dal::DalError::sync_refused(dal::SyncRefusal::ParentDeleted {
+            table: "projects".into(),
+            id: project.0,
+        });
+        assert_eq!(dead[0].reason, format!("rejected: {refusal}"));
         assert!(dead[0].reason.contains("was deleted"), "{}", dead[0].reason);
         assert_eq!(b.pending().await.unwrap(), 0);
         // B's replica is the server's again: no live task under a deleted project.

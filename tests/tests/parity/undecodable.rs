@@ -83,6 +83,7 @@ fn assert_undecodable<T: std::fmt::Debug>(
                 id: i,
                 column: c,
                 reason,
+                ..
             } = e
             else {
                 unreachable!()

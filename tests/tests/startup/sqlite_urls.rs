@@ -65,6 +65,49 @@ async fn every_url_form_opens_the_file_it_names() {
 }
 
 #[tokio::test]
+async fn a_file_that_is_not_a_database_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.db");
+    std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+    for url in [
+        format!("sqlite:{}", path.display()),
+        format!("sqlite:{}?mode=rw", path.display()),
+        format!("sqlite:{}?mode=ro", path.display()),
+    ] {
+        let err = open(&url)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{url} opened"));
+        assert!(
+            matches!(&err, DalError::Config(ConfigError::SqliteNotADatabase { path: p, .. }) if *p == path),
+            "{url}: {err:?}"
+        );
+        assert!(!err.is_retryable(), "{url}");
+        assert!(err.to_string().contains("notes.db"), "{err}");
+    }
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        vec![b'x'; 4096],
+        "left as it was"
+    );
+}
+
+#[tokio::test]
+async fn a_file_in_a_missing_directory_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no-such-dir").join("app.db");
+    let err = open(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, DalError::Config(ConfigError::SqliteCannotOpen { path: p, .. }) if *p == path),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable());
+    assert!(!path.parent().unwrap().exists(), "no directory created");
+}
+
+#[tokio::test]
 async fn modes_that_open_existing_files_never_create_one() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("missing.db");

@@ -35,7 +35,7 @@ pub(super) async fn open(
     let mut backoff = Duration::from_millis(2);
     loop {
         let attempt = async {
-            super::probe(options.clone()).await?;
+            probe(options.clone()).await?;
             pool_options(config, mode)
                 .connect_with(options.clone())
                 .await
@@ -47,10 +47,22 @@ pub(super) async fn open(
                 tokio::time::sleep_until((Instant::now() + pause).min(deadline)).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
-            Err(e) => return Err(missing_file(e, path, mode)),
+            Err(e) => return Err(unusable_file(e, path, mode)),
             Ok(pool) => return Ok(pool),
         }
     }
+}
+
+/// Opens one connection and reads the file's header, so that a file that is not a
+/// database fails here in every mode (a read-only connection runs no statement that
+/// would read it), and closes it.
+async fn probe(options: SqliteConnectOptions) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut conn = options.connect().await?;
+    sqlx::query("PRAGMA schema_version")
+        .execute(&mut conn)
+        .await?;
+    conn.close().await
 }
 
 /// The connection options for `mode`.
@@ -115,33 +127,58 @@ fn pool_options(config: &Config, mode: SqliteMode) -> SqlitePoolOptions {
     }
 }
 
-/// SQLITE_BUSY and its extended codes (the low byte is the primary code).
-fn is_busy(e: &sqlx::Error) -> bool {
-    const SQLITE_BUSY: i32 = 5;
+/// The primary result code of a SQLite error (the low byte of the extended code).
+fn sqlite_code(e: &sqlx::Error) -> Option<i32> {
     match e {
-        sqlx::Error::Database(db) => {
-            db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
-                && db
-                    .code()
-                    .and_then(|c| c.parse::<i32>().ok())
-                    .is_some_and(|c| c & 0xff == SQLITE_BUSY)
+        sqlx::Error::Database(db)
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() =>
+        {
+            db.code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .map(|c| c & 0xff)
         }
-        _ => false,
+        _ => None,
     }
 }
 
-/// A file that does not exist, opened in a mode that never creates one, is a
-/// configuration error naming the file, not a (retryable) connection failure.
-fn missing_file(e: sqlx::Error, path: &Path, mode: SqliteMode) -> sqlx::Error {
+/// SQLITE_BUSY and its extended codes.
+fn is_busy(e: &sqlx::Error) -> bool {
+    const SQLITE_BUSY: i32 = 5;
+    sqlite_code(e) == Some(SQLITE_BUSY)
+}
+
+/// A file that cannot be used as it is, is a configuration error naming the file, not
+/// a (retryable) connection failure: one that does not exist, opened in a mode that
+/// never creates one; one SQLite cannot open or create (SQLITE_CANTOPEN: say, its
+/// directory does not exist); one that is not a database (SQLITE_NOTADB).
+fn unusable_file(e: sqlx::Error, path: &Path, mode: SqliteMode) -> sqlx::Error {
+    const SQLITE_CANTOPEN: i32 = 14;
+    const SQLITE_NOTADB: i32 = 26;
     let opens_existing_only = matches!(
         mode,
         SqliteMode::ReadWrite | SqliteMode::ReadOnly | SqliteMode::Immutable
     );
-    if opens_existing_only && !path.exists() {
-        return sqlx::Error::Configuration(Box::new(ConfigError::SqliteFileMissing {
+    let reason = || match &e {
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        other => other.to_string(),
+    };
+    let config = if opens_existing_only && !path.exists() {
+        ConfigError::SqliteFileMissing {
             path: path.to_owned(),
             parameter: mode.url_parameter(),
-        }));
-    }
-    e
+        }
+    } else if sqlite_code(&e) == Some(SQLITE_CANTOPEN) {
+        ConfigError::SqliteCannotOpen {
+            path: path.to_owned(),
+            reason: reason(),
+        }
+    } else if sqlite_code(&e) == Some(SQLITE_NOTADB) {
+        ConfigError::SqliteNotADatabase {
+            path: path.to_owned(),
+            reason: reason(),
+        }
+    } else {
+        return e;
+    };
+    sqlx::Error::Configuration(Box::new(config))
 }

@@ -49,9 +49,9 @@ impl<'r> Raw<'r> {
         } else if let Some(sqlite) = row.try_as_sqlite_row() {
             Ok(Raw::Sqlite(sqlite))
         } else {
-            Err(DalError::Database {
-                detail: "a row from a backend this library does not use".to_owned(),
-            })
+            Err(DalError::database(
+                "a row from a backend this library does not use",
+            ))
         }
     }
 

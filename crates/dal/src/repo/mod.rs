@@ -40,7 +40,10 @@ where
     let row = model.clone().into_active_model().reset_all();
     <A::Entity as sea_orm::EntityTrait>::insert(row)
         .exec_without_returning(exec)
-        .await?;
+        .await
+        .map_err(|e| {
+            DalError::from(e).in_table(sea_orm::EntityName::table_name(&A::Entity::default()))
+        })?;
     Ok(model)
 }
 
@@ -200,7 +203,10 @@ where
     let stmt = exec.get_database_backend().build(&update);
     atomically(exec, move |uow| {
         Box::pin(async move {
-            let rows = uow.query_all_raw(stmt).await?;
+            let rows = uow
+                .query_all_raw(stmt)
+                .await
+                .map_err(|e| DalError::from(e).in_table(T::default().table_name()))?;
             read_rows(&rows).inspect_err(|e| uow.abort(e))
         })
     })
