@@ -40,9 +40,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let project = queue_pipeline(&db).await?;
     let queued = db
         .tasks()
-        .list_for_project(project.id, TaskFilter::default())
+        .count_for_project(project.id, &TaskFilter::default())
         .await?;
-    println!("queued {} tasks in project {}", queued.len(), project.id);
+    println!("queued {queued} tasks in project {}", project.id);
 
     let workers: Vec<_> = (0..WORKERS)
         .map(|n| tokio::spawn(work(n, db.clone(), project.id)))
@@ -57,13 +57,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         statuses: vec![TaskStatus::Complete],
         task_type: None,
     };
-    let finished = db.tasks().list_for_project(project.id, complete).await?;
+    let finished = db.tasks().count_for_project(project.id, &complete).await?;
     println!(
-        "{} tasks done by {WORKERS} workers; {} complete in the database",
+        "{} tasks done by {WORKERS} workers; {finished} complete in the database",
         done.len(),
-        finished.len()
     );
-    if unique.len() != done.len() || finished.len() != queued.len() {
+    if unique.len() != done.len() || finished != queued {
         return Err("some task was run twice or not at all".into());
     }
     db.projects().delete(project.id).await?;
@@ -101,11 +100,11 @@ async fn queue_pipeline(db: &Database) -> dal::Result<entities::project::Model> 
                 .tasks()
                 .create(
                     NewTask::queued(project.id, "encode", json!({ "codec": "av1" }))
-                        .depending_on(renders),
+                        .dependant_on(renders),
                 )
                 .await?;
             uow.tasks()
-                .create(NewTask::queued(project.id, "publish", json!({})).depending_on([encode.id]))
+                .create(NewTask::queued(project.id, "publish", json!({})).dependant_on([encode.id]))
                 .await?;
             Ok(project)
         })
@@ -129,7 +128,7 @@ async fn work(n: usize, db: Database, project: Id) -> dal::Result<Vec<Id>> {
                 statuses: vec![TaskStatus::Queued, TaskStatus::InProgress],
                 task_type: None,
             };
-            if db.tasks().list_for_project(project, open).await?.is_empty() {
+            if db.tasks().count_for_project(project, &open).await? == 0 {
                 return Ok(done);
             }
             // Work remains but waits on a dependency another worker is running.

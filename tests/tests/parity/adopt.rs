@@ -372,7 +372,7 @@ parity_test!(empty async fn adopts_the_draft_with_dirty_data(t) {
     let project = db.projects().create(NewProject::new(user.id, "After")).await.unwrap();
     let task = db.tasks().create(NewTask::queued(project.id, "render", json!({}))).await.unwrap();
     assert_eq!(db.tasks().get(task.id).await.unwrap(), task);
-    let listed = db.tasks().list_for_project(p1.id, TaskFilter::default()).await.unwrap();
+    let listed = db.tasks().list_for_project(p1.id, &TaskFilter::default(), PageRequest::first(100)).await.unwrap().items;
     assert_eq!(listed.len(), 3);
     let page = db.projects().list_for_user(id("00000000-0000-4000-8000-000000000001"), PageRequest::first(10)).await.unwrap();
     assert_eq!(page.items.len(), 1);
@@ -528,7 +528,7 @@ async fn drizzle_values_are_converted_or_reported() {
         assert_eq!(stored("SELECT hash AS v FROM __drizzle_migrations").await.len(), 64);
 
         let db = Database::connect(&t.config).await.unwrap();
-        let deep = db.tasks().list_for_project(id("22222222-2222-4222-8222-000000000001"), TaskFilter { statuses: vec![TaskStatus::Cancelled], task_type: None }).await.unwrap();
+        let deep = db.tasks().list_for_project(id("22222222-2222-4222-8222-000000000001"), &TaskFilter { statuses: vec![TaskStatus::Cancelled], task_type: None }, PageRequest::first(100)).await.unwrap().items;
         assert_eq!(deep.len(), 1);
         assert_eq!(deep[0].params, json!({"deep": {"list": [1, 2, {"x": null}]}}));
         assert_eq!(deep[0].created_at, at("1969-12-31T23:59:58.5Z"));
