@@ -83,7 +83,7 @@ parity_test!(async fn tasks_filter_by_status_set_and_type(t) {
     assert_eq!(ids(&tasks.list_for_project(p.id, &both, PageRequest::first(100)).await.unwrap().items), vec![made[2].id]);
 });
 
-parity_test!(async fn dependents_ready_tasks_and_claims(t) {
+parity_test!(async fn dependants_ready_tasks_and_claims(t) {
     let p = project(&t).await;
     let tasks = t.db.tasks();
     let a = tasks.create(NewTask::queued(p.id, "render", json!({}))).await.unwrap();

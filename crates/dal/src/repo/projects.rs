@@ -53,7 +53,8 @@ pub trait ProjectRepository: Send + Sync {
     /// Deletes the project and, by cascade, its tasks, generations, shots and timelines.
     async fn delete(&self, id: Id) -> Result<()>;
     /// A user's projects, newest first (ties broken by id, so the order is total), one
-    /// page at a time by keyset: a cursor, never an offset.
+    /// page at a time by keyset: a cursor, never an offset. A cursor of another listing
+    /// (the task and generation listings run oldest first) is `InvalidValue`.
     async fn list_for_user(&self, user_id: Id, page: PageRequest) -> Result<Page<project::Model>>;
 }
 
