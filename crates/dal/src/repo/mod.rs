@@ -11,6 +11,7 @@ mod patch;
 mod projects;
 mod scoped;
 mod shots;
+mod task_lists;
 mod tasks;
 mod users;
 

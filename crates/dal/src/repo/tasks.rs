@@ -1,5 +1,5 @@
-//! Tasks: CRUD, filtered pages and counts, dependencies, readiness and atomic claiming
-//! (the claim itself is in `claim.rs`).
+//! Tasks: CRUD and dependencies, and the [`TaskRepository`] trait; its listings, counts
+//! and readiness are in `task_lists.rs`, claiming in `claim.rs`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,11 +14,9 @@ use sea_orm::{
 };
 
 use super::claim::Claim;
-use super::page::{Listing, after_cursor, paginate};
 use super::{
     BumpVersion, Page, PageRequest, TaskPatch, atomically, deleted, find_by_id, found,
-    insert_model, live, require_text, select_all, select_one, tombstone, update_returning,
-    write_one,
+    insert_model, live, require_text, select_all, tombstone, update_returning, write_one,
 };
 use crate::executor::dialect_of;
 use crate::{DalError, Executor, Result, clock};
@@ -346,22 +344,11 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
         filter: &TaskFilter,
         page: PageRequest,
     ) -> Result<Page<task::Model>> {
-        let mut query = TaskEntity::find().filter(of_project(project_id, filter));
-        if let Some(after) = page.after_in(Listing::Tasks)? {
-            query = query.filter(after_cursor(after, Column::CreatedAt, Column::Id));
-        }
-        self.page(query, page.limit(), Listing::Tasks).await
+        self.list_page(project_id, filter, page).await
     }
 
     async fn count_for_project(&self, project_id: Id, filter: &TaskFilter) -> Result<u64> {
-        let count: Option<i64> = TaskEntity::find()
-            .select_only()
-            .expr(Expr::col((TaskEntity, Column::Id)).count())
-            .filter(of_project(project_id, filter))
-            .into_tuple()
-            .one(self.exec)
-            .await?;
-        Ok(count.map_or(0, |n| n.unsigned_abs()))
+        self.count_matching(project_id, filter).await
     }
 
     async fn count_by_status(
@@ -369,29 +356,7 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
         project_id: Id,
         filter: &TaskFilter,
     ) -> Result<HashMap<TaskStatus, u64>> {
-        let rows: Vec<(String, i64)> = TaskEntity::find()
-            .select_only()
-            .column(Column::Status)
-            .expr(Expr::col((TaskEntity, Column::Id)).count())
-            .filter(of_project(project_id, filter))
-            .group_by(Column::Status)
-            .into_tuple()
-            .all(self.exec)
-            .await?;
-        let mut counts: HashMap<TaskStatus, u64> = TaskStatus::ALL
-            .into_iter()
-            .filter(|s| filter.statuses.is_empty() || filter.statuses.contains(s))
-            .map(|s| (s, 0))
-            .collect();
-        for (status, n) in rows {
-            let Ok(known) = status.parse::<TaskStatus>() else {
-                // Only a row written past the CHECK can get here; reading one such row
-                // reports it as `Undecodable`, naming it, as a listing would.
-                return Err(self.unreadable_status(project_id, status).await);
-            };
-            counts.insert(known, n.unsigned_abs());
-        }
-        Ok(counts)
+        self.status_counts(project_id, filter).await
     }
 
     async fn dependants_of(&self, id: Id) -> Result<Vec<task::Model>> {
@@ -406,20 +371,7 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
     }
 
     async fn ready(&self, task_type: Option<&str>, page: PageRequest) -> Result<Page<task::Model>> {
-        let mut query = TaskEntity::find()
-            .filter(Column::Status.eq(TaskStatus::Queued))
-            .filter(live::<TaskEntity>())
-            .filter(dialect_of(self.exec).all_dependencies_complete());
-        if let Some(task_type) = task_type {
-            query = query.filter(Column::TaskType.eq(task_type));
-        }
-        if let Some(owned) = self.owner_filter() {
-            query = query.filter(owned);
-        }
-        if let Some(after) = page.after_in(Listing::ReadyTasks)? {
-            query = query.filter(after_cursor(after, Column::CreatedAt, Column::Id));
-        }
-        self.page(query, page.limit(), Listing::ReadyTasks).await
+        self.ready_page(task_type, page).await
     }
 
     async fn try_claim(&self, task_type: &str) -> Result<Claim> {
@@ -441,49 +393,6 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
         let mut rows = update_returning::<_, TaskEntity>(self.exec, update).await?;
         found(rows.pop(), "task", id)
     }
-}
-
-impl<E: Executor> Tasks<'_, E> {
-    /// One page of `query` (already filtered) in `listing`'s oldest-first order.
-    async fn page(
-        &self,
-        query: sea_orm::Select<TaskEntity>,
-        limit: u32,
-        listing: Listing,
-    ) -> Result<Page<task::Model>> {
-        let query = query
-            .order_by_asc(Column::CreatedAt)
-            .order_by_asc(Column::Id)
-            .limit(u64::from(limit) + 1);
-        let rows = select_all(self.exec, query).await?;
-        Ok(paginate(rows, limit, listing, |t| (t.created_at, t.id)))
-    }
-
-    /// The error for a status count of `status`, which is not one of the six.
-    async fn unreadable_status(&self, project_id: Id, status: String) -> DalError {
-        let row = TaskEntity::find()
-            .filter(live::<TaskEntity>())
-            .filter(Column::ProjectId.eq(project_id))
-            .filter(Column::Status.eq(status.clone()));
-        match select_one(self.exec, row).await {
-            Err(e) => e,
-            Ok(_) => DalError::invalid(format!("tasks hold the unknown status {status:?}")),
-        }
-    }
-}
-
-/// The live tasks of `project_id` that `filter` admits.
-fn of_project(project_id: Id, filter: &TaskFilter) -> Condition {
-    let mut condition = Condition::all()
-        .add(Column::ProjectId.eq(project_id))
-        .add(live::<TaskEntity>());
-    if !filter.statuses.is_empty() {
-        condition = condition.add(Column::Status.is_in(filter.statuses.iter().copied()));
-    }
-    if let Some(task_type) = &filter.task_type {
-        condition = condition.add(Column::TaskType.eq(task_type.as_str()));
-    }
-    condition
 }
 
 /// Checks that every id in `ids` is a task of `project_id`: `NotFound` names an unknown
