@@ -242,9 +242,10 @@ async fn run(db: &Database, plain: &dyn Plain, sizes: &Sizes) -> Vec<Line> {
         .status(TaskStatus::Pending);
     assert_eq!(
         db.tasks()
-            .list_for_project(project, filter.clone())
+            .list_for_project(project, &filter, PageRequest::first(MAX_PAGE_SIZE))
             .await
             .unwrap()
+            .items
             .len(),
         50
     );
@@ -254,7 +255,10 @@ async fn run(db: &Database, plain: &dyn Plain, sizes: &Sizes) -> Vec<Line> {
         |_| {
             let f = filter.clone();
             async move {
-                db.tasks().list_for_project(project, f).await.unwrap();
+                db.tasks()
+                    .list_for_project(project, &f, PageRequest::first(MAX_PAGE_SIZE))
+                    .await
+                    .unwrap();
             }
         },
         Some(|_| {

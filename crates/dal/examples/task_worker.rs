@@ -40,9 +40,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let project = queue_pipeline(&db).await?;
     let queued = db
         .tasks()
-        .list_for_project(project.id, TaskFilter::default())
+        .count_for_project(project.id, &TaskFilter::default())
         .await?;
-    println!("queued {} tasks in project {}", queued.len(), project.id);
+    println!("queued {queued} tasks in project {}", project.id);
 
     let workers: Vec<_> = (0..WORKERS)
         .map(|n| tokio::spawn(work(n, db.clone(), project.id)))
@@ -54,13 +54,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let unique: HashSet<Id> = done.iter().copied().collect();
     let complete = TaskFilter::default().status(TaskStatus::Complete);
-    let finished = db.tasks().list_for_project(project.id, complete).await?;
+    let finished = db.tasks().count_for_project(project.id, &complete).await?;
     println!(
-        "{} tasks done by {WORKERS} workers; {} complete in the database",
+        "{} tasks done by {WORKERS} workers; {finished} complete in the database",
         done.len(),
-        finished.len()
     );
-    if unique.len() != done.len() || finished.len() != queued.len() {
+    if unique.len() != done.len() || finished != queued {
         return Err("some task was run twice or not at all".into());
     }
     db.projects().delete(project.id).await?;
@@ -95,11 +94,11 @@ async fn queue_pipeline(db: &Database) -> dal::Result<entities::project::Model> 
                 .tasks()
                 .create(
                     NewTask::queued(project.id, "encode", json!({ "codec": "av1" }))
-                        .depending_on(renders),
+                        .dependant_on(renders),
                 )
                 .await?;
             uow.tasks()
-                .create(NewTask::queued(project.id, "publish", json!({})).depending_on([encode.id]))
+                .create(NewTask::queued(project.id, "publish", json!({})).dependant_on([encode.id]))
                 .await?;
             Ok(project)
         })
@@ -122,7 +121,7 @@ async fn work(n: usize, db: Database, project: Id) -> dal::Result<Vec<Id>> {
             let open = TaskFilter::default()
                 .status(TaskStatus::Queued)
                 .status(TaskStatus::InProgress);
-            if db.tasks().list_for_project(project, open).await?.is_empty() {
+            if db.tasks().count_for_project(project, &open).await? == 0 {
                 return Ok(done);
             }
             // Work remains but waits on a dependency another worker is running.

@@ -17,7 +17,7 @@
 //! let user = db.users().create(NewUser::default()).await?;
 //! let project = db.projects().create(NewProject::new(user.id, "Trailer")).await?;
 //! let render = db.tasks().create(NewTask::queued(project.id, "render", json!({"frames": 240}))).await?;
-//! db.tasks().create(NewTask::queued(project.id, "encode", json!({})).depending_on([render.id])).await?;
+//! db.tasks().create(NewTask::queued(project.id, "encode", json!({})).dependant_on([render.id])).await?;
 //!
 //! // A worker: claim the oldest ready task of a type, atomically, then finish it.
 //! if let Some(task) = db.tasks().claim("render").await? {
@@ -64,9 +64,10 @@ pub mod sql {
 /// Everything an application service usually needs: `use dal::prelude::*;`.
 pub mod prelude {
     pub use crate::repo::{
-        Cursor, GenerationPatch, GenerationRepository, NewGeneration, NewProject, NewShot, NewTask,
-        NewUser, Page, PageRequest, ProjectPatch, ProjectRepository, ShotPatch, ShotRepository,
-        TaskFilter, TaskPatch, TaskRepository, TimelineEntry, UserPatch, UserRepository,
+        Claim, Cursor, GenerationPatch, GenerationRepository, MAX_PAGE_SIZE, NewGeneration,
+        NewProject, NewShot, NewTask, NewUser, Page, PageRequest, ProjectPatch, ProjectRepository,
+        ShotPatch, ShotRepository, TaskFilter, TaskPatch, TaskRepository, TimelineEntry, UserPatch,
+        UserRepository,
     };
     pub use crate::{
         Backend, Config, DalError, Database, Executor, Isolation, RetryPolicy, UnitOfWork,

@@ -7,7 +7,7 @@ use dal::prelude::*;
 use dal::{Backend, Database};
 use migration::adopt::{AdoptError, AdoptOptions, Outcome, Plan, adopt};
 use migration::cli::{self, MigrateCommand};
-use migration_history::{Migrator, MigratorTrait};
+use migration::{Migrator, MigratorTrait};
 use parity_tests::{Setup, TestDb, parity_test};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
@@ -372,7 +372,7 @@ parity_test!(empty async fn adopts_the_draft_with_dirty_data(t) {
     let project = db.projects().create(NewProject::new(user.id, "After")).await.unwrap();
     let task = db.tasks().create(NewTask::queued(project.id, "render", json!({}))).await.unwrap();
     assert_eq!(db.tasks().get(task.id).await.unwrap(), task);
-    let listed = db.tasks().list_for_project(p1.id, TaskFilter::default()).await.unwrap();
+    let listed = db.tasks().list_for_project(p1.id, &TaskFilter::default(), PageRequest::first(100)).await.unwrap().items;
     assert_eq!(listed.len(), 3);
     let page = db.projects().list_for_user(id("00000000-0000-4000-8000-000000000001"), PageRequest::first(10)).await.unwrap();
     assert_eq!(page.items.len(), 1);
@@ -528,7 +528,7 @@ async fn drizzle_values_are_converted_or_reported() {
         assert_eq!(stored("SELECT hash AS v FROM __drizzle_migrations").await.len(), 64);
 
         let db = Database::connect(&t.config).await.unwrap();
-        let deep = db.tasks().list_for_project(id("22222222-2222-4222-8222-000000000001"), TaskFilter::default().status(TaskStatus::Cancelled)).await.unwrap();
+        let deep = db.tasks().list_for_project(id("22222222-2222-4222-8222-000000000001"), &TaskFilter::default().status(TaskStatus::Cancelled), PageRequest::first(100)).await.unwrap().items;
         assert_eq!(deep.len(), 1);
         assert_eq!(deep[0].params, json!({"deep": {"list": [1, 2, {"x": null}]}}));
         assert_eq!(deep[0].created_at, at("1969-12-31T23:59:58.5Z"));
@@ -596,9 +596,9 @@ async fn adoption_waits_for_a_migration_in_progress() {
         };
         let mut holder = sqlx::PgConnection::connect(url.expose_secret()).await.unwrap();
         sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
-        let lock = migration_history::locked::preamble(
+        let lock = migration::locked::preamble(
             sea_orm::DbBackend::Postgres,
-            migration_history::locked::Route::Session,
+            migration::locked::Route::Session,
         );
         sqlx::query(sqlx::AssertSqlSafe(lock)).execute(&mut holder).await.unwrap();
 

@@ -31,7 +31,7 @@ parity_test!(async fn insert_many_writes_every_row_in_few_statements(t) {
             task
         })
         .collect();
-    batch[1] = batch[1].clone().depending_on([existing.id]);
+    batch[1] = batch[1].clone().dependant_on([existing.id]);
     let before = t.db.statements_executed();
     let ids = t.db.tasks().insert_many(batch.clone()).await.unwrap();
     let statements = t.db.statements_executed() - before;
@@ -51,7 +51,7 @@ parity_test!(async fn insert_many_writes_every_row_in_few_statements(t) {
     }
     assert_eq!(t.db.tasks().get(ids[1]).await.unwrap().dependant_on.0, vec![existing.id.uuid()]);
     // The batch keeps its order in listings (one created_at, ids in input order).
-    let listed = t.db.tasks().list_for_project(p.id, TaskFilter::default().task_type("encode")).await.unwrap();
+    let listed = t.db.tasks().list_for_project(p.id, &TaskFilter::default().task_type("encode"), PageRequest::first(100)).await.unwrap().items;
     assert_eq!(listed.first().map(|t| t.id), Some(ids[1]));
 });
 
@@ -68,7 +68,7 @@ parity_test!(async fn a_bad_row_fails_the_whole_batch_with_a_typed_error(t) {
             |e| matches!(e, DalError::InvalidValue { .. })),
         ("missing project", (0..500).map(|i| if i == 499 { NewTask::queued(Id::new(), "x", json!({})) } else { good(i) }).collect(),
             |e| matches!(e, DalError::MissingParent { .. })),
-        ("unknown dependency", (0..500).map(|i| if i == 10 { good(i).depending_on([Id::new()]) } else { good(i) }).collect(),
+        ("unknown dependency", (0..500).map(|i| if i == 10 { good(i).dependant_on([Id::new()]) } else { good(i) }).collect(),
             |e| matches!(e, DalError::NotFound { .. })),
     ];
     for (what, batch, expected) in cases {
@@ -130,15 +130,15 @@ parity_test!(async fn a_batch_can_depend_on_its_own_tasks_by_caller_made_ids(t) 
     let render = Id::new();
     let encode = Id::new();
     let batch = vec![
-        NewTask::queued(p.id, "publish", json!({})).depending_on([encode]),
-        NewTask::queued(p.id, "encode", json!({})).with_id(encode).depending_on([render]),
+        NewTask::queued(p.id, "publish", json!({})).dependant_on([encode]),
+        NewTask::queued(p.id, "encode", json!({})).with_id(encode).dependant_on([render]),
         NewTask::queued(p.id, "render", json!({})).with_id(render),
     ];
     let ids = t.db.tasks().insert_many(batch).await.unwrap();
     assert_eq!(ids[1], encode);
     assert_eq!(ids[2], render);
     assert_eq!(t.db.tasks().get(ids[0]).await.unwrap().dependant_on.0, vec![encode.uuid()]);
-    assert_eq!(t.db.tasks().ready(None).await.unwrap().iter().map(|t| t.id).collect::<Vec<_>>(), vec![render]);
+    assert_eq!(t.db.tasks().ready(None, PageRequest::first(100)).await.unwrap().items.iter().map(|t| t.id).collect::<Vec<_>>(), vec![render]);
 
     // A dependency in the batch but of another project is refused, naming the row.
     let q = project(&t).await;
@@ -148,7 +148,7 @@ parity_test!(async fn a_batch_can_depend_on_its_own_tasks_by_caller_made_ids(t) 
         .tasks()
         .insert_many(vec![
             NewTask::queued(q.id, "x", json!({})).with_id(other),
-            NewTask::queued(p.id, "y", json!({})).depending_on([other]),
+            NewTask::queued(p.id, "y", json!({})).dependant_on([other]),
         ])
         .await
         .unwrap_err();

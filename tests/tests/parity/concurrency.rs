@@ -35,7 +35,14 @@ async fn assert_all_claimed_once(t: &TestDb, queued: &HashSet<Id>, claims: Vec<V
     let unique: HashSet<Id> = all.iter().copied().collect();
     assert_eq!(all.len(), unique.len(), "no task claimed twice");
     assert_eq!(&unique, queued, "every task claimed");
-    assert!(t.db.tasks().ready(None).await.unwrap().is_empty());
+    assert!(
+        t.db.tasks()
+            .ready(None, PageRequest::first(100))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 }
 
 parity_test!(async fn eight_workers_claim_five_hundred_tasks_exactly_once(t) {
@@ -70,7 +77,7 @@ parity_test!(async fn claims_in_units_of_work_that_roll_back_are_claimed_again(t
                     uow.rollback().await.unwrap();
                     // Another worker may still roll a claim back: stop only when no task
                     // is left queued.
-                    if db.tasks().ready(Some("render")).await.unwrap().is_empty() {
+                    if db.tasks().ready(Some("render"), PageRequest::first(100)).await.unwrap().items.is_empty() {
                         break;
                     }
                     continue;

@@ -106,12 +106,12 @@ parity_test!(async fn json_numbers_of_any_size_read_exactly_and_alike(t) {
 
     let task = t.db.tasks().get(id).await.unwrap();
     assert_eq!(task.params, expected);
-    let listed = t.db.tasks().list_for_project(project, TaskFilter::default()).await.unwrap();
+    let listed = t.db.tasks().list_for_project(project, &TaskFilter::default(), PageRequest::first(100)).await.unwrap().items;
     assert_eq!(listed.iter().find(|x| x.id == id).unwrap(), &task);
-    assert_eq!(t.db.tasks().dependents_of(dependency.id).await.unwrap(), vec![task.clone()]);
-    assert!(t.db.tasks().ready(Some("render")).await.unwrap().is_empty());
+    assert_eq!(t.db.tasks().dependants_of(dependency.id).await.unwrap(), vec![task.clone()]);
+    assert!(t.db.tasks().ready(Some("render"), PageRequest::first(100)).await.unwrap().items.is_empty());
     t.db.tasks().set_status(dependency.id, TaskStatus::Complete).await.unwrap();
-    assert_eq!(t.db.tasks().ready(Some("render")).await.unwrap(), vec![task.clone()]);
+    assert_eq!(t.db.tasks().ready(Some("render"), PageRequest::first(100)).await.unwrap().items, vec![task.clone()]);
 
     let claimed = t.db.tasks().claim("render").await.unwrap().expect("the task is claimable");
     assert_eq!((claimed.id, claimed.status, &claimed.params), (id, TaskStatus::InProgress, &expected));
@@ -164,7 +164,7 @@ parity_test!(async fn json_that_jsonb_refuses_is_refused_and_deep_json_is_read(t
     let expected: Value = entities::json::parse(deep(1000).as_bytes()).unwrap();
     let task = t.db.tasks().get(id).await.unwrap();
     assert_eq!(task.params, expected);
-    assert_eq!(t.db.tasks().list_for_project(project, TaskFilter::default()).await.unwrap().len(), 2);
+    assert_eq!(t.db.tasks().list_for_project(project, &TaskFilter::default(), PageRequest::first(100)).await.unwrap().items.len(), 2);
     let first = t.db.tasks().claim_in_project(project, "render").await.unwrap().unwrap();
     let second = t.db.tasks().claim_in_project(project, "render").await.unwrap().unwrap();
     let claimed = [first, second].into_iter().find(|x| x.id == id).expect("claimed");
@@ -198,7 +198,7 @@ parity_test!(async fn uuid_lists_hold_uuids_in_one_form(t) {
         .await
         .unwrap();
     assert_eq!(t.db.tasks().get(id).await.unwrap().dependant_on.0, vec![dep.id.uuid()]);
-    assert_eq!(t.db.tasks().dependents_of(dep.id).await.unwrap().len(), 1);
+    assert_eq!(t.db.tasks().dependants_of(dep.id).await.unwrap().len(), 1);
 
     // Other spellings: Postgres's uuid type reads them and stores the canonical form, so
     // the list reads and matches like any other; SQLite has no uuid type, and its
@@ -214,11 +214,11 @@ parity_test!(async fn uuid_lists_hold_uuids_in_one_form(t) {
             Backend::Sqlite => assert_invalid(written, spelling),
         }
     }
-    let dependents = t.db.tasks().dependents_of(dep.id).await.unwrap().len();
+    let dependents = t.db.tasks().dependants_of(dep.id).await.unwrap().len();
     assert_eq!(dependents, if t.backend() == Backend::Postgres { 5 } else { 1 });
-    assert!(t.db.tasks().ready(Some("render")).await.unwrap().is_empty());
+    assert!(t.db.tasks().ready(Some("render"), PageRequest::first(100)).await.unwrap().items.is_empty());
     t.db.tasks().set_status(dep.id, TaskStatus::Complete).await.unwrap();
-    assert_eq!(t.db.tasks().ready(Some("render")).await.unwrap().len(), dependents);
+    assert_eq!(t.db.tasks().ready(Some("render"), PageRequest::first(100)).await.unwrap().items.len(), dependents);
     assert!(t.db.tasks().claim("render").await.unwrap().is_some());
 
     // Not uuids, not strings, not a list: refused by both, the same way.

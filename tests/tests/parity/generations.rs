@@ -33,9 +33,9 @@ parity_test!(async fn generations_by_task_and_by_type(t) {
     assert_eq!(with_b, vec![video.id]);
     assert!(gens.containing_task(Id::new()).await.unwrap().is_empty());
 
-    let images = gens.list_for_project(p.id, Some("image")).await.unwrap();
+    let images = gens.list_for_project(p.id, Some("image"), PageRequest::first(100)).await.unwrap().items;
     assert_eq!(images, vec![image.clone()]);
-    assert_eq!(gens.list_for_project(p.id, None).await.unwrap().len(), 3);
+    assert_eq!(gens.list_for_project(p.id, None, PageRequest::first(100)).await.unwrap().items.len(), 3);
 
     let foreign = gens
         .create(NewGeneration::new(other.id).tasks(vec![a.id]))

@@ -14,6 +14,7 @@ mod generations;
 mod json_sync;
 mod migrations;
 mod optimistic;
+mod paging;
 mod pooler;
 mod raw_sql;
 mod reliability;

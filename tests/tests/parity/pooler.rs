@@ -39,10 +39,10 @@ async fn task_worker_sequence(a: &Database, b: &Database) -> dal::Result<usize> 
                     let task = NewTask::queued(project.id, "render", json!({ "frame": frame }));
                     renders.push(uow.tasks().create(task).await?.id);
                 }
-                let encode = NewTask::queued(project.id, "encode", json!({})).depending_on(renders);
+                let encode = NewTask::queued(project.id, "encode", json!({})).dependant_on(renders);
                 let encode = uow.tasks().create(encode).await?;
                 let publish =
-                    NewTask::queued(project.id, "publish", json!({})).depending_on([encode.id]);
+                    NewTask::queued(project.id, "publish", json!({})).dependant_on([encode.id]);
                 uow.tasks().create(publish).await?;
                 Ok(project)
             })
@@ -71,7 +71,11 @@ async fn task_worker_sequence(a: &Database, b: &Database) -> dal::Result<usize> 
         }
     }
     let complete = TaskFilter::default().status(TaskStatus::Complete);
-    let finished = a.tasks().list_for_project(project.id, complete).await?;
+    let finished = a
+        .tasks()
+        .list_for_project(project.id, &complete, PageRequest::first(100))
+        .await?
+        .items;
     assert_eq!(
         done.iter().collect::<HashSet<_>>().len(),
         done.len(),

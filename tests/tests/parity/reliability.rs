@@ -252,7 +252,16 @@ parity_test!(async fn cancelled_units_of_work_leave_nothing_behind(t) {
     let after = uow.tasks().create(NewTask::queued(p.id, "after", json!({}))).await.unwrap();
     uow.commit().await.unwrap();
     assert_eq!(t.db.tasks().get(after.id).await.unwrap().task_type, "after");
-    let rows = t.db.tasks().list_for_project(p.id, TaskFilter::default()).await.unwrap();
+    let mut rows = Vec::new();
+    let mut page = PageRequest::first(MAX_PAGE_SIZE);
+    loop {
+        let got = t.db.tasks().list_for_project(p.id, &TaskFilter::default(), page).await.unwrap();
+        rows.extend(got.items);
+        match got.next {
+            Some(cursor) => page = PageRequest::after(cursor, MAX_PAGE_SIZE),
+            None => break,
+        }
+    }
     let mut per_marker: HashMap<String, usize> = HashMap::new();
     for task in rows {
         *per_marker.entry(task.task_type).or_default() += 1;

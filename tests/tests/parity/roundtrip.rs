@@ -177,5 +177,5 @@ parity_test!(async fn values_one_backend_cannot_store_fail_alike(t) {
     for (what, err) in cases {
         assert!(matches!(err, DalError::InvalidValue { .. }), "{what}: {err:?}");
     }
-    assert_eq!(t.db.tasks().list_for_project(project.id, TaskFilter::default()).await.unwrap().len(), 0);
+    assert_eq!(t.db.tasks().list_for_project(project.id, &TaskFilter::default(), PageRequest::first(100)).await.unwrap().items.len(), 0);
 });

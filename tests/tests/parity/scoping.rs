@@ -91,8 +91,8 @@ parity_test!(async fn a_user_scope_never_reaches_another_users_rows(t) {
     not_found("task delete", scope.tasks().delete(b.task.id).await);
     not_found("task in bob's project", scope.tasks().create(NewTask::queued(b.project.id, "x", json!({}))).await);
     not_found("bulk into bob's project", scope.tasks().insert_many(vec![NewTask::queued(b.project.id, "x", json!({}))]).await);
-    not_found("bob's list", scope.tasks().list_for_project(b.project.id, TaskFilter::default()).await);
-    not_found("dependents", scope.tasks().dependents_of(b.task.id).await);
+    not_found("bob's list", scope.tasks().list_for_project(b.project.id, &TaskFilter::default(), PageRequest::first(100)).await);
+    not_found("dependents", scope.tasks().dependants_of(b.task.id).await);
     not_found("claim in bob's project", scope.tasks().claim_in_project(b.project.id, "render").await);
     not_found("generation", scope.generations().get(b.generation.id).await);
     not_found("generation delete", scope.generations().delete(b.generation.id).await);
@@ -105,7 +105,7 @@ parity_test!(async fn a_user_scope_never_reaches_another_users_rows(t) {
     not_found("remove bob's entry", scope.shots().remove_from_timeline(b.link.id).await);
 
     // Queue-wide reads and claims only range over Alice's projects.
-    assert!(scope.tasks().ready(Some("render")).await.unwrap().iter().all(|t| t.project_id == a.project.id));
+    assert!(scope.tasks().ready(Some("render"), PageRequest::first(100)).await.unwrap().items.iter().all(|t| t.project_id == a.project.id));
     assert_eq!(scope.tasks().claim("render").await.unwrap().map(|t| t.id), Some(a.task.id));
     assert_eq!(scope.tasks().claim("render").await.unwrap(), None, "bob's render task is not alice's to claim");
 
@@ -137,9 +137,10 @@ postgres_test!(async fn postgres_row_level_security_alone_keeps_users_apart(t) {
     );
     assert!(
         uow.tasks()
-            .list_for_project(b.project.id, TaskFilter::default())
+            .list_for_project(b.project.id, &TaskFilter::default(), PageRequest::first(100))
             .await
             .unwrap()
+            .items
             .is_empty()
     );
     not_found("bob's task", uow.tasks().get(b.task.id).await);
@@ -150,9 +151,10 @@ postgres_test!(async fn postgres_row_level_security_alone_keeps_users_apart(t) {
     not_found("bob's shot", uow.shots().timeline(b.shot.id).await);
     assert!(
         uow.tasks()
-            .ready(None)
+            .ready(None, PageRequest::first(100))
             .await
             .unwrap()
+            .items
             .iter()
             .all(|t| t.project_id == a.project.id)
     );

@@ -30,8 +30,8 @@ fn corpus() -> Vec<String> {
 
 /// The live schema, read in a transaction (as it must be behind a transaction pooler).
 async fn inspect(t: &parity_tests::TestDb) -> migration::inspect::Schema {
-    let route = migration_history::locked::Route::of(&t.config);
-    migration_history::locked::in_locked_transaction(t.db.sea_orm_connection(), route, |tx| {
+    let route = migration::locked::Route::of(&t.config);
+    migration::locked::in_locked_transaction(t.db.sea_orm_connection(), route, |tx| {
         Box::pin(migration::inspect::inspect(tx))
     })
     .await
@@ -64,13 +64,13 @@ parity_test!(async fn hostile_input_changes_no_schema_and_nothing_out_of_scope(t
         task.output_location = Some(s.clone());
         assert_eq!(t.db.tasks().update(task).await.unwrap().output_location.as_deref(), Some(s.as_str()));
         let g = t.db.generations().create(NewGeneration::new(mine.id).tasks(vec![]).location(s.clone()).generation_type(s.clone())).await.unwrap();
-        assert_eq!(t.db.generations().list_for_project(mine.id, Some(&s)).await.unwrap().iter().map(|g| g.id).collect::<Vec<_>>(), vec![g.id]);
+        assert_eq!(t.db.generations().list_for_project(mine.id, Some(&s), PageRequest::first(100)).await.unwrap().items.iter().map(|g| g.id).collect::<Vec<_>>(), vec![g.id]);
         let shot = t.db.shots().create(NewShot::new(mine.id, s.clone())).await.unwrap();
         assert_eq!(t.db.shots().get(shot.id).await.unwrap().name, s);
-        assert!(t.db.tasks().ready(Some(&s)).await.unwrap().iter().all(|t| t.project_id == mine.id));
+        assert!(t.db.tasks().ready(Some(&s), PageRequest::first(100)).await.unwrap().items.iter().all(|t| t.project_id == mine.id));
     }
     // What neither backend can store fails the same way on both, and writes nothing.
-    let rows_before = t.db.tasks().list_for_project(mine.id, TaskFilter::default()).await.unwrap().len();
+    let rows_before = t.db.tasks().list_for_project(mine.id, &TaskFilter::default(), PageRequest::first(100)).await.unwrap().items.len();
     for bad in ["nul\0inside", "\0"] {
         for err in [
             t.db.projects().create(NewProject::new(me.id, bad)).await.unwrap_err(),
@@ -83,7 +83,7 @@ parity_test!(async fn hostile_input_changes_no_schema_and_nothing_out_of_scope(t
             assert!(matches!(err, DalError::InvalidValue { .. }), "{err:?}");
         }
     }
-    assert_eq!(t.db.tasks().list_for_project(mine.id, TaskFilter::default()).await.unwrap().len(), rows_before);
+    assert_eq!(t.db.tasks().list_for_project(mine.id, &TaskFilter::default(), PageRequest::first(100)).await.unwrap().items.len(), rows_before);
     // A lone UTF-16 surrogate cannot even become a JSON value to send.
     assert!(serde_json::from_str::<serde_json::Value>(r#"{"k": "\ud800"}"#).is_err());
 

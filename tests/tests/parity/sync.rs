@@ -840,10 +840,9 @@ async fn offline_writes_queue_and_arrive_in_order() {
             client
                 .database()
                 .tasks()
-                .list_for_project(project, TaskFilter::default())
+                .count_for_project(project, &TaskFilter::default())
                 .await
-                .unwrap()
-                .len(),
+                .unwrap(),
             1000
         );
 

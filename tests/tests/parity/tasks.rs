@@ -25,12 +25,12 @@ parity_test!(async fn tasks_crud_and_dependency_validation(t) {
     assert_eq!(tasks.get(a.id).await.unwrap(), a);
     assert_eq!(a.created_at, a.updated_at);
 
-    let b = tasks.create(NewTask::queued(p.id, "encode", json!({})).depending_on([a.id])).await.unwrap();
+    let b = tasks.create(NewTask::queued(p.id, "encode", json!({})).dependant_on([a.id])).await.unwrap();
     assert_eq!(b.dependant_on.0, vec![a.id.uuid()]);
 
-    let unknown = tasks.create(NewTask::queued(p.id, "x", json!({})).depending_on([Id::new()])).await.unwrap_err();
+    let unknown = tasks.create(NewTask::queued(p.id, "x", json!({})).dependant_on([Id::new()])).await.unwrap_err();
     assert!(matches!(unknown, DalError::NotFound { entity: "task", .. }), "{unknown:?}");
-    let foreign = tasks.create(NewTask::queued(other.id, "x", json!({})).depending_on([a.id])).await.unwrap_err();
+    let foreign = tasks.create(NewTask::queued(other.id, "x", json!({})).dependant_on([a.id])).await.unwrap_err();
     assert!(matches!(foreign, DalError::InvalidValue { .. }), "{foreign:?}");
     let blank = tasks.create(NewTask::queued(p.id, "", json!({}))).await.unwrap_err();
     assert!(matches!(blank, DalError::InvalidValue { .. }), "{blank:?}");
@@ -69,34 +69,34 @@ parity_test!(async fn tasks_filter_by_status_set_and_type(t) {
     }
     tasks.create(NewTask::queued(other.id, "render", json!({}))).await.unwrap();
 
-    let all = tasks.list_for_project(p.id, TaskFilter::default()).await.unwrap();
+    let all = tasks.list_for_project(p.id, &TaskFilter::default(), PageRequest::first(100)).await.unwrap().items;
     assert_eq!(ids(&all), ids(&made), "all of the project's tasks, oldest first");
 
     let queued_or_failed = TaskFilter::default().status(TaskStatus::Queued).status(TaskStatus::Failed);
-    let got = tasks.list_for_project(p.id, queued_or_failed).await.unwrap();
+    let got = tasks.list_for_project(p.id, &queued_or_failed, PageRequest::first(100)).await.unwrap().items;
     assert_eq!(ids(&got), vec![made[0].id, made[2].id, made[3].id]);
 
     let renders = TaskFilter::default().task_type("render");
-    assert_eq!(ids(&tasks.list_for_project(p.id, renders).await.unwrap()), vec![made[0].id, made[1].id, made[4].id]);
+    assert_eq!(ids(&tasks.list_for_project(p.id, &renders, PageRequest::first(100)).await.unwrap().items), vec![made[0].id, made[1].id, made[4].id]);
 
     let both = TaskFilter::default().status(TaskStatus::Queued).task_type("encode");
-    assert_eq!(ids(&tasks.list_for_project(p.id, both).await.unwrap()), vec![made[2].id]);
+    assert_eq!(ids(&tasks.list_for_project(p.id, &both, PageRequest::first(100)).await.unwrap().items), vec![made[2].id]);
 });
 
-parity_test!(async fn dependents_ready_tasks_and_claims(t) {
+parity_test!(async fn dependants_ready_tasks_and_claims(t) {
     let p = project(&t).await;
     let tasks = t.db.tasks();
     let a = tasks.create(NewTask::queued(p.id, "render", json!({}))).await.unwrap();
     let b = tasks.create(NewTask::queued(p.id, "render", json!({}))).await.unwrap();
-    let c = tasks.create(NewTask::queued(p.id, "encode", json!({})).depending_on([a.id, b.id])).await.unwrap();
-    let d = tasks.create(NewTask::queued(p.id, "encode", json!({})).depending_on([a.id])).await.unwrap();
+    let c = tasks.create(NewTask::queued(p.id, "encode", json!({})).dependant_on([a.id, b.id])).await.unwrap();
+    let d = tasks.create(NewTask::queued(p.id, "encode", json!({})).dependant_on([a.id])).await.unwrap();
 
-    assert_eq!(ids(&tasks.dependents_of(a.id).await.unwrap()), vec![c.id, d.id]);
-    assert_eq!(ids(&tasks.dependents_of(b.id).await.unwrap()), vec![c.id]);
-    assert!(tasks.dependents_of(c.id).await.unwrap().is_empty());
+    assert_eq!(ids(&tasks.dependants_of(a.id).await.unwrap()), vec![c.id, d.id]);
+    assert_eq!(ids(&tasks.dependants_of(b.id).await.unwrap()), vec![c.id]);
+    assert!(tasks.dependants_of(c.id).await.unwrap().is_empty());
 
-    assert_eq!(ids(&tasks.ready(None).await.unwrap()), vec![a.id, b.id], "no dependencies: ready");
-    assert!(tasks.ready(Some("encode")).await.unwrap().is_empty());
+    assert_eq!(ids(&tasks.ready(None, PageRequest::first(100)).await.unwrap().items), vec![a.id, b.id], "no dependencies: ready");
+    assert!(tasks.ready(Some("encode"), PageRequest::first(100)).await.unwrap().items.is_empty());
     assert!(tasks.claim("encode").await.unwrap().is_none(), "nothing ready to claim");
 
     let claimed = tasks.claim("render").await.unwrap().expect("a is ready");
@@ -106,10 +106,10 @@ parity_test!(async fn dependents_ready_tasks_and_claims(t) {
     assert_eq!(tasks.get(a.id).await.unwrap(), claimed);
     tasks.set_status(a.id, TaskStatus::Complete).await.unwrap();
 
-    assert_eq!(ids(&tasks.ready(Some("encode")).await.unwrap()), vec![d.id], "c still waits for b");
+    assert_eq!(ids(&tasks.ready(Some("encode"), PageRequest::first(100)).await.unwrap().items), vec![d.id], "c still waits for b");
     tasks.claim("render").await.unwrap().expect("b");
     tasks.set_status(b.id, TaskStatus::Complete).await.unwrap();
-    assert_eq!(ids(&tasks.ready(Some("encode")).await.unwrap()), vec![c.id, d.id]);
+    assert_eq!(ids(&tasks.ready(Some("encode"), PageRequest::first(100)).await.unwrap().items), vec![c.id, d.id]);
     assert_eq!(tasks.claim("encode").await.unwrap().unwrap().id, c.id);
     assert_eq!(tasks.claim("encode").await.unwrap().unwrap().id, d.id);
     assert!(tasks.claim("encode").await.unwrap().is_none());
@@ -131,19 +131,19 @@ parity_test!(async fn a_dangling_or_unfinished_dependency_is_not_ready(t) {
     let p = project(&t).await;
     let tasks = t.db.tasks();
     let dep = tasks.create(NewTask::queued(p.id, "render", json!({}))).await.unwrap();
-    let waiting = tasks.create(NewTask::queued(p.id, "encode", json!({})).depending_on([dep.id])).await.unwrap();
+    let waiting = tasks.create(NewTask::queued(p.id, "encode", json!({})).dependant_on([dep.id])).await.unwrap();
     for status in [TaskStatus::Pending, TaskStatus::InProgress, TaskStatus::Failed, TaskStatus::Cancelled, TaskStatus::Queued] {
         tasks.set_status(dep.id, status).await.unwrap();
-        assert!(tasks.ready(Some("encode")).await.unwrap().is_empty(), "dependency {status}");
+        assert!(tasks.ready(Some("encode"), PageRequest::first(100)).await.unwrap().items.is_empty(), "dependency {status}");
     }
     tasks.set_status(dep.id, TaskStatus::Complete).await.unwrap();
-    assert_eq!(ids(&tasks.ready(Some("encode")).await.unwrap()), vec![waiting.id]);
+    assert_eq!(ids(&tasks.ready(Some("encode"), PageRequest::first(100)).await.unwrap().items), vec![waiting.id]);
     // A dependency that was deleted never completes.
     tasks.delete(dep.id).await.unwrap();
-    assert!(tasks.ready(Some("encode")).await.unwrap().is_empty());
+    assert!(tasks.ready(Some("encode"), PageRequest::first(100)).await.unwrap().items.is_empty());
     // Only Queued tasks are ready.
     tasks.set_status(waiting.id, TaskStatus::Pending).await.unwrap();
-    assert!(tasks.ready(None).await.unwrap().is_empty());
+    assert!(tasks.ready(None, PageRequest::first(100)).await.unwrap().items.is_empty());
 });
 
 parity_test!(async fn status_transitions_set_updated_at_and_bad_statuses_are_invalid(t) {

@@ -31,7 +31,7 @@ parity_test!(async fn deleting_leaves_hidden_tombstones_that_cascade(t) {
     assert!(matches!(t.db.tasks().get(task.id).await, Err(DalError::NotFound { .. })));
     assert!(matches!(t.db.generations().get(g.id).await, Err(DalError::NotFound { .. })));
     assert!(matches!(t.db.shots().timeline(shot.id).await, Err(DalError::NotFound { .. })));
-    assert!(t.db.tasks().ready(None).await.unwrap().is_empty(), "a deleted project's tasks are not claimable");
+    assert!(t.db.tasks().ready(None, PageRequest::first(100)).await.unwrap().items.is_empty(), "a deleted project's tasks are not claimable");
     assert!(t.db.projects().list_for_user(user.id, PageRequest::first(10)).await.unwrap().items.is_empty());
     for table in ["projects", "tasks", "generations", "shots", "shot_generations"] {
         assert_eq!(tombstoned(&t, table).await, (1, 1), "{table}: the row stays, as a tombstone");
@@ -53,11 +53,11 @@ parity_test!(async fn a_tombstoned_dependency_never_completes(t) {
     let user = t.db.users().create(NewUser::default()).await.unwrap();
     let p = t.db.projects().create(NewProject::new(user.id, "P")).await.unwrap();
     let dep = t.db.tasks().create(NewTask::queued(p.id, "render", json!({}))).await.unwrap();
-    let waiting = t.db.tasks().create(NewTask::queued(p.id, "encode", json!({})).depending_on([dep.id])).await.unwrap();
+    let waiting = t.db.tasks().create(NewTask::queued(p.id, "encode", json!({})).dependant_on([dep.id])).await.unwrap();
     t.db.tasks().set_status(dep.id, TaskStatus::Complete).await.unwrap();
-    assert_eq!(t.db.tasks().ready(Some("encode")).await.unwrap()[0].id, waiting.id);
+    assert_eq!(t.db.tasks().ready(Some("encode"), PageRequest::first(100)).await.unwrap().items[0].id, waiting.id);
     t.db.tasks().delete(dep.id).await.unwrap();
-    assert!(t.db.tasks().ready(Some("encode")).await.unwrap().is_empty());
-    let err = t.db.tasks().create(NewTask::queued(p.id, "x", json!({})).depending_on([dep.id])).await.unwrap_err();
+    assert!(t.db.tasks().ready(Some("encode"), PageRequest::first(100)).await.unwrap().items.is_empty());
+    let err = t.db.tasks().create(NewTask::queued(p.id, "x", json!({})).dependant_on([dep.id])).await.unwrap_err();
     assert!(matches!(err, DalError::NotFound { .. }), "a tombstone is not a dependency: {err:?}");
 });

@@ -82,7 +82,7 @@ parity_test!(async fn a_unit_of_work_never_waits_on_its_own_pool(t) {
     let user = uow.users().create(NewUser::default()).await.unwrap();
     let project = uow.projects().create(NewProject::new(user.id, "P")).await.unwrap();
     let task = uow.tasks().create(NewTask::queued(project.id, "render", json!({}))).await.unwrap();
-    uow.tasks().create(NewTask::queued(project.id, "encode", json!({})).depending_on([task.id])).await.unwrap();
+    uow.tasks().create(NewTask::queued(project.id, "encode", json!({})).dependant_on([task.id])).await.unwrap();
     assert_eq!(uow.tasks().claim("render").await.unwrap().unwrap().id, task.id);
     let generation = uow.generations().create(NewGeneration::new(project.id).tasks(vec![task.id])).await.unwrap();
     let shot = uow.shots().create(NewShot::new(project.id, "S")).await.unwrap();

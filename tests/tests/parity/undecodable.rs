@@ -106,7 +106,7 @@ parity_test!(async fn an_unreadable_task_is_named_and_no_write_on_it_commits(t) 
     let bad = t
         .db
         .tasks()
-        .create(NewTask::queued(project, "render", json!({"n": 1})).depending_on([dep.id]))
+        .create(NewTask::queued(project, "render", json!({"n": 1})).dependant_on([dep.id]))
         .await
         .unwrap();
     break_timestamp(&t, "tasks", "created_at", bad.id).await;
@@ -116,9 +116,9 @@ parity_test!(async fn an_unreadable_task_is_named_and_no_write_on_it_commits(t) 
     // Reads name the row; lists fail rather than leave it out.
     let tasks = t.db.tasks();
     assert_undecodable(tasks.get(bad.id).await, "tasks", bad.id, "created_at");
-    assert_undecodable(tasks.list_for_project(project, TaskFilter::default()).await, "tasks", bad.id, "created_at");
-    assert_undecodable(tasks.ready(Some("render")).await, "tasks", bad.id, "created_at");
-    assert_undecodable(tasks.dependents_of(dep.id).await, "tasks", bad.id, "created_at");
+    assert_undecodable(tasks.list_for_project(project, &TaskFilter::default(), PageRequest::first(100)).await, "tasks", bad.id, "created_at");
+    assert_undecodable(tasks.ready(Some("render"), PageRequest::first(100)).await, "tasks", bad.id, "created_at");
+    assert_undecodable(tasks.dependants_of(dep.id).await, "tasks", bad.id, "created_at");
     // Writes that return the row: the error, and nothing committed.
     assert_undecodable(tasks.claim("render").await, "tasks", bad.id, "created_at");
     unchanged().await;
@@ -160,7 +160,7 @@ parity_test!(async fn an_unreadable_task_is_named_and_no_write_on_it_commits(t) 
     // lists through again.
     assert_eq!(tasks.get(dep.id).await.unwrap().status, TaskStatus::Complete);
     tasks.delete(bad.id).await.unwrap();
-    assert_eq!(tasks.list_for_project(project, TaskFilter::default()).await.unwrap().len(), 1);
+    assert_eq!(tasks.list_for_project(project, &TaskFilter::default(), PageRequest::first(100)).await.unwrap().items.len(), 1);
     assert_eq!(tasks.claim("render").await.unwrap(), None);
 });
 
@@ -201,7 +201,7 @@ parity_test!(async fn every_table_names_its_unreadable_row(t) {
 
     let generation = tree.generation.id;
     assert_undecodable(t.db.generations().get(generation).await, "generations", generation, "created_at");
-    assert_undecodable(t.db.generations().list_for_project(project, None).await, "generations", generation, "created_at");
+    assert_undecodable(t.db.generations().list_for_project(project, None, PageRequest::first(100)).await, "generations", generation, "created_at");
     assert_undecodable(t.db.generations().containing_task(tree.task.id).await, "generations", generation, "created_at");
     let moved = entities::generation::Model { location: Some("elsewhere".into()), row_version: tree.generation.row_version + 1, ..tree.generation.clone() };
     assert_undecodable(t.db.generations().update(moved).await, "generations", generation, "created_at");

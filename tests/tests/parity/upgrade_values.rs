@@ -65,7 +65,7 @@ parity_test!(empty async fn upgrading_keeps_foreign_rows_readable_or_says_which_
     assert_eq!(t.db.applied_migrations().await.unwrap().len(), history.len());
     let read = t.db.tasks().get(task).await.unwrap();
     assert_eq!(read.dependant_on.0, vec![dep.uuid(); spellings.len()]);
-    assert_eq!(t.db.tasks().dependents_of(dep).await.unwrap(), vec![read]);
+    assert_eq!(t.db.tasks().dependants_of(dep).await.unwrap(), vec![read]);
     t.db.tasks().set_status(dep, TaskStatus::Complete).await.unwrap();
-    assert_eq!(t.db.tasks().ready(Some("render")).await.unwrap().len(), 1);
+    assert_eq!(t.db.tasks().ready(Some("render"), PageRequest::first(100)).await.unwrap().items.len(), 1);
 });

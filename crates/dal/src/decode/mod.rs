@@ -263,7 +263,7 @@ fn pg_uuid_array(mut buf: &[u8]) -> Cell<IdList> {
 
 /// A uuid list on SQLite: a JSON array of canonical (lowercase, hyphenated) uuid strings,
 /// the only form the schema admits. Anything else would read, but `ready` and
-/// `dependents_of` compare the text, so it is reported rather than read.
+/// `dependants_of` compare the text, so it is reported rather than read.
 fn sqlite_uuid_list(text: &str) -> Cell<IdList> {
     let items: Vec<std::borrow::Cow<'_, str>> =
         serde_json::from_str(text).map_err(|e| format!("not a JSON array of strings: {e}"))?;

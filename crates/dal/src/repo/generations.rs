@@ -4,16 +4,18 @@ use async_trait::async_trait;
 use entities::generation::{self, Column, Entity as GenerationEntity};
 use entities::{Id, IdList};
 use sea_orm::Condition;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
 };
 
+use super::page::{Listing, after_cursor, paginate};
 use super::shots::{lock_shot, renumber};
 use super::tasks::require_tasks_of_project;
 use super::{
-    GenerationPatch, atomically, deleted, find_by_id, found, insert_model, live, select_all,
-    tombstone, update_live,
+    GenerationPatch, Page, PageRequest, atomically, deleted, find_by_id, found, insert_model, live,
+    select_all, tombstone, update_live,
 };
 use crate::executor::dialect_of;
 use crate::{Executor, Result, clock};
@@ -83,12 +85,18 @@ pub trait GenerationRepository: Send + Sync {
     async fn delete(&self, id: Id) -> Result<()>;
     /// Generations whose `tasks` contain `task_id`, oldest first.
     async fn containing_task(&self, task_id: Id) -> Result<Vec<generation::Model>>;
-    /// A project's generations, oldest first; only of `generation_type` when given.
+    /// A project's generations, oldest first (by `(created_at, id)`), one page at a time
+    /// by keyset; only of `generation_type` when given. The cursor continues only this
+    /// listing (a cursor of another is `InvalidValue`).
     async fn list_for_project(
         &self,
         project_id: Id,
         generation_type: Option<&str>,
-    ) -> Result<Vec<generation::Model>>;
+        page: PageRequest,
+    ) -> Result<Page<generation::Model>>;
+    /// How many generations the project has (of `generation_type` when given).
+    async fn count_for_project(&self, project_id: Id, generation_type: Option<&str>)
+    -> Result<u64>;
 }
 
 /// [`GenerationRepository`] over an executor.
@@ -202,16 +210,45 @@ impl<E: Executor> GenerationRepository for Generations<'_, E> {
         &self,
         project_id: Id,
         generation_type: Option<&str>,
-    ) -> Result<Vec<generation::Model>> {
-        let mut query = GenerationEntity::find()
-            .filter(Column::ProjectId.eq(project_id))
-            .filter(live::<GenerationEntity>());
-        if let Some(kind) = generation_type {
-            query = query.filter(Column::GenerationType.eq(kind));
+        page: PageRequest,
+    ) -> Result<Page<generation::Model>> {
+        let mut query = GenerationEntity::find().filter(of_project(project_id, generation_type));
+        if let Some(after) = page.after_in(Listing::Generations)? {
+            query = query.filter(after_cursor(after, Column::CreatedAt, Column::Id));
         }
         let query = query
             .order_by_asc(Column::CreatedAt)
-            .order_by_asc(Column::Id);
-        select_all(self.exec, query).await
+            .order_by_asc(Column::Id)
+            .limit(u64::from(page.limit()) + 1);
+        let rows = select_all(self.exec, query).await?;
+        Ok(paginate(rows, page.limit(), Listing::Generations, |g| {
+            (g.created_at, g.id)
+        }))
     }
+
+    async fn count_for_project(
+        &self,
+        project_id: Id,
+        generation_type: Option<&str>,
+    ) -> Result<u64> {
+        let count: Option<i64> = GenerationEntity::find()
+            .select_only()
+            .expr(Expr::col((GenerationEntity, Column::Id)).count())
+            .filter(of_project(project_id, generation_type))
+            .into_tuple()
+            .one(self.exec)
+            .await?;
+        Ok(count.map_or(0, |n| n.unsigned_abs()))
+    }
+}
+
+/// The live generations of `project_id`, only of `generation_type` when given.
+fn of_project(project_id: Id, generation_type: Option<&str>) -> Condition {
+    let mut condition = Condition::all()
+        .add(Column::ProjectId.eq(project_id))
+        .add(live::<GenerationEntity>());
+    if let Some(kind) = generation_type {
+        condition = condition.add(Column::GenerationType.eq(kind));
+    }
+    condition
 }

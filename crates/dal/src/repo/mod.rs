@@ -4,15 +4,18 @@
 //! so the same calls run on their own or inside a transaction. Ids (UUIDv7) and
 //! timestamps (UTC, microseconds) are set here, never by the caller or the database.
 
+mod claim;
 mod generations;
 mod page;
 mod patch;
 mod projects;
 mod scoped;
 mod shots;
+mod task_lists;
 mod tasks;
 mod users;
 
+pub use claim::Claim;
 pub use generations::{GenerationRepository, Generations, NewGeneration};
 pub use page::{Cursor, MAX_PAGE_SIZE, Page, PageRequest};
 pub use patch::{GenerationPatch, ProjectPatch, ShotPatch, TaskPatch, UserPatch};

@@ -9,10 +9,10 @@ use sea_orm::{
     QuerySelect,
 };
 
-use super::page::paginate;
+use super::page::{Listing, after_cursor, paginate};
 use super::{
-    Cursor, Page, PageRequest, ProjectPatch, deleted, find_by_id, found, insert_model, live,
-    require_text, select_all, tombstone, update_live,
+    Page, PageRequest, ProjectPatch, deleted, find_by_id, found, insert_model, live, require_text,
+    select_all, tombstone, update_live,
 };
 use crate::{Executor, Result, clock};
 
@@ -55,7 +55,8 @@ pub trait ProjectRepository: Send + Sync {
     /// Deletes the project and, by cascade, its tasks, generations, shots and timelines.
     async fn delete(&self, id: Id) -> Result<()>;
     /// A user's projects, newest first (ties broken by id, so the order is total), one
-    /// page at a time by keyset: a cursor, never an offset.
+    /// page at a time by keyset: a cursor, never an offset. A cursor of another listing
+    /// (the task and generation listings run oldest first) is `InvalidValue`.
     async fn list_for_user(&self, user_id: Id, page: PageRequest) -> Result<Page<project::Model>>;
 }
 
@@ -122,25 +123,16 @@ impl<E: Executor> ProjectRepository for Projects<'_, E> {
         let mut query = ProjectEntity::find()
             .filter(Column::UserId.eq(user_id))
             .filter(live::<ProjectEntity>());
-        if let Some(after) = page.after {
-            // Strictly after the cursor in (created_at DESC, id DESC) order.
-            query = query.filter(
-                Condition::any()
-                    .add(Column::CreatedAt.lt(after.created_at))
-                    .add(
-                        Condition::all()
-                            .add(Column::CreatedAt.eq(after.created_at))
-                            .add(Column::Id.lt(after.id)),
-                    ),
-            );
+        if let Some(after) = page.after_in(Listing::Projects)? {
+            query = query.filter(after_cursor(after, Column::CreatedAt, Column::Id));
         }
         let query = query
             .order_by_desc(Column::CreatedAt)
             .order_by_desc(Column::Id)
             .limit(u64::from(page.limit()) + 1);
         let rows = select_all(self.exec, query).await?;
-        Ok(paginate(rows, page.limit(), |p| {
-            Cursor::new(p.created_at, p.id)
+        Ok(paginate(rows, page.limit(), Listing::Projects, |p| {
+            (p.created_at, p.id)
         }))
     }
 }

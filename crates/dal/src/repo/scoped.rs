@@ -11,13 +11,16 @@
 //! rule in the database for units of work begun with
 //! [`Database::begin_as_user`](crate::Database::begin_as_user).
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use entities::{Id, TaskStatus, generation, project, shot, shot_generation, task};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::{
-    GenerationPatch, Generations, NewGeneration, NewProject, NewShot, NewTask, Page, PageRequest,
-    ProjectPatch, Projects, ShotPatch, Shots, TaskFilter, TaskPatch, Tasks, TimelineEntry, found,
+    Claim, GenerationPatch, Generations, NewGeneration, NewProject, NewShot, NewTask, Page,
+    PageRequest, ProjectPatch, Projects, ShotPatch, Shots, TaskFilter, TaskPatch, Tasks,
+    TimelineEntry, found,
 };
 use super::{GenerationRepository, ProjectRepository, ShotRepository, TaskRepository};
 use crate::{DalError, Executor, Result};
@@ -210,17 +213,36 @@ impl<E: Executor> TaskRepository for ScopedTasks<'_, E> {
     async fn list_for_project(
         &self,
         project_id: Id,
-        filter: TaskFilter,
-    ) -> Result<Vec<task::Model>> {
+        filter: &TaskFilter,
+        page: PageRequest,
+    ) -> Result<Page<task::Model>> {
         own_project(self.exec, self.user, project_id).await?;
         Tasks::new(self.exec)
-            .list_for_project(project_id, filter)
+            .list_for_project(project_id, filter, page)
             .await
     }
 
-    async fn dependents_of(&self, id: Id) -> Result<Vec<task::Model>> {
+    async fn count_for_project(&self, project_id: Id, filter: &TaskFilter) -> Result<u64> {
+        own_project(self.exec, self.user, project_id).await?;
+        Tasks::new(self.exec)
+            .count_for_project(project_id, filter)
+            .await
+    }
+
+    async fn count_by_status(
+        &self,
+        project_id: Id,
+        filter: &TaskFilter,
+    ) -> Result<HashMap<TaskStatus, u64>> {
+        own_project(self.exec, self.user, project_id).await?;
+        Tasks::new(self.exec)
+            .count_by_status(project_id, filter)
+            .await
+    }
+
+    async fn dependants_of(&self, id: Id) -> Result<Vec<task::Model>> {
         let task = self.own(id).await?;
-        let all = Tasks::new(self.exec).dependents_of(id).await?;
+        let all = Tasks::new(self.exec).dependants_of(id).await?;
         // Dependencies stay within a project; other writers could still link across.
         Ok(all
             .into_iter()
@@ -228,22 +250,22 @@ impl<E: Executor> TaskRepository for ScopedTasks<'_, E> {
             .collect())
     }
 
-    async fn ready(&self, task_type: Option<&str>) -> Result<Vec<task::Model>> {
-        Tasks::owned_by(self.exec, self.user).ready(task_type).await
+    async fn ready(&self, task_type: Option<&str>, page: PageRequest) -> Result<Page<task::Model>> {
+        Tasks::owned_by(self.exec, self.user)
+            .ready(task_type, page)
+            .await
     }
 
-    async fn claim(&self, task_type: &str) -> Result<Option<task::Model>> {
-        Tasks::owned_by(self.exec, self.user).claim(task_type).await
+    async fn try_claim(&self, task_type: &str) -> Result<Claim> {
+        Tasks::owned_by(self.exec, self.user)
+            .try_claim(task_type)
+            .await
     }
 
-    async fn claim_in_project(
-        &self,
-        project_id: Id,
-        task_type: &str,
-    ) -> Result<Option<task::Model>> {
+    async fn try_claim_in_project(&self, project_id: Id, task_type: &str) -> Result<Claim> {
         own_project(self.exec, self.user, project_id).await?;
         Tasks::new(self.exec)
-            .claim_in_project(project_id, task_type)
+            .try_claim_in_project(project_id, task_type)
             .await
     }
 
@@ -312,10 +334,22 @@ impl<E: Executor> GenerationRepository for ScopedGenerations<'_, E> {
         &self,
         project_id: Id,
         generation_type: Option<&str>,
-    ) -> Result<Vec<generation::Model>> {
+        page: PageRequest,
+    ) -> Result<Page<generation::Model>> {
         own_project(self.exec, self.user, project_id).await?;
         Generations::new(self.exec)
-            .list_for_project(project_id, generation_type)
+            .list_for_project(project_id, generation_type, page)
+            .await
+    }
+
+    async fn count_for_project(
+        &self,
+        project_id: Id,
+        generation_type: Option<&str>,
+    ) -> Result<u64> {
+        own_project(self.exec, self.user, project_id).await?;
+        Generations::new(self.exec)
+            .count_for_project(project_id, generation_type)
             .await
     }
 }

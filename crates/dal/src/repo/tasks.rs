@@ -1,20 +1,22 @@
-//! Tasks: CRUD, filters, dependencies, readiness and atomic claiming.
+//! Tasks: CRUD and dependencies, and the [`TaskRepository`] trait; its listings, counts
+//! and readiness are in `task_lists.rs`, claiming in `claim.rs`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use entities::task::{self, Column, Entity as TaskEntity};
 use entities::{Id, IdList, TaskStatus};
 use sea_orm::Condition;
-use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, LockType, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, QueryTrait, Set,
 };
 
+use super::claim::Claim;
 use super::{
-    BumpVersion, TaskPatch, atomically, deleted, find_by_id, found, insert_model, live,
-    require_text, select_all, tombstone, update_returning, write_one,
+    BumpVersion, Page, PageRequest, TaskPatch, atomically, deleted, find_by_id, found,
+    insert_model, live, require_text, select_all, tombstone, update_returning, write_one,
 };
 use crate::executor::dialect_of;
 use crate::{DalError, Executor, Result, clock};
@@ -77,10 +79,17 @@ impl NewTask {
         self
     }
 
-    /// The same task, waiting for `dependencies`.
-    pub fn depending_on(mut self, dependencies: impl IntoIterator<Item = Id>) -> Self {
+    /// The same task, waiting for `dependencies` too (named after the `dependant_on`
+    /// column it fills).
+    pub fn dependant_on(mut self, dependencies: impl IntoIterator<Item = Id>) -> Self {
         self.dependant_on.extend(dependencies);
         self
+    }
+
+    /// The old name of [`dependant_on`](NewTask::dependant_on).
+    #[deprecated(since = "0.2.0", note = "renamed to `dependant_on`, after the column")]
+    pub fn depending_on(self, dependencies: impl IntoIterator<Item = Id>) -> Self {
+        self.dependant_on(dependencies)
     }
 }
 
@@ -139,38 +148,76 @@ pub trait TaskRepository: Send + Sync {
     async fn patch(&self, id: Id, patch: TaskPatch) -> Result<task::Model>;
     /// Deletes the task.
     async fn delete(&self, id: Id) -> Result<()>;
-    /// A project's tasks matching `filter`, oldest first.
+    /// A project's tasks matching `filter`, oldest first (by `(created_at, id)`), one page
+    /// at a time by keyset. The cursor continues only this listing (a cursor of another,
+    /// such as the newest-first project listing, is `InvalidValue`); rows inserted between
+    /// pages never repeat or shift a row, and appear on a later page if they sort after
+    /// the cursor. The filter should stay the same from page to page.
     async fn list_for_project(
         &self,
         project_id: Id,
-        filter: TaskFilter,
-    ) -> Result<Vec<task::Model>>;
+        filter: &TaskFilter,
+        page: PageRequest,
+    ) -> Result<Page<task::Model>>;
+    /// How many of a project's tasks match `filter` (what paging through
+    /// [`list_for_project`](TaskRepository::list_for_project) would return, at one moment).
+    async fn count_for_project(&self, project_id: Id, filter: &TaskFilter) -> Result<u64>;
+    /// How many of a project's tasks matching `filter` are in each status, in one
+    /// `GROUP BY` query. Every status the filter admits is a key, with 0 when no task has it.
+    async fn count_by_status(
+        &self,
+        project_id: Id,
+        filter: &TaskFilter,
+    ) -> Result<HashMap<TaskStatus, u64>>;
     /// Tasks whose `dependant_on` contains `id`, oldest first.
-    async fn dependents_of(&self, id: Id) -> Result<Vec<task::Model>>;
-    /// `Queued` tasks whose every dependency is `Complete`, oldest first; only of
-    /// `task_type` when given.
-    async fn ready(&self, task_type: Option<&str>) -> Result<Vec<task::Model>>;
+    async fn dependants_of(&self, id: Id) -> Result<Vec<task::Model>>;
+    /// The old name of [`dependants_of`](TaskRepository::dependants_of).
+    #[deprecated(since = "0.2.0", note = "renamed to `dependants_of`, after the column")]
+    async fn dependents_of(&self, id: Id) -> Result<Vec<task::Model>> {
+        self.dependants_of(id).await
+    }
+    /// `Queued` tasks whose every dependency is `Complete`, oldest first (by
+    /// `(created_at, id)`), one page at a time (at most [`MAX_PAGE_SIZE`](super::MAX_PAGE_SIZE)
+    /// rows a call); only of `task_type` when given. The cursor continues only this
+    /// listing. A page is a snapshot: a task on it may be claimed by the time it is read,
+    /// so workers take tasks with [`claim`](TaskRepository::claim), not from this list.
+    async fn ready(&self, task_type: Option<&str>, page: PageRequest) -> Result<Page<task::Model>>;
     /// Atomically moves the oldest ready task of `task_type` from `Queued` to
-    /// `In Progress` and returns it; `None` when there is none. Safe with many workers:
-    /// no task is claimed twice. Inside a unit of work that rolls back, the claim is undone.
+    /// `In Progress` and returns it as [`Claim::Claimed`]; otherwise says why there was
+    /// none: [`Claim::Empty`] (nothing ready) or [`Claim::Busy`] (ready tasks exist, but
+    /// other transactions hold them: Postgres skips locked rows rather than wait for
+    /// them). Safe with many workers: no task is claimed twice. Inside a unit of work that
+    /// rolls back, the claim is undone.
+    async fn try_claim(&self, task_type: &str) -> Result<Claim>;
+    /// [`try_claim`](TaskRepository::try_claim), restricted to the tasks of one project.
+    async fn try_claim_in_project(&self, project_id: Id, task_type: &str) -> Result<Claim>;
+    /// [`try_claim`](TaskRepository::try_claim) for a worker that only needs the task:
+    /// `None` for both [`Claim::Empty`] and [`Claim::Busy`].
     ///
-    /// `None` means "nothing claimable now", not "the queue is empty": on Postgres a
-    /// task whose row another open transaction has locked is skipped, not waited for
-    /// (`SKIP LOCKED`). A worker that stops at `None` should look again later.
-    async fn claim(&self, task_type: &str) -> Result<Option<task::Model>>;
+    /// `None` therefore means "nothing claimable now", not "the queue is empty"; a
+    /// worker that stops at `None` should look again later, or use `try_claim` to know
+    /// whether to look again soon (`Busy`) or wait for new work (`Empty`).
+    async fn claim(&self, task_type: &str) -> Result<Option<task::Model>> {
+        Ok(self.try_claim(task_type).await?.into_task())
+    }
     /// [`claim`](TaskRepository::claim), restricted to the tasks of one project.
     async fn claim_in_project(
         &self,
         project_id: Id,
         task_type: &str,
-    ) -> Result<Option<task::Model>>;
+    ) -> Result<Option<task::Model>> {
+        Ok(self
+            .try_claim_in_project(project_id, task_type)
+            .await?
+            .into_task())
+    }
     /// Sets the status and `updated_at`.
     async fn set_status(&self, id: Id, status: TaskStatus) -> Result<task::Model>;
 }
 
 /// [`TaskRepository`] over an executor.
 pub struct Tasks<'e, E> {
-    exec: &'e E,
+    pub(crate) exec: &'e E,
     /// Only tasks of this user's projects, for the queries that range over all projects
     /// (`ready`, `claim`); set by a [`UserScope`](super::UserScope).
     owner: Option<Id>,
@@ -189,7 +236,7 @@ impl<'e, E: Executor> Tasks<'e, E> {
     }
 
     /// `tasks.project_id` is a project of the owner, when there is one.
-    fn owner_filter(&self) -> Option<sea_orm::sea_query::SimpleExpr> {
+    pub(crate) fn owner_filter(&self) -> Option<sea_orm::sea_query::SimpleExpr> {
         use entities::project;
         self.owner.map(|user| {
             Column::ProjectId.in_subquery(
@@ -241,12 +288,12 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
         let now = clock::now();
         let ids: Vec<Id> = new.iter().map(|t| t.id.unwrap_or_else(Id::new)).collect();
         // A dependency is a task of the batch or an existing one, of the same project.
-        let in_batch: std::collections::HashMap<Id, Id> = new
+        let in_batch: HashMap<Id, Id> = new
             .iter()
             .zip(&ids)
             .map(|(task, id)| (*id, task.project_id))
             .collect();
-        let mut outside: std::collections::HashMap<Id, Vec<Id>> = std::collections::HashMap::new();
+        let mut outside: HashMap<Id, Vec<Id>> = HashMap::new();
         for (i, task) in new.iter().enumerate() {
             require_text(&format!("task type of row {i}"), &task.task_type)?;
             for dep in &task.dependant_on {
@@ -337,24 +384,25 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
     async fn list_for_project(
         &self,
         project_id: Id,
-        filter: TaskFilter,
-    ) -> Result<Vec<task::Model>> {
-        let mut query = TaskEntity::find()
-            .filter(Column::ProjectId.eq(project_id))
-            .filter(live::<TaskEntity>());
-        if !filter.statuses.is_empty() {
-            query = query.filter(Column::Status.is_in(filter.statuses));
-        }
-        if let Some(task_type) = filter.task_type {
-            query = query.filter(Column::TaskType.eq(task_type));
-        }
-        let query = query
-            .order_by_asc(Column::CreatedAt)
-            .order_by_asc(Column::Id);
-        select_all(self.exec, query).await
+        filter: &TaskFilter,
+        page: PageRequest,
+    ) -> Result<Page<task::Model>> {
+        self.list_page(project_id, filter, page).await
     }
 
-    async fn dependents_of(&self, id: Id) -> Result<Vec<task::Model>> {
+    async fn count_for_project(&self, project_id: Id, filter: &TaskFilter) -> Result<u64> {
+        self.count_matching(project_id, filter).await
+    }
+
+    async fn count_by_status(
+        &self,
+        project_id: Id,
+        filter: &TaskFilter,
+    ) -> Result<HashMap<TaskStatus, u64>> {
+        self.status_counts(project_id, filter).await
+    }
+
+    async fn dependants_of(&self, id: Id) -> Result<Vec<task::Model>> {
         let contains =
             dialect_of(self.exec).uuid_list_contains((TaskEntity, Column::DependantOn), id.uuid());
         let query = TaskEntity::find()
@@ -365,32 +413,15 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
         select_all(self.exec, query).await
     }
 
-    async fn ready(&self, task_type: Option<&str>) -> Result<Vec<task::Model>> {
-        let mut query = TaskEntity::find()
-            .filter(Column::Status.eq(TaskStatus::Queued))
-            .filter(live::<TaskEntity>())
-            .filter(dialect_of(self.exec).all_dependencies_complete());
-        if let Some(task_type) = task_type {
-            query = query.filter(Column::TaskType.eq(task_type));
-        }
-        if let Some(owned) = self.owner_filter() {
-            query = query.filter(owned);
-        }
-        let query = query
-            .order_by_asc(Column::CreatedAt)
-            .order_by_asc(Column::Id);
-        select_all(self.exec, query).await
+    async fn ready(&self, task_type: Option<&str>, page: PageRequest) -> Result<Page<task::Model>> {
+        self.ready_page(task_type, page).await
     }
 
-    async fn claim(&self, task_type: &str) -> Result<Option<task::Model>> {
+    async fn try_claim(&self, task_type: &str) -> Result<Claim> {
         self.claim_where(task_type, None).await
     }
 
-    async fn claim_in_project(
-        &self,
-        project_id: Id,
-        task_type: &str,
-    ) -> Result<Option<task::Model>> {
+    async fn try_claim_in_project(&self, project_id: Id, task_type: &str) -> Result<Claim> {
         self.claim_where(task_type, Some(project_id)).await
     }
 
@@ -404,51 +435,6 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
             .into_query();
         let mut rows = update_returning::<_, TaskEntity>(self.exec, update).await?;
         found(rows.pop(), "task", id)
-    }
-}
-
-impl<E: Executor> Tasks<'_, E> {
-    async fn claim_where(
-        &self,
-        task_type: &str,
-        project: Option<Id>,
-    ) -> Result<Option<task::Model>> {
-        // One statement: pick the oldest ready task and flip it. On Postgres the pick
-        // locks its row and skips rows other workers hold (SQLite has no row locks and
-        // needs none: a writing statement holds the database's write lock throughout).
-        let mut oldest_ready = Query::select();
-        oldest_ready
-            .column(Column::Id)
-            .from(TaskEntity)
-            .and_where(Column::Status.eq(TaskStatus::Queued))
-            .and_where(live::<TaskEntity>())
-            .and_where(Column::TaskType.eq(task_type));
-        if let Some(project) = project {
-            oldest_ready.and_where(Column::ProjectId.eq(project));
-        }
-        if let Some(owned) = self.owner_filter() {
-            oldest_ready.and_where(owned);
-        }
-        oldest_ready
-            .and_where(dialect_of(self.exec).all_dependencies_complete())
-            .order_by(Column::CreatedAt, sea_orm::Order::Asc)
-            .order_by(Column::Id, sea_orm::Order::Asc)
-            .limit(1)
-            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-        let claim = TaskEntity::update_many()
-            .col_expr(Column::Status, Expr::value(TaskStatus::InProgress))
-            .col_expr(Column::UpdatedAt, Expr::value(clock::now()))
-            .bump_version()
-            // `id = (SELECT ...)`, not `id IN (SELECT ...)`: Postgres runs a scalar
-            // subquery once, but may re-run an IN subquery for every candidate row of a
-            // nested-loop semi-join, and each re-run locks and picks the next task, so one
-            // claim could take several (seen when the planner's estimates changed).
-            .filter(Expr::col((TaskEntity, Column::Id)).eq(Expr::from(oldest_ready)))
-            .filter(Column::Status.eq(TaskStatus::Queued))
-            .into_query();
-        // A claimed task that cannot be read is not claimed: it is handed to nobody.
-        let mut claimed = update_returning::<_, TaskEntity>(self.exec, claim).await?;
-        Ok(claimed.pop())
     }
 }
 
