@@ -326,6 +326,9 @@ async fn run(db: &Database, plain: &dyn Plain, sizes: &Sizes) -> Vec<Line> {
             .map(|id| async move { db.tasks().get(*id).await.unwrap() }),
     )
     .await;
+    // Each update is based on the row as last written (its `row_version`), as a caller
+    // that read it would be; the baselines do not check versions.
+    let versions = std::sync::Mutex::new(models.iter().map(|m| m.row_version).collect::<Vec<_>>());
     let raw_tasks: Vec<raw::Task> =
         futures::future::join_all(ids.iter().map(|id| raw.get(id.uuid()))).await;
     let (library, raw_t, plain_t) = compare(
@@ -333,8 +336,11 @@ async fn run(db: &Database, plain: &dyn Plain, sizes: &Sizes) -> Vec<Line> {
         |i| {
             let mut m = models[i % 100].clone();
             m.task_type = format!("render-{i}");
+            let versions = &versions;
+            m.row_version = versions.lock().unwrap()[i % 100];
             async move {
-                db.tasks().update(m).await.unwrap();
+                let saved = db.tasks().update(m).await.unwrap();
+                versions.lock().unwrap()[i % 100] = saved.row_version;
             }
         },
         Some(|i: usize| {

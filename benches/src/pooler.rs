@@ -98,13 +98,18 @@ pub(crate) async fn run(direct_url: &str, pgbouncer_url: &str, sizes: &Sizes) ->
             .map(|id| async { pools.direct.tasks().get(*id).await.unwrap() }),
     )
     .await;
+    // Each update is based on the row as last written, as a caller that read it would be.
+    let versions = std::sync::Mutex::new(models.iter().map(|m| m.row_version).collect::<Vec<_>>());
     lines.push(
         measure("update (all columns)", n, each, |db, i| {
             let db = db.clone();
             let mut model = models[i % 100].clone();
             model.task_type = format!("render-{i}");
+            let versions = &versions;
+            model.row_version = versions.lock().unwrap()[i % 100];
             async move {
-                db.tasks().update(model).await.unwrap();
+                let saved = db.tasks().update(model).await.unwrap();
+                versions.lock().unwrap()[i % 100] = saved.row_version;
             }
         })
         .await,

@@ -351,3 +351,34 @@ parity_test!(
 );
 
 use entities::task as task_model;
+
+parity_test!(
+    async fn a_bulk_upsert_moves_the_version_on_never_back(t) {
+        use sea_orm::IntoActiveModel;
+        let project = project(&t).await;
+        let task =
+            t.db.tasks()
+                .create(NewTask::queued(project, "render", json!({})))
+                .await
+                .unwrap();
+        let moved =
+            t.db.tasks()
+                .patch(task.id, TaskPatch::new().status(TaskStatus::Failed))
+                .await
+                .unwrap();
+        assert_eq!(moved.row_version, 2);
+        // An overwrite built from the row as first read (version 1): the stored version
+        // moves on to 3, so a form holding version 1 or 2 is stale afterwards.
+        let overwrite = entities::task::Model {
+            output_location: Some("bulk".into()),
+            ..task.clone()
+        };
+        dal::bulk::upsert(&t.db, vec![overwrite.into_active_model()], &[])
+            .await
+            .unwrap();
+        let now = t.db.tasks().get(task.id).await.unwrap();
+        assert_eq!(now.output_location.as_deref(), Some("bulk"));
+        assert_eq!(now.row_version, 3);
+        assert_stale(t.db.tasks().update(moved).await, "task", task.id, 2, 3);
+    }
+);

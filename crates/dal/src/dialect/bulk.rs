@@ -93,7 +93,7 @@ fn conflict_clause(
         Conflict::Fail => String::new(),
         Conflict::Skip => format!(" ON CONFLICT ({key_list}) DO NOTHING"),
         Conflict::Overwrite(keep) => {
-            let version = "row_version";
+            let version = crate::repo::ROW_VERSION;
             let mut sets: Vec<String> = columns
                 .iter()
                 .map(|(n, _)| n)
