@@ -6,6 +6,8 @@ use dal::prelude::*;
 use parity_tests::{TestDb, parity_test};
 use serde_json::json;
 
+use crate::foreign_writes::exec;
+
 /// A user with a project holding one task and one generation of that task.
 struct Owner {
     user: Id,
@@ -100,4 +102,48 @@ parity_test!(async fn a_scoped_write_naming_another_users_task_finds_no_such_tas
         .await
         .unwrap();
     assert_eq!(patched.tasks.len(), 2);
+});
+
+// A full update takes the version from the caller's model and writes `version + 1`: a
+// model carrying `i64::MAX` (made up, or read from a row another program pushed there)
+// overflowed, a panic in debug builds and a wrap to `i64::MIN` in release (a version
+// going backwards, on a row at `i64::MAX`). It must be `Stale` when the row is at
+// another version, and a refusal that writes nothing when it really is at the largest.
+parity_test!(async fn an_update_naming_the_largest_version_is_refused_without_overflow(t) {
+    let a = owner(&t, "alice").await;
+    let stale = |what: &str, outcome: String, err: Option<DalError>| {
+        assert!(
+            matches!(err, Some(DalError::Stale { expected: i64::MAX, actual, .. }) if actual < 10),
+            "{what}: {outcome}"
+        );
+    };
+    macro_rules! check {
+        ($what:expr, $call:expr) => {{
+            let outcome = $call.await;
+            let text = format!("{outcome:?}");
+            stale($what, text, outcome.err());
+        }};
+    }
+    let user = t.db.users().get(a.user).await.unwrap();
+    check!("user", t.db.users().update(User { row_version: i64::MAX, ..user }));
+    let project = t.db.projects().get(a.project).await.unwrap();
+    check!("project", t.db.projects().update(Project { row_version: i64::MAX, ..project }));
+    check!("task", t.db.tasks().update(Task { row_version: i64::MAX, ..a.task.clone() }));
+    check!("generation",
+        t.db.generations().update(Generation { row_version: i64::MAX, ..a.generation.clone() }));
+    let shot = t.db.shots().create(NewShot::new(a.project, "s")).await.unwrap();
+    check!("shot", t.db.shots().update(Shot { row_version: i64::MAX, ..shot }));
+
+    // Only another program can put a row at the largest version; from there no write of
+    // the library can move it on, so each is refused and nothing changes.
+    exec(&t, &format!("UPDATE tasks SET row_version = {} WHERE id = '{}'", i64::MAX, a.task.id))
+        .await
+        .unwrap();
+    let at_max = t.db.tasks().get(a.task.id).await.unwrap();
+    assert_eq!(at_max.row_version, i64::MAX);
+    let update = t.db.tasks().update(Task { params: json!({"x": 1}), ..at_max.clone() }).await;
+    assert!(matches!(update, Err(DalError::InvalidValue { .. })), "{update:?}");
+    let patch = t.db.tasks().patch(at_max.id, TaskPatch::new().params(json!({"x": 1}))).await;
+    assert!(matches!(patch, Err(DalError::InvalidValue { .. })), "{patch:?}");
+    assert_eq!(t.db.tasks().get(a.task.id).await.unwrap(), at_max);
 });
