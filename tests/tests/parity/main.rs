@@ -19,6 +19,7 @@ mod pooler;
 mod raw_sql;
 mod reliability;
 mod review_findings;
+mod review_issue13;
 mod roundtrip;
 mod schema;
 mod schema_tools;

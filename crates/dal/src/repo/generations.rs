@@ -146,7 +146,7 @@ impl<E: Executor> GenerationRepository for Generations<'_, E> {
         let id = generation.id;
         let expected = generation.row_version;
         let mut row = generation::ActiveModel::from(generation).reset_all();
-        row.row_version = Set(expected + 1);
+        row.row_version = Set(super::version_after(expected));
         row.id = sea_orm::ActiveValue::Unchanged(id);
         row.created_at = NotSet;
         row.updated_at = Set(clock::now());

@@ -104,7 +104,15 @@ impl<T: EntityTrait> BumpVersion for sea_orm::UpdateMany<T> {
     }
 }
 
-/// Writes `row` (every column set, `row_version` set to `expected + 1`) over the live row
+/// The version a full update based on `expected` (the caller's, so any `i64`) writes.
+/// Saturating: a row at the largest version cannot move on, and the database refuses the
+/// write (its trigger's bump overflows) rather than the version wrapping round to
+/// `i64::MIN`; a made-up `i64::MAX` matches no row and is `Stale`.
+pub(crate) fn version_after(expected: i64) -> i64 {
+    expected.saturating_add(1)
+}
+
+/// Writes `row` (every column set, `row_version` set to [`version_after`]`(expected)`) over the live row
 /// with its key, if the row is still at version `expected`, and returns the row as stored;
 /// [`DalError::Stale`] when it has moved on, `NotFound` when there is none (never written,
 /// or tombstoned).

@@ -163,6 +163,11 @@ impl TaskPatch {
         self
     }
 
+    /// The dependencies the patch sets, if it sets them.
+    pub(crate) fn dependencies(&self) -> Option<&[Id]> {
+        self.dependant_on.as_deref()
+    }
+
     fn sets_nothing(&self) -> bool {
         self.task_type.is_none()
             && self.params.is_none()
@@ -344,6 +349,11 @@ impl GenerationPatch {
     pub fn generation_type(mut self, generation_type: Option<String>) -> Self {
         self.generation_type = Some(generation_type);
         self
+    }
+
+    /// The tasks the patch sets, if it sets them.
+    pub(crate) fn task_ids(&self) -> Option<&[Id]> {
+        self.tasks.as_deref()
     }
 
     fn sets_nothing(&self) -> bool {

@@ -100,7 +100,7 @@ impl<E: Executor> ProjectRepository for Projects<'_, E> {
         let mut row = project::ActiveModel::from(project).reset_all();
         row.id = sea_orm::ActiveValue::Unchanged(id);
         row.created_at = NotSet;
-        row.row_version = sea_orm::ActiveValue::Set(expected + 1);
+        row.row_version = sea_orm::ActiveValue::Set(super::version_after(expected));
         update_live(self.exec, row, "project", id, expected).await
     }
 

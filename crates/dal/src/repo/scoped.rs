@@ -11,11 +11,12 @@
 //! rule in the database for units of work begun with
 //! [`Database::begin_as_user`](crate::Database::begin_as_user).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use entities::{Id, TaskStatus, generation, project, shot, shot_generation, task};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::sea_query::Query;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use super::{
     Claim, GenerationPatch, Generations, NewGeneration, NewProject, NewShot, NewTask, Page,
@@ -108,6 +109,47 @@ async fn own_row<E: Executor, T>(
     }
 }
 
+/// `NotFound` for the first of `ids` that is not a live task of one of `user`'s projects,
+/// exactly as for a task that does not exist. The repositories check that the tasks a
+/// write names (dependencies, a generation's tasks) are of the row's project, and answer
+/// one of another project with `InvalidValue` naming that project: through a scoped view
+/// that would confirm another user's task and name their project.
+async fn own_tasks<E: Executor>(
+    exec: &E,
+    user: Id,
+    ids: impl IntoIterator<Item = Id>,
+    what: &str,
+) -> Result<()> {
+    let ids: Vec<Id> = ids.into_iter().collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let users_projects = Query::select()
+        .column(project::Column::Id)
+        .from(project::Entity)
+        .and_where(project::Column::UserId.eq(user))
+        .and_where(super::live::<project::Entity>())
+        .to_owned();
+    let owned: HashSet<Id> = task::Entity::find()
+        .select_only()
+        .column(task::Column::Id)
+        .filter(task::Column::Id.is_in(ids.iter().copied()))
+        .filter(super::live::<task::Entity>())
+        .filter(task::Column::ProjectId.in_subquery(users_projects))
+        .into_tuple::<Id>()
+        .all(exec)
+        .await?
+        .into_iter()
+        .collect();
+    match ids.iter().find(|id| !owned.contains(id)) {
+        Some(missing) => Err(DalError::NotFound {
+            entity: "task",
+            key: format!("{missing} (named as a {what})"),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// [`ProjectRepository`] limited to one user's projects.
 pub struct ScopedProjects<'e, E> {
     exec: &'e E,
@@ -177,6 +219,7 @@ impl<E: Executor> ScopedTasks<'_, E> {
 impl<E: Executor> TaskRepository for ScopedTasks<'_, E> {
     async fn create(&self, new: NewTask) -> Result<task::Model> {
         own_project(self.exec, self.user, new.project_id).await?;
+        own_tasks(self.exec, self.user, new.dependant_on.clone(), "dependency").await?;
         Tasks::new(self.exec).create(new).await
     }
 
@@ -187,6 +230,13 @@ impl<E: Executor> TaskRepository for ScopedTasks<'_, E> {
         for project in projects {
             own_project(self.exec, self.user, project).await?;
         }
+        // Dependencies on tasks of the batch are checked by the repository.
+        let in_batch: HashSet<Id> = new.iter().filter_map(|t| t.id).collect();
+        let outside = new
+            .iter()
+            .flat_map(|t| t.dependant_on.iter().copied())
+            .filter(|d| !in_batch.contains(d));
+        own_tasks(self.exec, self.user, outside, "dependency").await?;
         Tasks::new(self.exec).insert_many(new).await
     }
 
@@ -197,11 +247,15 @@ impl<E: Executor> TaskRepository for ScopedTasks<'_, E> {
     async fn update(&self, task: task::Model) -> Result<task::Model> {
         self.own(task.id).await?;
         own_project(self.exec, self.user, task.project_id).await?;
+        let dependencies = task.dependant_on.iter().copied();
+        own_tasks(self.exec, self.user, dependencies, "dependency").await?;
         Tasks::new(self.exec).update(task).await
     }
 
     async fn patch(&self, id: Id, patch: TaskPatch) -> Result<task::Model> {
         self.own(id).await?;
+        let dependencies = patch.dependencies().unwrap_or_default().to_vec();
+        own_tasks(self.exec, self.user, dependencies, "dependency").await?;
         Tasks::new(self.exec).patch(id, patch).await
     }
 
@@ -293,6 +347,7 @@ impl<E: Executor> ScopedGenerations<'_, E> {
 impl<E: Executor> GenerationRepository for ScopedGenerations<'_, E> {
     async fn create(&self, new: NewGeneration) -> Result<generation::Model> {
         own_project(self.exec, self.user, new.project_id).await?;
+        own_tasks(self.exec, self.user, new.tasks.clone(), "generation task").await?;
         Generations::new(self.exec).create(new).await
     }
 
@@ -303,11 +358,15 @@ impl<E: Executor> GenerationRepository for ScopedGenerations<'_, E> {
     async fn update(&self, generation: generation::Model) -> Result<generation::Model> {
         self.own(generation.id).await?;
         own_project(self.exec, self.user, generation.project_id).await?;
+        let tasks = generation.tasks.iter().copied();
+        own_tasks(self.exec, self.user, tasks, "generation task").await?;
         Generations::new(self.exec).update(generation).await
     }
 
     async fn patch(&self, id: Id, patch: GenerationPatch) -> Result<generation::Model> {
         self.own(id).await?;
+        let tasks = patch.task_ids().unwrap_or_default().to_vec();
+        own_tasks(self.exec, self.user, tasks, "generation task").await?;
         Generations::new(self.exec).patch(id, patch).await
     }
 

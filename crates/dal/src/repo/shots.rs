@@ -237,7 +237,7 @@ impl<E: Executor> ShotRepository for Shots<'_, E> {
         row.id = sea_orm::ActiveValue::Unchanged(id);
         row.created_at = NotSet;
         row.updated_at = Set(clock::now());
-        row.row_version = Set(expected + 1);
+        row.row_version = Set(super::version_after(expected));
         update_live(self.exec, row, "shot", id, expected).await
     }
 

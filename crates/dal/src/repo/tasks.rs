@@ -354,7 +354,7 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
         row.id = sea_orm::ActiveValue::Unchanged(id);
         row.created_at = NotSet;
         row.updated_at = Set(clock::now());
-        row.row_version = Set(expected + 1);
+        row.row_version = Set(super::version_after(expected));
         let update = TaskEntity::update(row)
             .validate()?
             .filter(live::<TaskEntity>())

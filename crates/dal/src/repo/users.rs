@@ -137,7 +137,7 @@ impl<E: Executor> UserRepository for Users<'_, E> {
         let mut row = user::ActiveModel::from(user).reset_all();
         row.id = sea_orm::ActiveValue::Unchanged(id);
         row.created_at = NotSet;
-        row.row_version = Set(expected + 1);
+        row.row_version = Set(super::version_after(expected));
         update_live(self.exec, row, "user", id, expected).await
     }
 
