@@ -132,6 +132,10 @@ pub trait Executor: ConnectionTrait + Send + Sync + sealed::Sealed {
 
     /// Runs one query like [`Executor::execute_sql`] and returns its rows; read columns
     /// with [`QueryResult::try_get`](sea_orm::QueryResult::try_get).
+    ///
+    /// An `UPDATE ... RETURNING` should set `row_version = row_version + 1` itself: on
+    /// SQLite the trigger that bumps it otherwise runs after the statement, so `RETURNING`
+    /// would show the old version (Postgres's trigger runs before).
     async fn query_sql(&self, sql: &str, values: Vec<sea_orm::Value>) -> Result<Vec<QueryResult>> {
         let stmt = Statement::from_sql_and_values(self.get_database_backend(), sql, values);
         Ok(self.query_all_raw(stmt).await?)
