@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use dal_config::{Backend, Config};
 use migration_history::locked::Route as MigrationRoute;
@@ -184,7 +184,7 @@ impl Database {
     /// part of the stable API.
     #[cfg(feature = "internals")]
     pub fn statements_executed(&self) -> u64 {
-        self.statements.load(Ordering::Relaxed)
+        self.statements.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Starts a unit of work on behalf of `user`. On Postgres it runs as the

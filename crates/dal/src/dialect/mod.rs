@@ -47,6 +47,12 @@ impl Dialect {
         }
     }
 
+    /// Whether other transactions can hold single rows (Postgres). SQLite locks the whole
+    /// database for a writer, so a row it skips is never merely locked.
+    pub(crate) fn has_row_locks(self) -> bool {
+        self.0 == Backend::Postgres
+    }
+
     /// `column` (a uuid list) contains `id`. (Custom-expression placeholders are the
     /// backend's own: numbered `$N` on Postgres, positional `?` on SQLite.)
     pub(crate) fn uuid_list_contains(self, column: impl IntoColumnRef, id: Uuid) -> SimpleExpr {

@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait
 use super::tasks::Tasks;
 use super::{BumpVersion, atomically, live, update_returning};
 use crate::executor::dialect_of;
-use crate::{Backend, Executor, Result, clock};
+use crate::{Executor, Result, clock};
 
 /// What [`try_claim`](super::TaskRepository::try_claim) found.
 ///
@@ -68,7 +68,7 @@ impl<E: Executor> Tasks<'_, E> {
             .filter(Expr::col((TaskEntity, Column::Id)).eq(Expr::from(oldest_ready)))
             .filter(Column::Status.eq(TaskStatus::Queued))
             .into_query();
-        let backend = self.exec.backend();
+        let row_locks = crate::executor::dialect_of(self.exec).has_row_locks();
         atomically(self.exec, move |uow| {
             Box::pin(async move {
                 // A claimed task that cannot be read is not claimed: it is handed to nobody.
@@ -76,7 +76,7 @@ impl<E: Executor> Tasks<'_, E> {
                 if let Some(task) = claimed.pop() {
                     return Ok(Claim::Claimed(task));
                 }
-                if backend == Backend::Sqlite {
+                if !row_locks {
                     return Ok(Claim::Empty);
                 }
                 // Nothing unlocked was ready. Without SKIP LOCKED the same question sees
