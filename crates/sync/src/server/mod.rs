@@ -1,0 +1,146 @@
+//! The server side, run against the Postgres database: applying pushed batches exactly
+//! once with the conflict rule, and serving pulls in commit order.
+//!
+//! ## The conflict rule
+//!
+//! The server decides, in the order entries reach it; client clocks are never consulted.
+//! The last write to reach the server wins each column it changes (the values it
+//! overwrites that another writer set since its base are recorded in `sync_conflicts`),
+//! a delete wins over a concurrent update, a tombstoned row comes back only through an
+//! explicit insert of its id, and nothing is written under a tombstoned parent. The rule
+//! in full is in `server/conflict.rs`, next to the pure function that decides it.
+//!
+//! ## Commit order for pulls
+//!
+//! A pull reads the changes of the transactions between the previous pull's bound and the
+//! oldest transaction of this database still open when it starts, so no change can later
+//! appear in a window already read: a change committed late is delayed, never lost, and
+//! writers never wait for one another (see `server/pull.rs`).
+//!
+//! The parts: `push.rs` keeps the bookkeeping of pushes (settled sequence numbers, the
+//! log of entries, conflicts, the rows sent back), `conflict.rs` decides what an entry
+//! does, `write.rs` carries that out on the rows, and `pull.rs` pages through changes.
+
+mod conflict;
+mod pull;
+mod push;
+mod write;
+
+use async_trait::async_trait;
+use dal::prelude::*;
+use dal::{DalError, Isolation};
+use sea_orm::{ConnectionTrait, Statement, Value};
+
+use crate::protocol::{PullPage, PullRequest, PushAck, PushBatch};
+use crate::transport::{Transport, TransportError};
+use push::Settled;
+
+/// The server's sync operations on a Postgres [`Database`].
+#[derive(Clone)]
+pub struct Server {
+    db: Database,
+}
+
+/// What became of one entry.
+enum Outcome {
+    Applied,
+    Noop(&'static str),
+    Rejected(String),
+}
+
+impl Outcome {
+    fn label(&self) -> String {
+        match self {
+            Outcome::Applied => "applied".into(),
+            Outcome::Noop(why) => format!("noop: {why}"),
+            Outcome::Rejected(why) => format!("rejected: {why}"),
+        }
+    }
+}
+
+fn transient(e: DalError) -> TransportError {
+    TransportError::Transient(e.to_string())
+}
+
+fn statement(uow: &UnitOfWork, sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(uow.get_database_backend(), sql, values)
+}
+
+impl Server {
+    /// The server on `db`, which must be a Postgres database with the migrations applied.
+    pub fn new(db: Database) -> Server {
+        Server { db }
+    }
+
+    /// Applies a batch: each entry once, in order, in one transaction that also records
+    /// the client's last applied sequence number.
+    pub async fn push(&self, batch: PushBatch) -> Result<PushAck, TransportError> {
+        let policy = RetryPolicy::default();
+        let outcome = self
+            .db
+            .transaction_with_retry(&policy, |uow| {
+                let batch = batch.clone();
+                Box::pin(async move { push::apply_batch(uow, &batch).await })
+            })
+            .await
+            .map_err(transient)?;
+        match outcome {
+            Settled::Ack(ack) => Ok(ack),
+            Settled::Gap(last_seq) => Err(TransportError::Gap { last_seq }),
+            Settled::Diverged(seq) => Err(TransportError::Diverged { seq }),
+        }
+    }
+
+    /// Reads one page of changes (see [`PullRequest`]).
+    pub async fn pull(&self, request: PullRequest) -> Result<PullPage, TransportError> {
+        // The bound is fixed before the page's snapshot: every transaction of this
+        // database below it had committed then, so the later snapshot sees all its rows.
+        let to = match request.to_txid {
+            Some(to) => to,
+            None => pull::horizon(&self.db).await.map_err(transient)?,
+        };
+        let uow = self
+            .db
+            .begin_with(Isolation::RepeatableRead)
+            .await
+            .map_err(transient)?;
+        // A page is the next rows in (sync_txid, id) order, which the index gives as a
+        // short range scan. Before statistics exist (a table just bulk-loaded, not yet
+        // analyzed) the planner guesses few rows and would sort every row past the cursor
+        // instead, once per page; measured: 1 ms against 99 ms a page at 200k rows.
+        uow.execute_unprepared("SET LOCAL enable_sort = off")
+            .await
+            .map_err(|e| transient(e.into()))?;
+        let page = pull::read_page(&uow, &request, to).await.map_err(transient);
+        let _ = uow.rollback().await;
+        page
+    }
+}
+
+/// The direct Postgres transport: the client runs the server's side itself over a
+/// connection to the server database (as with Supabase's direct or session-pooler
+/// connection; the transaction pooler does not support the prepared statements sqlx uses).
+#[derive(Clone)]
+pub struct PostgresTransport {
+    server: Server,
+}
+
+impl PostgresTransport {
+    /// A transport on the server database `db`.
+    pub fn new(db: Database) -> PostgresTransport {
+        PostgresTransport {
+            server: Server::new(db),
+        }
+    }
+}
+
+#[async_trait]
+impl Transport for PostgresTransport {
+    async fn push(&self, batch: PushBatch) -> Result<PushAck, TransportError> {
+        self.server.push(batch).await
+    }
+
+    async fn pull(&self, request: PullRequest) -> Result<PullPage, TransportError> {
+        self.server.pull(request).await
+    }
+}

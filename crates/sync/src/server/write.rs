@@ -1,0 +1,262 @@
+//! Row writes: one entry applied to the server's row, as [`conflict::decide`] rules,
+//! with inserts and updates written directly and deletes made through the repositories.
+
+use std::collections::BTreeSet;
+
+use dal::prelude::*;
+use dal::repo::{
+    GenerationRepository, ProjectRepository, ShotRepository, TaskRepository, UserRepository,
+};
+use dal::{DalError, SyncRefusal};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+use sea_orm::{ConnectionTrait, Value};
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+use super::conflict::{self, Contested, Decision};
+use super::push::{contested_columns, record_conflict};
+use super::{Outcome, statement};
+use crate::protocol::{Entry, RowValues};
+use crate::tables::{self, Table};
+use crate::wire;
+
+/// Applies `entry` from `client`, noting in `touched_shots` the shots whose timeline it
+/// may have changed (renumbered once the batch is through).
+pub(super) async fn apply_entry(
+    uow: &UnitOfWork,
+    client: Uuid,
+    entry: &Entry,
+    touched_shots: &mut BTreeSet<Uuid>,
+) -> dal::Result<Outcome> {
+    let table = tables::table(&entry.table).ok_or_else(|| {
+        refused(SyncRefusal::UnsyncedTable {
+            table: entry.table.clone(),
+        })
+    })?;
+    for column in entry.changes.keys() {
+        if !table.data_columns().any(|c| c == column) {
+            return Err(refused(SyncRefusal::ColumnNotWritable {
+                table: table.name.to_owned(),
+                column: column.clone(),
+            }));
+        }
+    }
+    if table.name == "shot_generations" {
+        touched_shots.extend(shots_of_link(uow, entry).await?);
+    }
+    let existing = current(uow, table, entry.row_id).await?;
+    if !conflict::deletes(entry) {
+        refuse_deleted_parents(uow, table, &entry.changes).await?;
+    }
+    let contested = match &existing {
+        Some(row) if !conflict::is_tombstone(row) => {
+            contested_columns(uow, client, entry, row).await?
+        }
+        _ => Contested::none(),
+    };
+    match conflict::decide(table, entry, existing.as_ref(), &contested) {
+        Decision::Noop(why) => Ok(Outcome::Noop(why)),
+        Decision::Refuse(why) => Err(refused(why)),
+        Decision::Insert => {
+            insert(uow, table, client, entry).await?;
+            Ok(Outcome::Applied)
+        }
+        Decision::Recreate => {
+            let mut changes = entry.changes.clone();
+            changes.insert("deleted".into(), Json::Bool(false));
+            update(uow, table, client, entry, &changes).await?;
+            Ok(Outcome::Applied)
+        }
+        Decision::Delete { conflicts } => {
+            if !delete(uow, table, entry.row_id).await? {
+                return Ok(Outcome::Noop("already gone"));
+            }
+            for lost in &conflicts {
+                record_conflict(uow, client, entry, lost).await?;
+            }
+            Ok(Outcome::Applied)
+        }
+        Decision::Update { conflicts } => {
+            for lost in &conflicts {
+                record_conflict(uow, client, entry, lost).await?;
+            }
+            update(uow, table, client, entry, &entry.changes).await?;
+            Ok(Outcome::Applied)
+        }
+        Decision::Lost { conflicts } => {
+            for lost in &conflicts {
+                record_conflict(uow, client, entry, lost).await?;
+            }
+            Ok(Outcome::Noop("the row was deleted"))
+        }
+    }
+}
+
+/// The current row in wire form, locked for the rest of the transaction.
+pub(super) async fn current(
+    uow: &UnitOfWork,
+    table: &Table,
+    id: Uuid,
+) -> dal::Result<Option<RowValues>> {
+    let sql = format!("{} WHERE id = $1 FOR UPDATE", wire::pg_select(table));
+    let row = uow
+        .query_one_raw(statement(uow, &sql, vec![Value::Uuid(Some(id))]))
+        .await?;
+    row.map(|r| wire::read_row(table, &r).map_err(|e| DalError::from(sea_orm::DbErr::from(e))))
+        .transpose()
+}
+
+/// A row may not be written under a parent that was deleted: the delete wins, and the
+/// write is refused instead of leaving a live row under a tombstone.
+async fn refuse_deleted_parents(
+    uow: &UnitOfWork,
+    table: &Table,
+    changes: &RowValues,
+) -> dal::Result<()> {
+    for (column, parent) in table.parents {
+        let Some(id) = changes
+            .get(*column)
+            .and_then(Json::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok())
+        else {
+            continue;
+        };
+        let row = uow
+            .query_one_raw(statement(
+                uow,
+                // FOR SHARE: a concurrent tombstone (an UPDATE) waits for this batch,
+                // or this read waits for it and sees it.
+                &format!("SELECT deleted FROM \"{parent}\" WHERE id = $1 FOR SHARE"),
+                vec![Value::Uuid(Some(id))],
+            ))
+            .await?;
+        if let Some(row) = row
+            && row.try_get::<bool>("", "deleted")?
+        {
+            return Err(refused(SyncRefusal::ParentDeleted {
+                table: (*parent).to_owned(),
+                id,
+            }));
+        }
+    }
+    Ok(())
+}
+
+fn refused(why: SyncRefusal) -> DalError {
+    DalError::sync_refused(why)
+}
+
+/// The shots a timeline link entry touches: the one it names and the one it was in.
+async fn shots_of_link(uow: &UnitOfWork, entry: &Entry) -> dal::Result<Vec<Uuid>> {
+    let mut shots = Vec::new();
+    if let Some(shot) = entry
+        .changes
+        .get("shot_id")
+        .and_then(Json::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+    {
+        shots.push(shot);
+    }
+    let row = uow
+        .query_one_raw(statement(
+            uow,
+            "SELECT shot_id FROM shot_generations WHERE id = $1",
+            vec![Value::Uuid(Some(entry.row_id))],
+        ))
+        .await?;
+    if let Some(row) = row {
+        shots.push(row.try_get::<Id>("", "shot_id")?.uuid());
+    }
+    Ok(shots)
+}
+
+/// The values to write for `changes`, with the server's own metadata.
+fn assignments(
+    table: &Table,
+    client: Uuid,
+    entry: &Entry,
+    changes: &RowValues,
+) -> dal::Result<Vec<(String, Value)>> {
+    let mut out = Vec::new();
+    for (column, value) in changes {
+        let kind = table.kind(column).ok_or_else(|| {
+            refused(SyncRefusal::ColumnNotWritable {
+                table: table.name.to_owned(),
+                column: column.clone(),
+            })
+        })?;
+        out.push((
+            column.clone(),
+            wire::to_value(kind, value).map_err(|e| {
+                refused(SyncRefusal::BadValue {
+                    table: table.name.to_owned(),
+                    column: column.clone(),
+                    reason: e.to_string(),
+                })
+            })?,
+        ));
+    }
+    out.push(("device_id".into(), Value::String(Some(client.to_string()))));
+    out.push((
+        "last_modified_at".into(),
+        Value::ChronoDateTimeUtc(wire::parse_timestamp(&entry.client_time).ok()),
+    ));
+    Ok(out)
+}
+
+async fn insert(uow: &UnitOfWork, table: &Table, client: Uuid, entry: &Entry) -> dal::Result<()> {
+    let values = assignments(table, client, entry, &entry.changes)?;
+    let mut columns = vec![Alias::new("id")];
+    let mut exprs = vec![Expr::val(Value::Uuid(Some(entry.row_id)))];
+    for (column, value) in values {
+        columns.push(Alias::new(column));
+        exprs.push(Expr::val(value));
+    }
+    let insert = Query::insert()
+        .into_table(Alias::new(table.name))
+        .columns(columns)
+        .values_panic(exprs)
+        .to_owned();
+    uow.execute(&insert).await?;
+    Ok(())
+}
+
+async fn update(
+    uow: &UnitOfWork,
+    table: &Table,
+    client: Uuid,
+    entry: &Entry,
+    changes: &RowValues,
+) -> dal::Result<()> {
+    let values = assignments(table, client, entry, changes)?;
+    let update = Query::update()
+        .table(Alias::new(table.name))
+        .values(
+            values
+                .into_iter()
+                .map(|(c, v)| (Alias::new(c), Expr::val(v))),
+        )
+        .and_where(Expr::col(Alias::new("id")).eq(Value::Uuid(Some(entry.row_id))))
+        .to_owned();
+    uow.execute(&update).await?;
+    Ok(())
+}
+
+/// Deletes through the repositories, so the tombstone cascades to what hangs off the row.
+/// `false` when there was nothing live to delete (it went with a parent meanwhile).
+async fn delete(uow: &UnitOfWork, table: &Table, id: Uuid) -> dal::Result<bool> {
+    let id = Id(id);
+    let result = match table.name {
+        "users" => uow.users().delete(id).await,
+        "projects" => uow.projects().delete(id).await,
+        "tasks" => uow.tasks().delete(id).await,
+        "generations" => uow.generations().delete(id).await,
+        "shots" => uow.shots().delete(id).await,
+        _ => uow.shots().remove_from_timeline(id).await,
+    };
+    match result {
+        Ok(()) => Ok(true),
+        Err(DalError::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
