@@ -40,6 +40,8 @@ mod executor;
 mod pooler;
 pub mod repo;
 mod retry;
+#[cfg(feature = "internals")]
+pub mod tables;
 
 pub use dal_config::{AppEnv, Backend, Config, ConfigError, PoolMode, SqliteMode};
 pub use database::{BoxFuture, Database, UnitOfWork};

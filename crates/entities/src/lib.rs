@@ -31,6 +31,7 @@ mod task_status;
 pub mod generation;
 pub mod json;
 pub mod project;
+pub mod schema;
 pub mod shot;
 pub mod shot_generation;
 pub mod task;

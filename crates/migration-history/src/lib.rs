@@ -27,6 +27,7 @@ pub use checksum::{applied_versions, has_table};
 pub mod checksum;
 pub mod columns;
 pub mod locked;
+pub mod synced;
 
 /// The tooling's scratch databases, for the tests inside migrations (one compares its frozen
 /// column list with the tables at that point of the history).

@@ -20,6 +20,7 @@ pub mod adopt;
 pub mod cli;
 pub mod generate;
 pub mod inspect;
+pub mod registry;
 pub mod scratch;
 pub mod supabase;
 #[doc(hidden)]

@@ -187,27 +187,22 @@ fn id_column<T: EntityTrait>() -> T::Column {
         .expect("every table has an id")
 }
 
-/// Deletes the rows with `ids` from `table`, returning how many went.
+/// Deletes the rows with `ids` from `table` (a table of the registry), returning how
+/// many went.
 pub(crate) async fn delete_ids<E: Executor>(exec: &E, table: &str, ids: &[Id]) -> Result<u64> {
-    async fn delete<E: Executor, T: EntityTrait>(exec: &E, ids: &[Id]) -> Result<u64> {
-        let column = id_column::<T>();
-        let mut deleted = 0;
-        for chunk in ids.chunks(1000) {
-            deleted += T::delete_many()
-                .filter(column.is_in(chunk.iter().copied()))
-                .exec(exec)
-                .await?
-                .rows_affected;
-        }
-        Ok(deleted)
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+    let Some(table) = entities::schema::table(table) else {
+        return Err(dal::DalError::invalid(format!(
+            "{table} is not a table of the schema"
+        )));
+    };
+    let mut deleted = 0;
+    for chunk in ids.chunks(1000) {
+        let delete = Query::delete()
+            .from_table(Alias::new(table.name))
+            .and_where(Expr::col(Alias::new("id")).is_in(chunk.iter().copied()))
+            .to_owned();
+        deleted += exec.execute(&delete).await?.rows_affected();
     }
-    match table {
-        "users" => delete::<E, user::Entity>(exec, ids).await,
-        "projects" => delete::<E, project::Entity>(exec, ids).await,
-        "tasks" => delete::<E, task::Entity>(exec, ids).await,
-        "generations" => delete::<E, generation::Entity>(exec, ids).await,
-        "shots" => delete::<E, shot::Entity>(exec, ids).await,
-        "shot_generations" => delete::<E, shot_generation::Entity>(exec, ids).await,
-        other => unreachable!("no table {other}"),
-    }
+    Ok(deleted)
 }

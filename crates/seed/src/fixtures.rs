@@ -36,7 +36,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::dataset::{Dataset, Existing, count_existing, delete_ids};
-use crate::report::{Counts, Report, TABLES};
+use crate::report::{Counts, Report};
 use crate::seed_id;
 
 /// A fixture file that cannot be applied: its path and why.
@@ -342,10 +342,10 @@ async fn delete_records<E: Executor>(
     records: &[(&'static str, Id)],
     report: &mut Report,
 ) -> dal::Result<()> {
-    for table in TABLES.iter().rev() {
+    for table in entities::schema::tables().iter().rev().map(|t| t.name) {
         let ids: Vec<Id> = records
             .iter()
-            .filter(|(t, _)| t == table)
+            .filter(|(t, _)| *t == table)
             .map(|(_, id)| *id)
             .collect();
         if ids.is_empty() {

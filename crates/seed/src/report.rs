@@ -29,23 +29,11 @@ pub struct Report {
     tables: BTreeMap<usize, (&'static str, Counts)>,
 }
 
-/// Tables in write order; the report lists them in this order.
-pub(crate) const TABLES: [&str; 6] = [
-    "users",
-    "projects",
-    "tasks",
-    "generations",
-    "shots",
-    "shot_generations",
-];
-
 impl Report {
     /// Adds `counts` to `table`'s row.
     pub fn add(&mut self, table: &'static str, counts: Counts) {
-        let order = TABLES
-            .iter()
-            .position(|t| *t == table)
-            .unwrap_or(TABLES.len());
+        // Parents first, as the registry orders the tables.
+        let order = entities::schema::order(table);
         self.tables
             .entry(order)
             .or_insert((table, Counts::default()))

@@ -472,11 +472,11 @@ async fn upsert(
         tables::Kind::Uuid,
         values.get("id").unwrap_or(&Json::Null),
     )];
-    for (column, kind) in spec.columns {
-        columns.push(format!("\"{column}\""));
+    for column in spec.wire_columns() {
+        columns.push(format!("\"{}\"", column.name));
         binds.push(wire::to_sqlite_value(
-            *kind,
-            values.get(*column).unwrap_or(&Json::Null),
+            column.kind,
+            values.get(column.name).unwrap_or(&Json::Null),
         ));
     }
     let placeholders = vec!["?"; columns.len()].join(", ");

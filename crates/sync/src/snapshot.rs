@@ -23,9 +23,8 @@ pub async fn snapshot(db: &Database) -> dal::Result<Snapshot> {
             Backend::Postgres => wire::pg_select(table),
             Backend::Sqlite => {
                 let columns: Vec<String> = table
-                    .columns
-                    .iter()
-                    .map(|(c, _)| format!("\"{c}\""))
+                    .wire_columns()
+                    .map(|c| format!("\"{}\"", c.name))
                     .collect();
                 format!("SELECT id, {} FROM \"{}\"", columns.join(", "), table.name)
             }
@@ -35,12 +34,12 @@ pub async fn snapshot(db: &Database) -> dal::Result<Snapshot> {
             .await?;
         for row in rows {
             let mut values = wire::read_row(table, &row).map_err(sea_orm::DbErr::from)?;
-            for (column, kind) in table.columns {
-                if matches!(kind, Kind::Json | Kind::UuidList)
-                    && let Some(Json::String(text)) = values.get(*column)
+            for column in table.wire_columns() {
+                if matches!(column.kind, Kind::Json | Kind::UuidList)
+                    && let Some(Json::String(text)) = values.get(column.name)
                     && let Ok(parsed) = entities::json::parse(text.as_bytes())
                 {
-                    values.insert((*column).to_owned(), parsed);
+                    values.insert(column.name.to_owned(), parsed);
                 }
             }
             let id = values

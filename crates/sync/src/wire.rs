@@ -13,7 +13,8 @@ use crate::tables::{Kind, Table};
 /// (aliases are the column names).
 pub(crate) fn pg_select(table: &Table) -> String {
     let mut columns = vec!["id::text AS id".to_owned()];
-    for (name, kind) in table.columns {
+    for column in table.wire_columns() {
+        let (name, kind) = (column.name, column.kind);
         let quoted = format!("\"{name}\"");
         columns.push(match kind {
             Kind::Uuid | Kind::Json => format!("{quoted}::text AS {quoted}"),
@@ -37,7 +38,8 @@ pub(crate) fn read_row(table: &Table, row: &QueryResult) -> Result<RowValues, Tr
     let mut values = RowValues::new();
     let id: String = row.try_get("", "id").map_err(TryGetError::DbErr)?;
     values.insert("id".into(), Json::String(id));
-    for (name, kind) in table.columns {
+    for column in table.wire_columns() {
+        let (name, kind) = (column.name, column.kind);
         let value = match kind {
             Kind::Int => row
                 .try_get::<Option<i64>>("", name)
@@ -54,7 +56,7 @@ pub(crate) fn read_row(table: &Table, row: &QueryResult) -> Result<RowValues, Tr
                 .map(|v| v.map(Json::String)),
         }
         .map_err(TryGetError::DbErr)?;
-        values.insert((*name).into(), value.unwrap_or(Json::Null));
+        values.insert(name.into(), value.unwrap_or(Json::Null));
     }
     Ok(values)
 }

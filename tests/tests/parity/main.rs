@@ -17,6 +17,7 @@ mod optimistic;
 mod paging;
 mod pooler;
 mod raw_sql;
+mod registry;
 mod reliability;
 mod review_findings;
 mod review_issue13;

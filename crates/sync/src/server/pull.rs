@@ -170,9 +170,10 @@ pub(super) async fn ancestors_of(
         let mut missing: Vec<(&'static str, Uuid)> = Vec::new();
         for (table, values) in &wanted {
             let spec = tables::table(table).expect("synced");
-            for (column, parent) in spec.parents {
-                if let Some(id) = values.get(*column).and_then(Json::as_str)
-                    && seen.insert(((*parent).to_owned(), id.to_owned()))
+            for parent in &spec.parents {
+                let (column, parent) = (parent.column, parent.table);
+                if let Some(id) = values.get(column).and_then(Json::as_str)
+                    && seen.insert((parent.to_owned(), id.to_owned()))
                     && let Ok(id) = Uuid::parse_str(id)
                 {
                     missing.push((parent, id));

@@ -59,13 +59,12 @@ pub(super) async fn apply_batch(uow: &UnitOfWork, batch: &PushBatch) -> dal::Res
     if let Some(seq) = reused_sequence(uow, batch, last).await? {
         return Ok(Settled::Diverged(seq));
     }
-    let mut touched_shots: BTreeSet<Uuid> = BTreeSet::new();
+    let mut touched: BTreeSet<(&'static str, Uuid)> = BTreeSet::new();
     let settled_before = last;
     for entry in batch.entries.iter().filter(|e| e.seq > settled_before) {
         // Each entry in a savepoint: a refused entry rolls back alone.
         let attempt = uow.begin().await?;
-        let outcome = match apply_entry(&attempt, batch.client_id, entry, &mut touched_shots).await
-        {
+        let outcome = match apply_entry(&attempt, batch.client_id, entry, &mut touched).await {
             Ok(outcome) => {
                 attempt.commit().await?;
                 outcome
@@ -113,8 +112,13 @@ pub(super) async fn apply_batch(uow: &UnitOfWork, batch: &PushBatch) -> dal::Res
         .await?;
         last = entry.seq;
     }
-    for shot in touched_shots {
-        uow.shots().renumber_timeline(Id(shot)).await?;
+    // Positions written by different clients may now tie or leave gaps: renumber each
+    // group an entry touched (timeline entries within their shot).
+    for (table, group) in touched {
+        if let Some(positions) = tables::table(table).and_then(|t| tables::operations(t).positions)
+        {
+            (positions.renumber)(uow, Id(group)).await?;
+        }
     }
     uow.execute_raw(statement(
         uow,

@@ -4,9 +4,6 @@
 use std::collections::BTreeSet;
 
 use dal::prelude::*;
-use dal::repo::{
-    GenerationRepository, ProjectRepository, ShotRepository, TaskRepository, UserRepository,
-};
 use dal::{DalError, SyncRefusal};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, Value};
@@ -20,13 +17,14 @@ use crate::protocol::{Entry, RowValues};
 use crate::tables::{self, Table};
 use crate::wire;
 
-/// Applies `entry` from `client`, noting in `touched_shots` the shots whose timeline it
-/// may have changed (renumbered once the batch is through).
+/// Applies `entry` from `client`, noting in `touched` the groups of a positioned table
+/// (timelines: shots) whose positions it may have changed, renumbered once the batch is
+/// through.
 pub(super) async fn apply_entry(
     uow: &UnitOfWork,
     client: Uuid,
     entry: &Entry,
-    touched_shots: &mut BTreeSet<Uuid>,
+    touched: &mut BTreeSet<(&'static str, Uuid)>,
 ) -> dal::Result<Outcome> {
     let table = tables::table(&entry.table).ok_or_else(|| {
         refused(SyncRefusal::UnsyncedTable {
@@ -41,8 +39,10 @@ pub(super) async fn apply_entry(
             }));
         }
     }
-    if table.name == "shot_generations" {
-        touched_shots.extend(shots_of_link(uow, entry).await?);
+    if let Some(positions) = tables::operations(table).positions {
+        for group in groups_of(uow, table, positions.group, entry).await? {
+            touched.insert((table.name, group));
+        }
     }
     let existing = current(uow, table, entry.row_id).await?;
     if !conflict::deletes(entry) {
@@ -113,9 +113,10 @@ async fn refuse_deleted_parents(
     table: &Table,
     changes: &RowValues,
 ) -> dal::Result<()> {
-    for (column, parent) in table.parents {
+    for parent in &table.parents {
+        let (column, parent) = (parent.column, parent.table);
         let Some(id) = changes
-            .get(*column)
+            .get(column)
             .and_then(Json::as_str)
             .and_then(|s| Uuid::parse_str(s).ok())
         else {
@@ -134,7 +135,7 @@ async fn refuse_deleted_parents(
             && row.try_get::<bool>("", "deleted")?
         {
             return Err(refused(SyncRefusal::ParentDeleted {
-                table: (*parent).to_owned(),
+                table: parent.to_owned(),
                 id,
             }));
         }
@@ -146,28 +147,37 @@ fn refused(why: SyncRefusal) -> DalError {
     DalError::sync_refused(why)
 }
 
-/// The shots a timeline link entry touches: the one it names and the one it was in.
-async fn shots_of_link(uow: &UnitOfWork, entry: &Entry) -> dal::Result<Vec<Uuid>> {
-    let mut shots = Vec::new();
-    if let Some(shot) = entry
+/// The groups (shots, for timeline entries) whose positions an entry of a positioned table
+/// touches: the group it names and the one its row is in now.
+async fn groups_of(
+    uow: &UnitOfWork,
+    table: &Table,
+    group: &str,
+    entry: &Entry,
+) -> dal::Result<Vec<Uuid>> {
+    let mut groups = Vec::new();
+    if let Some(id) = entry
         .changes
-        .get("shot_id")
+        .get(group)
         .and_then(Json::as_str)
         .and_then(|s| Uuid::parse_str(s).ok())
     {
-        shots.push(shot);
+        groups.push(id);
     }
     let row = uow
         .query_one_raw(statement(
             uow,
-            "SELECT shot_id FROM shot_generations WHERE id = $1",
+            &format!(
+                "SELECT \"{group}\" AS grp FROM \"{}\" WHERE id = $1",
+                table.name
+            ),
             vec![Value::Uuid(Some(entry.row_id))],
         ))
         .await?;
     if let Some(row) = row {
-        shots.push(row.try_get::<Id>("", "shot_id")?.uuid());
+        groups.push(row.try_get::<Id>("", "grp")?.uuid());
     }
-    Ok(shots)
+    Ok(groups)
 }
 
 /// The values to write for `changes`, with the server's own metadata.
@@ -246,14 +256,7 @@ async fn update(
 /// `false` when there was nothing live to delete (it went with a parent meanwhile).
 async fn delete(uow: &UnitOfWork, table: &Table, id: Uuid) -> dal::Result<bool> {
     let id = Id(id);
-    let result = match table.name {
-        "users" => uow.users().delete(id).await,
-        "projects" => uow.projects().delete(id).await,
-        "tasks" => uow.tasks().delete(id).await,
-        "generations" => uow.generations().delete(id).await,
-        "shots" => uow.shots().delete(id).await,
-        _ => uow.shots().remove_from_timeline(id).await,
-    };
+    let result = (tables::operations(table).delete)(uow, id).await;
     match result {
         Ok(()) => Ok(true),
         Err(DalError::NotFound { .. }) => Ok(false),

@@ -1,0 +1,234 @@
+//! What a migration calls to keep a synced table's sync machinery in step with its columns:
+//! the SQLite replica's capture triggers and the Postgres owner policy.
+//!
+//! The triggers list the columns they capture, so a migration that adds a column to a
+//! synced table must rebuild them, or the column never reaches the outbox (and an update
+//! that changes only it records nothing). [`rebuild_capture`] reads the table's columns
+//! from the database as they are at that point of the history, so the migrations that
+//! ran before keep their meaning and their checksums:
+//!
+//! ```ignore
+//! // In a new migration's `up`, after adding `tasks.priority`:
+//! migration_history::synced::rebuild_capture(manager, "tasks").await?;
+//! ```
+//!
+//! A new synced table also calls [`owner_policy`] with its path to `users`, which the
+//! schema registry (`entities::schema`, a table's first parent) also gives; a test checks
+//! each live policy against the one built from the registry.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+/// Columns the capture triggers never record: the key, what the server sets, and the
+/// local concurrency version. Everything else of a synced table is captured.
+pub const NOT_CAPTURED: [&str; 5] = [
+    "id",
+    "sync_version",
+    "last_modified_at",
+    "device_id",
+    "row_version",
+];
+
+const SQLITE_NOW: &str = "strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000Z'";
+
+const CAPTURING: &str = "(SELECT value FROM sync_state WHERE key = 'capture') = '1'";
+
+/// The columns of `table` the capture triggers record, as the database has them now.
+pub async fn captured_columns<C: ConnectionTrait>(
+    db: &C,
+    table: &str,
+) -> Result<Vec<String>, DbErr> {
+    let sql = match db.get_database_backend() {
+        DbBackend::Sqlite => format!(
+            "SELECT name FROM pragma_table_info('{}') ORDER BY cid",
+            table.replace('\'', "''")
+        ),
+        _ => format!(
+            "SELECT attname::text AS name FROM pg_attribute \
+             WHERE attrelid = to_regclass('{}') AND attnum > 0 AND NOT attisdropped \
+             AND attname <> 'sync_txid' ORDER BY attnum",
+            table.replace('\'', "''")
+        ),
+    };
+    let rows = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await?;
+    let mut columns = Vec::new();
+    for row in rows {
+        let name: String = row.try_get("", "name")?;
+        if !NOT_CAPTURED.contains(&name.as_str()) {
+            columns.push(name);
+        }
+    }
+    if columns.is_empty() {
+        return Err(DbErr::Migration(format!(
+            "table {table} has no columns to capture"
+        )));
+    }
+    Ok(columns)
+}
+
+/// The SQLite statements creating `table`'s three capture triggers for `columns`.
+pub fn capture_triggers(table: &str, columns: &[String]) -> [String; 3] {
+    let new_values: Vec<String> = columns
+        .iter()
+        .map(|c| format!("'{c}', NEW.\"{c}\""))
+        .collect();
+    let changed: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            format!("SELECT '{c}' AS k, NEW.\"{c}\" AS v WHERE OLD.\"{c}\" IS NOT NEW.\"{c}\"")
+        })
+        .collect();
+    let any_changed: Vec<String> = columns
+        .iter()
+        .map(|c| format!("OLD.\"{c}\" IS NOT NEW.\"{c}\""))
+        .collect();
+    [
+        format!(
+            "CREATE TRIGGER {table}_capture_insert AFTER INSERT ON {table} WHEN {CAPTURING} BEGIN \
+             INSERT INTO sync_outbox (table_name, row_id, op, changes, base_version, client_time) \
+             VALUES ('{table}', NEW.id, 'insert', json_object({}), NEW.sync_version, {SQLITE_NOW}); END",
+            new_values.join(", ")
+        ),
+        format!(
+            "CREATE TRIGGER {table}_capture_update AFTER UPDATE ON {table} \
+             WHEN {CAPTURING} AND ({}) BEGIN \
+             INSERT INTO sync_outbox (table_name, row_id, op, changes, base_version, client_time) \
+             SELECT '{table}', NEW.id, CASE WHEN NEW.deleted = 1 AND OLD.deleted = 0 THEN 'delete' ELSE 'update' END, \
+             (SELECT json_group_object(k, v) FROM ({})), OLD.sync_version, {SQLITE_NOW}; END",
+            any_changed.join(" OR "),
+            changed.join(" UNION ALL ")
+        ),
+        format!(
+            "CREATE TRIGGER {table}_capture_delete AFTER DELETE ON {table} WHEN {CAPTURING} AND OLD.deleted = 0 BEGIN \
+             INSERT INTO sync_outbox (table_name, row_id, op, changes, base_version, client_time) \
+             VALUES ('{table}', OLD.id, 'delete', json_object('deleted', 1), OLD.sync_version, {SQLITE_NOW}); END"
+        ),
+    ]
+}
+
+/// (Re)creates `table`'s capture triggers on SQLite for the columns it has now. Postgres
+/// needs nothing: its `{table}_sync_stamp` trigger stamps whole rows, whatever columns
+/// they have, and pulls read every column.
+pub async fn rebuild_capture(manager: &SchemaManager<'_>, table: &str) -> Result<(), DbErr> {
+    if manager.get_database_backend() != DbBackend::Sqlite {
+        return Ok(());
+    }
+    let db = manager.get_connection();
+    let columns = captured_columns(db, table).await?;
+    for op in ["insert", "update", "delete"] {
+        db.execute_unprepared(&format!("DROP TRIGGER IF EXISTS {table}_capture_{op}"))
+            .await?;
+    }
+    for sql in capture_triggers(table, &columns) {
+        db.execute_unprepared(&sql).await?;
+    }
+    Ok(())
+}
+
+/// The owner rule of a table whose path to `users` is `path`: each step is a column and
+/// the table it references, the last step referencing `users` (empty for `users`
+/// itself). Follows the form of the row-level security migration's policies.
+///
+/// ```
+/// use migration_history::synced::owner_rule;
+/// assert_eq!(owner_rule(&[]), "id = dal_request_user_id()");
+/// assert_eq!(
+///     owner_rule(&[("project_id", "projects"), ("user_id", "users")]),
+///     "EXISTS (SELECT 1 FROM projects p WHERE p.id = project_id AND p.user_id = dal_request_user_id())"
+/// );
+/// ```
+pub fn owner_rule(path: &[(&str, &str)]) -> String {
+    const USER: &str = "dal_request_user_id()";
+    match path {
+        [] => format!("id = {USER}"),
+        [(column, _)] => format!("{column} = {USER}"),
+        [(first, first_table), hops @ ..] => {
+            let mut aliases: Vec<String> = Vec::new();
+            let mut alias_for = |table: &str| {
+                let base = table.chars().next().unwrap_or('t').to_string();
+                let mut alias = base.clone();
+                let mut n = 1;
+                while aliases.contains(&alias) {
+                    n += 1;
+                    alias = format!("{base}{n}");
+                }
+                aliases.push(alias.clone());
+                alias
+            };
+            let mut alias = alias_for(first_table);
+            let (first_alias, mut from) = (alias.clone(), format!("{first_table} {alias}"));
+            let (last, joins) = hops.split_last().expect("at least two steps");
+            for (column, table) in joins {
+                let next = alias_for(table);
+                from.push_str(&format!(
+                    " JOIN {table} {next} ON {next}.id = {alias}.{column}"
+                ));
+                alias = next;
+            }
+            format!(
+                "EXISTS (SELECT 1 FROM {from} WHERE {first_alias}.id = {first} AND {alias}.{} = {USER})",
+                last.0
+            )
+        }
+    }
+}
+
+/// (Re)creates `table`'s row-level security policy `{table}_owner` on Postgres from its
+/// path to `users` (see [`owner_rule`]), enabling row-level security and granting the
+/// `authenticated` role what the other tables grant it. Nothing on SQLite.
+pub async fn owner_policy(
+    manager: &SchemaManager<'_>,
+    table: &str,
+    path: &[(&str, &str)],
+) -> Result<(), DbErr> {
+    if manager.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let db = manager.get_connection();
+    let rule = owner_rule(path);
+    for sql in [
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO authenticated"),
+        format!("ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"),
+        format!("DROP POLICY IF EXISTS {table}_owner ON {table}"),
+        format!(
+            "CREATE POLICY {table}_owner ON {table} FOR ALL TO authenticated USING ({rule}) WITH CHECK ({rule})"
+        ),
+    ] {
+        db.execute_unprepared(&sql).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owner_rule;
+
+    /// The rules the row-level security migration wrote by hand come out of the paths.
+    #[test]
+    fn owner_rules_match_the_hand_written_policies() {
+        assert_eq!(
+            owner_rule(&[("user_id", "users")]),
+            "user_id = dal_request_user_id()"
+        );
+        assert_eq!(
+            owner_rule(&[
+                ("shot_id", "shots"),
+                ("project_id", "projects"),
+                ("user_id", "users")
+            ]),
+            "EXISTS (SELECT 1 FROM shots s JOIN projects p ON p.id = s.project_id \
+             WHERE s.id = shot_id AND p.user_id = dal_request_user_id())"
+        );
+        assert_eq!(
+            owner_rule(&[
+                ("a_id", "projects"),
+                ("b_id", "pages"),
+                ("user_id", "users")
+            ]),
+            "EXISTS (SELECT 1 FROM projects p JOIN pages p2 ON p2.id = p.b_id \
+             WHERE p.id = a_id AND p2.user_id = dal_request_user_id())"
+        );
+    }
+}

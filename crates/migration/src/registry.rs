@@ -1,0 +1,259 @@
+//! Whether a live database agrees with the schema registry (`entities::schema`): the one
+//! guard that makes forgetting a step of a schema change loud.
+//!
+//! For every registry table it compares four encodings of the same facts: the entity's
+//! columns (with the sync metadata the registry adds), the live table's columns and
+//! foreign keys, the columns the SQLite capture triggers record (Postgres stamps whole
+//! rows: its stamp trigger must exist), and on Postgres the owner policy, which must be
+//! the one [`synced::owner_rule`] builds from the registry's parent path. A column added
+//! to an entity but not to the database, added by a migration but not to the entity, or
+//! added to both without rebuilding the capture triggers, is a difference.
+
+use std::collections::BTreeSet;
+
+use entities::schema::Table;
+use migration_history::synced;
+use sea_orm_migration::sea_orm::{
+    ConnectionTrait, DbBackend, DbErr, Statement, TransactionSession, TransactionTrait,
+};
+
+async fn strings<C: ConnectionTrait>(
+    db: &C,
+    sql: String,
+    column: &str,
+) -> Result<Vec<String>, DbErr> {
+    let rows = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await?;
+    rows.iter()
+        .map(|r| r.try_get::<String>("", column))
+        .collect()
+}
+
+fn quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The path from `table` to `users` through first parents, as [`synced::owner_rule`]
+/// takes it.
+pub fn owner_path(tables: &[Table], table: &Table) -> Vec<(&'static str, &'static str)> {
+    let mut path = Vec::new();
+    let mut current = table;
+    while let Some(parent) = current.parents.first() {
+        path.push((parent.column, parent.table));
+        match tables.iter().find(|t| t.name == parent.table) {
+            Some(next) if path.len() <= tables.len() => current = next,
+            _ => break,
+        }
+    }
+    path
+}
+
+/// How `db` departs from `tables`, one sentence each; empty when they agree.
+pub async fn differences<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    tables: &[Table],
+) -> Result<Vec<String>, DbErr> {
+    let backend = db.get_database_backend();
+    let mut out = Vec::new();
+    for table in tables {
+        let name = table.name;
+        let live_columns: Vec<String> = match backend {
+            DbBackend::Sqlite => {
+                strings(db, format!("SELECT name FROM pragma_table_info({}) ORDER BY cid", quoted(name)), "name").await?
+            }
+            _ => {
+                strings(
+                    db,
+                    format!(
+                        "SELECT attname::text AS name FROM pg_attribute WHERE attrelid = to_regclass({}) \
+                         AND attnum > 0 AND NOT attisdropped AND attname <> 'sync_txid' ORDER BY attnum",
+                        quoted(name)
+                    ),
+                    "name",
+                )
+                .await?
+            }
+        };
+        if live_columns.is_empty() {
+            out.push(format!(
+                "table {name} is in the registry but not in the database"
+            ));
+            continue;
+        }
+        let live: BTreeSet<&str> = live_columns.iter().map(String::as_str).collect();
+        let registered: BTreeSet<&str> = table.columns.iter().map(|c| c.name).collect();
+        for column in registered.difference(&live) {
+            out.push(format!(
+                "{name}.{column} is in the entity (registry) but not in the database"
+            ));
+        }
+        for column in live.difference(&registered) {
+            out.push(format!(
+                "{name}.{column} is in the database but not in the entity (registry)"
+            ));
+        }
+
+        let live_parents: BTreeSet<(String, String)> = match backend {
+            DbBackend::Sqlite => {
+                let sql = format!(
+                    "SELECT \"from\" || ' ' || \"table\" AS fk FROM pragma_foreign_key_list({})",
+                    quoted(name)
+                );
+                strings(db, sql, "fk").await?
+            }
+            _ => {
+                let sql = format!(
+                    "SELECT a.attname || ' ' || c.confrelid::regclass::text AS fk FROM pg_constraint c \
+                     JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] \
+                     WHERE c.contype = 'f' AND c.conrelid = to_regclass({})",
+                    quoted(name)
+                );
+                strings(db, sql, "fk").await?
+            }
+        }
+        .into_iter()
+        .filter_map(|fk| fk.split_once(' ').map(|(c, t)| (c.to_owned(), t.trim_matches('"').to_owned())))
+        .collect();
+        let registered_parents: BTreeSet<(String, String)> = table
+            .parents
+            .iter()
+            .map(|p| (p.column.to_owned(), p.table.to_owned()))
+            .collect();
+        for (column, parent) in registered_parents.difference(&live_parents) {
+            out.push(format!(
+                "{name}.{column} references {parent} in the entity but not in the database"
+            ));
+        }
+        for (column, parent) in live_parents.difference(&registered_parents) {
+            out.push(format!(
+                "{name}.{column} references {parent} in the database but not in the entity"
+            ));
+        }
+
+        match backend {
+            DbBackend::Sqlite => capture_differences(db, table, &mut out).await?,
+            _ => postgres_differences(db, tables, table, &mut out).await?,
+        }
+    }
+    Ok(out)
+}
+
+/// The SQLite capture triggers must record exactly the registry's data columns.
+async fn capture_differences<C: ConnectionTrait>(
+    db: &C,
+    table: &Table,
+    out: &mut Vec<String>,
+) -> Result<(), DbErr> {
+    let name = table.name;
+    let registered: BTreeSet<String> = table.data_columns().map(str::to_owned).collect();
+    for op in ["insert", "update"] {
+        let trigger = format!("{name}_capture_{op}");
+        let sql = strings(
+            db,
+            format!(
+                "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = {}",
+                quoted(&trigger)
+            ),
+            "sql",
+        )
+        .await?;
+        let Some(sql) = sql.first() else {
+            out.push(format!("{name}: capture trigger {trigger} is missing"));
+            continue;
+        };
+        // Both triggers name each captured column as `NEW."column"` (the insert in its
+        // json_object, the update in its change test), and nothing else that way.
+        let captured: BTreeSet<String> = sql
+            .split("NEW.\"")
+            .skip(1)
+            .filter_map(|rest| rest.split_once('"').map(|(c, _)| c.to_owned()))
+            .collect();
+        for column in registered.difference(&captured) {
+            out.push(format!(
+                "{name}.{column} is not captured by {trigger} (rebuild it: migration_history::synced::rebuild_capture)"
+            ));
+        }
+        for column in captured.difference(&registered) {
+            out.push(format!(
+                "{name}.{column} is captured by {trigger} but is not a data column of the registry"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Postgres stamps every synced row with its version (one trigger per table, whatever the
+/// columns), and guards it with the owner policy the registry's parent path gives.
+async fn postgres_differences<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    tables: &[Table],
+    table: &Table,
+    out: &mut Vec<String>,
+) -> Result<(), DbErr> {
+    let name = table.name;
+    let stamp = strings(
+        db,
+        format!(
+            "SELECT tgname::text AS name FROM pg_trigger WHERE tgrelid = to_regclass({}) AND tgname = {}",
+            quoted(name),
+            quoted(&format!("{name}_sync_stamp"))
+        ),
+        "name",
+    )
+    .await?;
+    if stamp.is_empty() {
+        out.push(format!(
+            "{name}: the sync stamp trigger {name}_sync_stamp is missing"
+        ));
+    }
+    let policy = format!("{name}_owner");
+    let live = strings(
+        db,
+        format!(
+            "SELECT coalesce(pg_get_expr(polqual, polrelid), '') AS rule FROM pg_policy \
+             WHERE polrelid = to_regclass({}) AND polname = {}",
+            quoted(name),
+            quoted(&policy)
+        ),
+        "rule",
+    )
+    .await?;
+    let Some(live) = live.first() else {
+        out.push(format!(
+            "{name}: row-level security policy {policy} is missing"
+        ));
+        return Ok(());
+    };
+    // The registry's rule as Postgres prints it: put it on a scratch table of the same
+    // shape, in a transaction that is rolled back.
+    let rule = synced::owner_rule(&owner_path(tables, table));
+    let probe = format!("dal_registry_probe_{name}");
+    let scratch = db.begin().await?;
+    scratch
+        .execute_unprepared(&format!("CREATE TEMP TABLE {probe} (LIKE {name})"))
+        .await?;
+    scratch
+        .execute_unprepared(&format!("CREATE POLICY p ON {probe} USING ({rule})"))
+        .await?;
+    let printed = strings(
+        &scratch,
+        format!(
+            "SELECT pg_get_expr(polqual, polrelid) AS rule FROM pg_policy WHERE polrelid = to_regclass({})",
+            quoted(&probe)
+        ),
+        "rule",
+    )
+    .await?;
+    scratch.rollback().await?;
+    let expected = printed
+        .first()
+        .map(|r| r.replace(&probe, name))
+        .unwrap_or_default();
+    if *live != expected {
+        out.push(format!(
+            "{name}: policy {policy} is `{live}` but the registry's parent path gives `{expected}`"
+        ));
+    }
+    Ok(())
+}
