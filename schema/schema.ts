@@ -18,6 +18,14 @@ export interface User {
   /** ISO 8601 timestamp, UTC */
   created_at: string;
   row_version: number;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  deleted?: boolean;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  sync_version?: number;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  last_modified_at?: string | null;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  device_id?: string | null;
 }
 
 /** A row of `projects`. */
@@ -30,6 +38,14 @@ export interface Project {
   /** ISO 8601 timestamp, UTC */
   created_at: string;
   row_version: number;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  deleted?: boolean;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  sync_version?: number;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  last_modified_at?: string | null;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  device_id?: string | null;
 }
 
 /** A row of `tasks`. */
@@ -49,6 +65,14 @@ export interface Task {
   /** uuid */
   project_id: string;
   row_version: number;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  deleted?: boolean;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  sync_version?: number;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  last_modified_at?: string | null;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  device_id?: string | null;
 }
 
 /** A row of `generations`. */
@@ -66,6 +90,14 @@ export interface Generation {
   /** uuid */
   project_id: string;
   row_version: number;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  deleted?: boolean;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  sync_version?: number;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  last_modified_at?: string | null;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  device_id?: string | null;
 }
 
 /** A row of `shots`. */
@@ -80,6 +112,14 @@ export interface Shot {
   /** uuid */
   project_id: string;
   row_version: number;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  deleted?: boolean;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  sync_version?: number;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  last_modified_at?: string | null;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  device_id?: string | null;
 }
 
 /** A row of `shot_generations`. */
@@ -92,4 +132,12 @@ export interface ShotGeneration {
   generation_id: string;
   position: number;
   row_version: number;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  deleted?: boolean;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  sync_version?: number;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  last_modified_at?: string | null;
+  /** sync metadata: in rows read from the database, not in the library's models */
+  device_id?: string | null;
 }

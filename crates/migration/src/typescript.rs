@@ -9,13 +9,13 @@
 use std::fmt::Write;
 
 use entities::TaskStatus;
-use entities::schema::{self, Kind, Table};
+use entities::schema::{self, Kind, Role, Table};
 
 /// A table's interface name and its columns as `(name, TypeScript type, comment)`.
 struct Interface {
     name: String,
     table: &'static str,
-    fields: Vec<(&'static str, String, Option<&'static str>)>,
+    fields: Vec<(String, String, Option<&'static str>)>,
 }
 
 fn interface(table: &Table) -> Interface {
@@ -33,7 +33,17 @@ fn interface(table: &Table) -> Interface {
             } else {
                 ty
             };
-            (column.name, ty, comment)
+            // The sync metadata is in every row read through Supabase's REST API, but not
+            // in the library's serialised models: optional.
+            if matches!(column.role, Role::Tombstone | Role::ServerSet) {
+                (
+                    format!("{}?", column.name),
+                    ty,
+                    Some("sync metadata: in rows read from the database, not in the library's models"),
+                )
+            } else {
+                (column.name.to_owned(), ty, comment)
+            }
         })
         .collect();
     Interface {
