@@ -144,15 +144,15 @@ pub(crate) async fn apply(
 
 /// `schema` reduced to the tables of `order`.
 fn only(schema: &Schema, order: &[String]) -> Schema {
-    Schema {
-        backend: schema.backend,
-        tables: schema
+    Schema::of_tables(
+        schema.backend,
+        schema
             .tables
             .iter()
             .filter(|(name, _)| order.contains(name))
             .map(|(n, t)| (n.clone(), t.clone()))
             .collect(),
-    }
+    )
 }
 
 impl fmt::Display for Applied {
