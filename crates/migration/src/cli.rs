@@ -326,7 +326,8 @@ pub async fn schema(backend: SchemaBackend, config: Option<&Config>) -> Result<S
 
 /// How the configured database departs from the migration history: pending or unknown
 /// migrations, migrations edited after they were applied, and every structural
-/// difference (tables, columns, types, nullability, defaults, constraints, indexes).
+/// difference (tables, columns, types, nullability, defaults, constraints, indexes,
+/// triggers; on Postgres also functions, sequences, row-level security and policies).
 /// Empty when they match.
 pub async fn check(config: &Config) -> Result<Vec<String>, CliError> {
     let db = open(config).await?;

@@ -23,6 +23,7 @@ mod review_findings;
 mod review_issue13;
 mod roundtrip;
 mod schema;
+mod schema_dumps;
 mod schema_tools;
 mod scoping;
 mod security;

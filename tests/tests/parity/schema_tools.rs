@@ -128,6 +128,69 @@ parity_test!(async fn check_passes_on_a_migrated_database_and_names_each_drift(t
     assert!(problems.iter().any(|p| p.contains("is not applied")), "{problems:#?}");
 });
 
+parity_test!(async fn check_names_a_missing_or_stale_trigger_and_a_missing_policy(t) {
+    // The trigger that keeps each backend's sync bookkeeping: a database without it
+    // syncs wrongly and silently.
+    let (trigger, drop) = match t.backend() {
+        Backend::Sqlite => ("tasks_capture_update", "DROP TRIGGER tasks_capture_update"),
+        Backend::Postgres => ("tasks_sync_stamp", "DROP TRIGGER tasks_sync_stamp ON tasks"),
+    };
+    sql(&t, drop).await;
+    let problems = check(&t).await;
+    assert!(
+        problems.iter().any(|p| p.starts_with(&format!("tasks: trigger {trigger} is missing"))),
+        "{problems:#?}"
+    );
+    reset(&t).await;
+
+    // A stale trigger: one that no longer captures a column (SQLite), one made for
+    // INSERT only (Postgres).
+    let stale = match t.backend() {
+        Backend::Sqlite => {
+            let rows = t.db.query_all_raw(Statement::from_string(
+                t.db.get_database_backend(),
+                "SELECT sql FROM sqlite_master WHERE name = 'tasks_capture_update'",
+            ))
+            .await
+            .unwrap();
+            let ddl: String = rows[0].try_get("", "sql").unwrap();
+            let edited = ddl.replace("OLD.\"params\" IS NOT NEW.\"params\" OR ", "");
+            assert_ne!(edited, ddl);
+            format!("DROP TRIGGER tasks_capture_update; {edited}")
+        }
+        Backend::Postgres => "DROP TRIGGER tasks_sync_stamp ON tasks; CREATE TRIGGER tasks_sync_stamp \
+            BEFORE INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION dal_sync_stamp()"
+            .to_owned(),
+    };
+    sql(&t, &stale).await;
+    let problems = check(&t).await;
+    assert!(
+        problems.iter().any(|p| p.starts_with(&format!("tasks: trigger {trigger} is `"))
+            && p.contains("but the migrations say")),
+        "{problems:#?}"
+    );
+    reset(&t).await;
+
+    if t.backend() == Backend::Postgres {
+        sql(&t, "DROP POLICY tasks_owner ON tasks").await;
+        let problems = check(&t).await;
+        assert!(problems.iter().any(|p| p.starts_with("tasks: policy tasks_owner is missing")), "{problems:#?}");
+        reset(&t).await;
+
+        sql(&t, "ALTER TABLE shots DISABLE ROW LEVEL SECURITY").await;
+        let problems = check(&t).await;
+        assert!(
+            problems.contains(&"shots: row-level security is disabled but the migrations say enabled".to_owned()),
+            "{problems:#?}"
+        );
+        reset(&t).await;
+
+        sql(&t, "CREATE OR REPLACE FUNCTION dal_sync_stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$").await;
+        let problems = check(&t).await;
+        assert!(problems.iter().any(|p| p.starts_with("function dal_sync_stamp() is `")), "{problems:#?}");
+    }
+});
+
 parity_test!(async fn the_committed_ddl_is_what_the_migrations_produce(t) {
     let (backend, file) = match t.backend() {
         Backend::Sqlite => (SchemaBackend::Sqlite, "schema/sqlite.sql"),

@@ -2,6 +2,10 @@
 //! must match the first migration exactly before it is recorded as applied, the whole
 //! database must match the history after the rest of it ran, and every row must be
 //! accounted for. Any failure rolls the whole adoption back.
+//!
+//! The draft's own triggers, functions and row-level security policies (a Supabase
+//! `updated_at` stamp, say) are kept as they were: neither proof counts them, and
+//! `migration check` names them afterwards as not in the migrations.
 
 use std::fmt;
 
@@ -14,7 +18,7 @@ use super::AdoptError;
 use super::plan::{Plan, count_rows};
 use super::quarantine;
 use super::shape::Shapes;
-use crate::inspect::{Schema, inspect};
+use crate::inspect::{Schema, Table, inspect};
 use crate::{Migrator, checksum};
 
 /// What an applied adoption did.
@@ -38,6 +42,7 @@ pub(crate) async fn apply(
     plan: Plan,
     shapes: &Shapes,
 ) -> Result<Applied, AdoptError> {
+    let drafts_own = inspect(db).await?;
     for sql in &plan.statements {
         db.execute_unprepared(sql).await?;
     }
@@ -70,8 +75,7 @@ pub(crate) async fn apply(
 
     let mut problems = checksum::verify(db).await?;
     problems.extend(
-        inspect(db)
-            .await?
+        without_drafts_own(inspect(db).await?, &drafts_own, &shapes.full)
             .differences(&shapes.full)
             .into_iter()
             .filter(|p| {
@@ -142,17 +146,49 @@ pub(crate) async fn apply(
     })
 }
 
-/// `schema` reduced to the tables of `order`.
+/// `schema` reduced to the tables of `order`, and to what the first migration makes of
+/// them: columns, constraints and indexes (it makes no trigger or policy, and the draft's
+/// own are kept).
 fn only(schema: &Schema, order: &[String]) -> Schema {
-    Schema {
-        backend: schema.backend,
-        tables: schema
+    Schema::of_tables(
+        schema.backend,
+        schema
             .tables
             .iter()
             .filter(|(name, _)| order.contains(name))
-            .map(|(n, t)| (n.clone(), t.clone()))
+            .map(|(n, t)| {
+                let table = Table {
+                    triggers: Default::default(),
+                    policies: Default::default(),
+                    row_security: false,
+                    force_row_security: false,
+                    ..t.clone()
+                };
+                (n.clone(), table)
+            })
             .collect(),
+    )
+}
+
+/// `adopted` without the triggers, policies and functions the draft had (`draft`) and the
+/// history does not make (`history`): adoption keeps them as they were.
+fn without_drafts_own(mut adopted: Schema, draft: &Schema, history: &Schema) -> Schema {
+    for (name, table) in &mut adopted.tables {
+        let (Some(before), Some(wanted)) = (draft.tables.get(name), history.tables.get(name))
+        else {
+            continue;
+        };
+        table
+            .triggers
+            .retain(|t, _| wanted.triggers.contains_key(t) || !before.triggers.contains_key(t));
+        table
+            .policies
+            .retain(|p, _| wanted.policies.contains_key(p) || !before.policies.contains_key(p));
     }
+    adopted
+        .functions
+        .retain(|f, _| history.functions.contains_key(f) || !draft.functions.contains_key(f));
+    adopted
 }
 
 impl fmt::Display for Applied {

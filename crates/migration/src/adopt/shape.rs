@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use dal_config::{Backend, Config};
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, DbErr};
 
-use crate::inspect::{METADATA_TABLES, Schema, Table, inspect};
+use crate::inspect::{METADATA_TABLES, Schema, Table, between, inspect, unquote};
 use crate::{checksum, scratch};
 
 /// The draft schema of dual-database-design.md §3, as created on Postgres.
@@ -71,20 +71,9 @@ impl Shapes {
     }
 }
 
-/// The foreign keys of a table as `(column, parent table)`, read from the constraint
-/// definitions either backend reports (`FOREIGN KEY (c) REFERENCES p(id) ...` on
-/// Postgres, key `foreign key (c)` with `REFERENCES p(id) ...` on SQLite).
+/// The foreign keys of a table as `(column, parent table)`.
 pub(crate) fn parents(table: &Table) -> Vec<(String, String)> {
-    table
-        .constraints
-        .iter()
-        .filter_map(|(key, def)| {
-            let column = between(def, "FOREIGN KEY (", ")")
-                .or_else(|| between(key, "foreign key (", ")"))?;
-            let parent = between(def, "REFERENCES ", "(")?;
-            Some((unquote(column.trim()), unquote(parent.trim())))
-        })
-        .collect()
+    table.foreign_keys()
 }
 
 /// Foreign keys from tables outside the schema (`live` minus `target`) into it, as
@@ -126,16 +115,6 @@ pub(crate) fn checks(table: &Table) -> Vec<(String, String)> {
             Some((name.to_owned(), expr.to_owned()))
         })
         .collect()
-}
-
-fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
-    let start = text.find(open)? + open.len();
-    let end = text[start..].find(close)? + start;
-    Some(&text[start..end])
-}
-
-fn unquote(name: &str) -> String {
-    name.trim_matches(|c| c == '"' || c == '`').to_owned()
 }
 
 /// What the live database is.

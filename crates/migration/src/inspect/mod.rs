@@ -3,17 +3,22 @@
 //! [`inspect`] reads a database's catalog (SQLite: `sqlite_master` and the `pragma_*`
 //! table functions; Postgres: `pg_catalog`) into a [`Schema`]: tables, columns (type,
 //! nullability, default), constraints (primary key, unique, foreign keys with their
-//! actions, CHECKs) and indexes. [`Schema::ddl`] prints it deterministically;
-//! [`Schema::differences`] lists, in words, how a live database departs from what the
-//! migration history produces.
+//! actions, CHECKs), indexes and triggers; on Postgres also the functions, sequences,
+//! row-level security switches and policies. [`Schema::ddl`] prints it as a script that
+//! loads into an empty database; [`Schema::differences`] lists, in words, how a live
+//! database departs from what the migration history produces.
 
+mod ddl;
+mod diff;
 mod postgres;
+mod routines;
 mod sqlite;
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, DbErr};
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+
+use crate::checksum;
 
 /// Tables that belong to the migration tooling, not to the history's schema: the history's
 /// own, `migration adopt`'s quarantine, and drizzle-kit's journal, which a Drizzle-made
@@ -32,6 +37,32 @@ pub struct Schema {
     pub backend: DbBackend,
     /// Tables by name (the migration tooling's own tables left out).
     pub tables: BTreeMap<String, Table>,
+    /// Functions of the schema (Postgres) by name and argument types, e.g.
+    /// `dal_sync_stamp()`, with their `CREATE OR REPLACE FUNCTION` text.
+    pub functions: BTreeMap<String, String>,
+    /// Sequences of the schema (Postgres) by name, such as a `bigserial`'s.
+    pub sequences: BTreeMap<String, Sequence>,
+    /// The migration history's bookkeeping: not compared (`checksum::verify` checks it),
+    /// but part of the DDL, so a database loaded from it counts as migrated.
+    pub bookkeeping: Bookkeeping,
+}
+
+/// A sequence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sequence {
+    /// Its `CREATE SEQUENCE` statement.
+    pub definition: String,
+    /// The column that owns it (`table.column`), dropped with it.
+    pub owned_by: Option<String>,
+}
+
+/// The tables `seaql_migrations` and [`checksum::TABLE`] and their rows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bookkeeping {
+    /// The two tables, where they exist.
+    pub tables: BTreeMap<String, Table>,
+    /// The applied migrations, oldest first, with their recorded checksums.
+    pub applied: Vec<(String, Option<String>)>,
 }
 
 /// One table.
@@ -46,6 +77,32 @@ pub struct Table {
     pub indexes: BTreeMap<String, String>,
     /// The table's own DDL where the backend stores it (SQLite).
     pub create_sql: Option<String>,
+    /// Triggers by name, with their `CREATE TRIGGER` statement (Postgres: followed by
+    /// the `ALTER TABLE` that sets a mode other than enabled).
+    pub triggers: BTreeMap<String, String>,
+    /// Whether row-level security is enabled (Postgres).
+    pub row_security: bool,
+    /// Whether row-level security applies to the table's owner too (Postgres).
+    pub force_row_security: bool,
+    /// Row-level security policies by name, with their `CREATE POLICY` statement.
+    pub policies: BTreeMap<String, String>,
+}
+
+impl Table {
+    /// The table's foreign keys as `(column, parent table)`, read from the constraint
+    /// definitions either backend reports (`FOREIGN KEY (c) REFERENCES p(id) ...` on
+    /// Postgres, key `foreign key (c)` with `REFERENCES p(id) ...` on SQLite).
+    pub fn foreign_keys(&self) -> Vec<(String, String)> {
+        self.constraints
+            .iter()
+            .filter_map(|(key, def)| {
+                let column = between(def, "FOREIGN KEY (", ")")
+                    .or_else(|| between(key, "foreign key (", ")"))?;
+                let parent = between(def, "REFERENCES ", "(")?;
+                Some((unquote(column.trim()), unquote(parent.trim())))
+            })
+            .collect()
+    }
 }
 
 /// One column.
@@ -64,16 +121,60 @@ pub struct Column {
 /// Reads the schema of the database `db` is connected to (Postgres: the first schema of
 /// the connection's `search_path`).
 pub async fn inspect<C: ConnectionTrait>(db: &C) -> Result<Schema, DbErr> {
-    let mut tables = match db.get_database_backend() {
-        DbBackend::Sqlite => sqlite::tables(db).await?,
-        DbBackend::Postgres => postgres::tables(db).await?,
+    let backend = db.get_database_backend();
+    let mut schema = match backend {
+        DbBackend::Sqlite => Schema::of_tables(backend, sqlite::tables(db).await?),
+        DbBackend::Postgres => postgres::schema(db).await?,
         other => return Err(DbErr::Custom(format!("{other:?} is not supported"))),
     };
-    tables.retain(|name, _| !METADATA_TABLES.contains(&name.as_str()));
-    Ok(Schema {
-        backend: db.get_database_backend(),
-        tables,
-    })
+    for name in ["seaql_migrations", checksum::TABLE] {
+        if let Some(table) = schema.tables.remove(name) {
+            schema.bookkeeping.tables.insert(name.to_owned(), table);
+        }
+    }
+    schema
+        .tables
+        .retain(|name, _| !METADATA_TABLES.contains(&name.as_str()));
+    schema.bookkeeping.applied = applied(db).await?;
+    Ok(schema)
+}
+
+/// The applied migrations and the checksums recorded for them.
+async fn applied<C: ConnectionTrait>(db: &C) -> Result<Vec<(String, Option<String>)>, DbErr> {
+    let versions = checksum::applied_versions(db).await?;
+    let mut sums = BTreeMap::new();
+    if checksum::has_table(db, checksum::TABLE).await? {
+        let sql = format!("SELECT version, checksum FROM {}", checksum::TABLE);
+        for row in db
+            .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+            .await?
+        {
+            sums.insert(
+                row.try_get::<String>("", "version")?,
+                row.try_get::<String>("", "checksum")?,
+            );
+        }
+    }
+    Ok(versions
+        .into_iter()
+        .map(|v| {
+            let sum = sums.remove(&v);
+            (v, sum)
+        })
+        .collect())
+}
+
+impl Schema {
+    /// A schema of only `tables`.
+    pub fn of_tables(backend: DbBackend, tables: BTreeMap<String, Table>) -> Schema {
+        Schema {
+            backend,
+            tables,
+            functions: BTreeMap::new(),
+            sequences: BTreeMap::new(),
+            bookkeeping: Bookkeeping::default(),
+        }
+    }
 }
 
 /// Collapses runs of white space, so formatting never counts as a difference.
@@ -81,180 +182,14 @@ pub(crate) fn normalise(sql: &str) -> String {
     sql.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-impl Schema {
-    /// The schema as DDL text, the same for the same schema on every run.
-    pub fn ddl(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "-- Generated by `cargo run -p migration -- schema`; do not edit."
-        );
-        for (name, table) in &self.tables {
-            out.push('\n');
-            match (&table.create_sql, self.backend) {
-                (Some(sql), DbBackend::Sqlite) => {
-                    let _ = writeln!(out, "{};", pretty_sqlite_table(sql));
-                }
-                _ => {
-                    let _ = writeln!(out, "CREATE TABLE {name} (");
-                    let mut lines: Vec<String> = table
-                        .columns
-                        .iter()
-                        .map(|c| {
-                            let mut line = format!("    {} {}", c.name, c.data_type);
-                            if !c.nullable {
-                                line.push_str(" NOT NULL");
-                            }
-                            if let Some(default) = &c.default {
-                                let _ = write!(line, " DEFAULT {default}");
-                            }
-                            line
-                        })
-                        .collect();
-                    lines.extend(
-                        table
-                            .constraints
-                            .iter()
-                            .map(|(key, def)| format!("    CONSTRAINT {key} {def}")),
-                    );
-                    let _ = writeln!(out, "{}\n);", lines.join(",\n"));
-                }
-            }
-            for def in table.indexes.values() {
-                let _ = writeln!(out, "{def};");
-            }
-        }
-        out
-    }
-
-    /// How `self` (a live database) differs from `expected` (what the migration history
-    /// produces), one sentence per difference; empty when they match.
-    pub fn differences(&self, expected: &Schema) -> Vec<String> {
-        let mut out = Vec::new();
-        for name in expected
-            .tables
-            .keys()
-            .filter(|t| !self.tables.contains_key(*t))
-        {
-            out.push(format!("table {name} is missing"));
-        }
-        for name in self
-            .tables
-            .keys()
-            .filter(|t| !expected.tables.contains_key(*t))
-        {
-            out.push(format!("table {name} is not in the migrations"));
-        }
-        for (name, live) in &self.tables {
-            if let Some(want) = expected.tables.get(name) {
-                table_differences(name, live, want, &mut out);
-            }
-        }
-        out
-    }
+/// The text between the first `open` and the next `close` after it.
+pub(crate) fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = text.find(open)? + open.len();
+    let end = text[start..].find(close)? + start;
+    Some(&text[start..end])
 }
 
-fn table_differences(table: &str, live: &Table, want: &Table, out: &mut Vec<String>) {
-    for w in &want.columns {
-        match live.columns.iter().find(|c| c.name == w.name) {
-            None => out.push(format!("{table}.{} is missing", w.name)),
-            Some(l) => {
-                if l.data_type != w.data_type {
-                    out.push(format!(
-                        "{table}.{} has type {} but the migrations say {}",
-                        w.name, l.data_type, w.data_type
-                    ));
-                }
-                if l.nullable != w.nullable {
-                    let say = |n: bool| if n { "nullable" } else { "NOT NULL" };
-                    out.push(format!(
-                        "{table}.{} is {} but the migrations say {}",
-                        w.name,
-                        say(l.nullable),
-                        say(w.nullable)
-                    ));
-                }
-                if l.default != w.default {
-                    let say = |d: &Option<String>| d.clone().unwrap_or_else(|| "no default".into());
-                    out.push(format!(
-                        "{table}.{} has default {} but the migrations say {}",
-                        w.name,
-                        say(&l.default),
-                        say(&w.default)
-                    ));
-                }
-            }
-        }
-    }
-    for l in live
-        .columns
-        .iter()
-        .filter(|l| !want.columns.iter().any(|w| w.name == l.name))
-    {
-        out.push(format!(
-            "{table}.{} ({}) is not in the migrations",
-            l.name, l.data_type
-        ));
-    }
-    compare_named(
-        table,
-        "constraint",
-        &live.constraints,
-        &want.constraints,
-        out,
-    );
-    compare_named(table, "index", &live.indexes, &want.indexes, out);
-}
-
-fn compare_named(
-    table: &str,
-    what: &str,
-    live: &BTreeMap<String, String>,
-    want: &BTreeMap<String, String>,
-    out: &mut Vec<String>,
-) {
-    for (key, def) in want {
-        match live.get(key) {
-            None => out.push(format!("{table}: {what} {key} ({def}) is missing")),
-            Some(l) if l != def => out.push(format!(
-                "{table}: {what} {key} is `{l}` but the migrations say `{def}`"
-            )),
-            Some(_) => {}
-        }
-    }
-    for (key, def) in live.iter().filter(|(k, _)| !want.contains_key(*k)) {
-        out.push(format!(
-            "{table}: {what} {key} ({def}) is not in the migrations"
-        ));
-    }
-}
-
-/// SQLite keeps each table's DDL on one line as written; put one column per line.
-fn pretty_sqlite_table(sql: &str) -> String {
-    let sql = normalise(sql);
-    let Some(open) = sql.find('(') else {
-        return sql;
-    };
-    let (head, body) = sql.split_at(open);
-    let body = &body[1..body.len().saturating_sub(1)];
-    let mut parts = Vec::new();
-    let (mut depth, mut quoted, mut start) = (0i32, false, 0);
-    for (i, ch) in body.char_indices() {
-        match ch {
-            '\'' => quoted = !quoted,
-            '(' if !quoted => depth += 1,
-            ')' if !quoted => depth -= 1,
-            ',' if !quoted && depth == 0 => {
-                parts.push(body[start..i].trim());
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(body[start..].trim());
-    format!(
-        "{}(\n    {}\n)",
-        head.trim_end().to_owned() + " ",
-        parts.join(",\n    ")
-    )
+/// A name without its identifier quotes.
+pub(crate) fn unquote(name: &str) -> String {
+    name.trim_matches(|c| c == '"' || c == '`').to_owned()
 }

@@ -1,12 +1,14 @@
-//! Postgres's catalog, for the first schema of the connection's `search_path`.
+//! Postgres's catalog, for the first schema of the connection's `search_path`: tables,
+//! columns, constraints and indexes here; triggers, functions, policies and sequences in
+//! [`super::routines`].
 
 use std::collections::BTreeMap;
 
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement};
 
-use super::{Column, Table, normalise};
+use super::{Column, Schema, Table, normalise, routines};
 
-async fn rows<C: ConnectionTrait>(db: &C, sql: &str) -> Result<Vec<QueryResult>, DbErr> {
+pub(super) async fn rows<C: ConnectionTrait>(db: &C, sql: &str) -> Result<Vec<QueryResult>, DbErr> {
     db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
         .await
 }
@@ -38,19 +40,13 @@ WHERE i.schemaname = current_schema()
       SELECT 1 FROM pg_constraint con JOIN pg_namespace n ON n.oid = con.connamespace
       WHERE n.nspname = current_schema() AND con.conname = i.indexname)"#;
 
-pub(super) async fn tables<C: ConnectionTrait>(db: &C) -> Result<BTreeMap<String, Table>, DbErr> {
-    let schema: String = rows(db, "SELECT current_schema()::text AS s")
+pub(super) async fn schema<C: ConnectionTrait>(db: &C) -> Result<Schema, DbErr> {
+    let name: String = rows(db, "SELECT current_schema()::text AS s")
         .await?
         .first()
         .ok_or_else(|| DbErr::Custom("no current schema".into()))?
         .try_get("", "s")?;
-    // Definitions name objects of other schemas with a prefix; ours are unqualified, so
-    // the same schema compares equal whichever schema it lives in.
-    let unqualify = |def: String| {
-        normalise(&def)
-            .replace(&format!("\"{schema}\"."), "")
-            .replace(&format!("{schema}."), "")
-    };
+    let plain = |def: String| unqualify(&name, &normalise(&def));
 
     let mut tables: BTreeMap<String, Table> = BTreeMap::new();
     for row in rows(db, COLUMNS).await? {
@@ -61,7 +57,7 @@ pub(super) async fn tables<C: ConnectionTrait>(db: &C) -> Result<BTreeMap<String
             nullable: row.try_get("", "nullable")?,
             default: row
                 .try_get::<Option<String>>("", "default_expr")?
-                .map(unqualify),
+                .map(plain),
         });
     }
     for row in rows(db, CONSTRAINTS).await? {
@@ -71,7 +67,7 @@ pub(super) async fn tables<C: ConnectionTrait>(db: &C) -> Result<BTreeMap<String
             .entry(table)
             .or_default()
             .constraints
-            .insert(row.try_get("", "name")?, unqualify(def));
+            .insert(row.try_get("", "name")?, plain(def));
     }
     for row in rows(db, INDEXES).await? {
         let table: String = row.try_get("", "table_name")?;
@@ -80,7 +76,16 @@ pub(super) async fn tables<C: ConnectionTrait>(db: &C) -> Result<BTreeMap<String
             .entry(table)
             .or_default()
             .indexes
-            .insert(row.try_get("", "name")?, unqualify(def));
+            .insert(row.try_get("", "name")?, plain(def));
     }
-    Ok(tables)
+    let mut schema = Schema::of_tables(sea_orm_migration::sea_orm::DbBackend::Postgres, tables);
+    routines::read(db, &name, &mut schema).await?;
+    Ok(schema)
+}
+
+/// Definitions name objects of the schema with its name as a prefix; ours are
+/// unqualified, so the same schema compares equal whichever schema it lives in.
+pub(super) fn unqualify(schema: &str, def: &str) -> String {
+    def.replace(&format!("\"{schema}\"."), "")
+        .replace(&format!("{schema}."), "")
 }

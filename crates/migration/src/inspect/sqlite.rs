@@ -1,4 +1,5 @@
-//! SQLite's catalog: `sqlite_master` and the `pragma_*` table functions.
+//! SQLite's catalog: `sqlite_master` (tables, indexes, triggers) and the `pragma_*`
+//! table functions.
 
 use std::collections::BTreeMap;
 
@@ -119,6 +120,20 @@ pub(super) async fn tables<C: ConnectionTrait>(db: &C) -> Result<BTreeMap<String
                     table.indexes.insert(index, def);
                 }
             }
+        }
+        for trigger in rows(
+            db,
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?",
+            vec![name.clone().into()],
+        )
+        .await?
+        {
+            // As written (a `--` comment in the body ends at a line break); compared
+            // with white space collapsed.
+            let sql: String = trigger.try_get("", "sql")?;
+            table
+                .triggers
+                .insert(trigger.try_get("", "name")?, sql.trim().to_owned());
         }
         tables.insert(name, table);
     }
