@@ -136,16 +136,28 @@ CREATE TABLE tasks (
     deleted boolean NOT NULL DEFAULT false,
     sync_txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
     row_version bigint NOT NULL DEFAULT 1,
+    claimed_by text,
+    lease_expires_at timestamp with time zone,
+    attempts integer NOT NULL DEFAULT 0,
+    max_attempts integer NOT NULL DEFAULT 3,
+    last_error text,
+    CONSTRAINT tasks_attempts_check CHECK ((attempts >= 0)),
     CONSTRAINT tasks_created_at_check CHECK (((created_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (created_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
     CONSTRAINT tasks_dependant_on_check CHECK ( CASE WHEN (array_ndims(dependant_on) IS NULL) THEN true WHEN (array_ndims(dependant_on) = 1) THEN (array_position(dependant_on, NULL::uuid) IS NULL) ELSE false END),
     CONSTRAINT tasks_last_modified_at_check CHECK (((last_modified_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (last_modified_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
+    CONSTRAINT tasks_lease_expires_at_check CHECK (((lease_expires_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (lease_expires_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
+    CONSTRAINT tasks_max_attempts_check CHECK ((max_attempts >= 1)),
     CONSTRAINT tasks_params_check CHECK ((NOT jsonb_path_exists(params, 'strict $.**{1000 to last}?(@.type() == "array" || @.type() == "object")'::jsonpath))),
     CONSTRAINT tasks_pkey PRIMARY KEY (id),
     CONSTRAINT tasks_project_id_fkey FOREIGN KEY (project_id) REFERENCES projects(id) ON DELETE CASCADE,
     CONSTRAINT tasks_status_check CHECK ((status = ANY (ARRAY['Pending'::text, 'In Progress'::text, 'Complete'::text, 'Failed'::text, 'Queued'::text, 'Cancelled'::text]))),
     CONSTRAINT tasks_updated_at_check CHECK (((updated_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (updated_at < '10000-01-01 00:00:00+00'::timestamp with time zone)))
 );
+CREATE INDEX tasks_dependant_on_idx ON tasks USING gin (dependant_on);
+CREATE INDEX tasks_leases_idx ON tasks USING btree (task_type, lease_expires_at, id) WHERE ((status = 'In Progress'::text) AND (deleted = false));
 CREATE INDEX tasks_project_id_idx ON tasks USING btree (project_id);
+CREATE INDEX tasks_queued_idx ON tasks USING btree (task_type, created_at, id) WHERE ((status = 'Queued'::text) AND (deleted = false));
+CREATE INDEX tasks_queued_order_idx ON tasks USING btree (created_at, id) WHERE ((status = 'Queued'::text) AND (deleted = false));
 CREATE INDEX tasks_sync_txid_id_idx ON tasks USING btree (sync_txid, id);
 
 CREATE TABLE users (

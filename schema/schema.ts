@@ -49,6 +49,12 @@ export interface Task {
   /** uuid */
   project_id: string;
   row_version: number;
+  claimed_by: string | null;
+  /** ISO 8601 timestamp, UTC */
+  lease_expires_at: string | null;
+  attempts: number;
+  max_attempts: number;
+  last_error: string | null;
 }
 
 /** A row of `generations`. */

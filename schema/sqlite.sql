@@ -105,9 +105,17 @@ CREATE TABLE "tasks" (
     "device_id" TEXT,
     "deleted" INTEGER NOT NULL DEFAULT 0 CONSTRAINT "tasks_deleted_check" CHECK ("deleted" IN (0, 1)),
     "row_version" INTEGER NOT NULL DEFAULT 1 CONSTRAINT "tasks_row_version_is_integer" CHECK (typeof("row_version") = 'integer'),
+    "claimed_by" TEXT CONSTRAINT "tasks_claimed_by_check" CHECK ("claimed_by" IS NULL OR (typeof("claimed_by") = 'text' AND instr("claimed_by", char(0)) = 0)),
+    "lease_expires_at" TEXT CONSTRAINT "tasks_lease_expires_at_check" CHECK ("lease_expires_at" IS NULL OR "lease_expires_at" GLOB '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z'),
+    "attempts" INTEGER NOT NULL DEFAULT 0 CONSTRAINT "tasks_attempts_check" CHECK (typeof("attempts") = 'integer' AND "attempts" BETWEEN 0 AND 2147483647),
+    "max_attempts" INTEGER NOT NULL DEFAULT 3 CONSTRAINT "tasks_max_attempts_check" CHECK (typeof("max_attempts") = 'integer' AND "max_attempts" BETWEEN 1 AND 2147483647),
+    "last_error" TEXT CONSTRAINT "tasks_last_error_check" CHECK ("last_error" IS NULL OR (typeof("last_error") = 'text' AND instr("last_error", char(0)) = 0)),
     FOREIGN KEY ("project_id") REFERENCES "projects" ("id") ON DELETE CASCADE
 );
+CREATE INDEX "tasks_leases_idx" ON "tasks" ("task_type", "lease_expires_at", "id") WHERE "status" = 'In Progress' AND "deleted" = false;
 CREATE INDEX "tasks_project_id_idx" ON "tasks" ("project_id");
+CREATE INDEX "tasks_queued_idx" ON "tasks" ("task_type", "created_at", "id") WHERE "status" = 'Queued' AND "deleted" = false;
+CREATE INDEX "tasks_queued_order_idx" ON "tasks" ("created_at", "id") WHERE "status" = 'Queued' AND "deleted" = false;
 
 CREATE TABLE "users" (
     "id" TEXT NOT NULL DEFAULT ((lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6))))) PRIMARY KEY CONSTRAINT "users_id_check" CHECK ("id" GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'),
