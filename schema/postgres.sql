@@ -163,9 +163,17 @@ CREATE TABLE tasks (
     deleted boolean NOT NULL DEFAULT false,
     sync_txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
     row_version bigint NOT NULL DEFAULT 1,
+    claimed_by text,
+    lease_expires_at timestamp with time zone,
+    attempts integer NOT NULL DEFAULT 0,
+    max_attempts integer NOT NULL DEFAULT 3,
+    last_error text,
+    CONSTRAINT tasks_attempts_check CHECK ((attempts >= 0)),
     CONSTRAINT tasks_created_at_check CHECK (((created_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (created_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
     CONSTRAINT tasks_dependant_on_check CHECK ( CASE WHEN (array_ndims(dependant_on) IS NULL) THEN true WHEN (array_ndims(dependant_on) = 1) THEN (array_position(dependant_on, NULL::uuid) IS NULL) ELSE false END),
     CONSTRAINT tasks_last_modified_at_check CHECK (((last_modified_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (last_modified_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
+    CONSTRAINT tasks_lease_expires_at_check CHECK (((lease_expires_at >= '0001-01-01 00:00:00+00'::timestamp with time zone) AND (lease_expires_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
+    CONSTRAINT tasks_max_attempts_check CHECK ((max_attempts >= 1)),
     CONSTRAINT tasks_params_check CHECK ((NOT jsonb_path_exists(params, 'strict $.**{1000 to last}?(@.type() == "array" || @.type() == "object")'::jsonpath))),
     CONSTRAINT tasks_pkey PRIMARY KEY (id),
     CONSTRAINT tasks_project_id_fkey FOREIGN KEY (project_id) REFERENCES projects(id) ON DELETE CASCADE,
@@ -186,7 +194,11 @@ CREATE INDEX shots_sync_txid_id_idx ON shots USING btree (sync_txid, id);
 CREATE INDEX shot_generations_generation_id_idx ON shot_generations USING btree (generation_id);
 CREATE INDEX shot_generations_shot_id_idx ON shot_generations USING btree (shot_id);
 CREATE INDEX shot_generations_sync_txid_id_idx ON shot_generations USING btree (sync_txid, id);
+CREATE INDEX tasks_dependant_on_idx ON tasks USING gin (dependant_on);
+CREATE INDEX tasks_leases_idx ON tasks USING btree (task_type, lease_expires_at, id) WHERE ((status = 'In Progress'::text) AND (deleted = false));
 CREATE INDEX tasks_project_id_idx ON tasks USING btree (project_id);
+CREATE INDEX tasks_queued_idx ON tasks USING btree (task_type, created_at, id) WHERE ((status = 'Queued'::text) AND (deleted = false));
+CREATE INDEX tasks_queued_order_idx ON tasks USING btree (created_at, id) WHERE ((status = 'Queued'::text) AND (deleted = false));
 CREATE INDEX tasks_sync_txid_id_idx ON tasks USING btree (sync_txid, id);
 
 CREATE TRIGGER users_row_version BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION dal_row_version();
@@ -235,6 +247,7 @@ INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261123_112756_syn
 INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261123_112940_sync_log_details', extract(epoch FROM now())::bigint);
 INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261130_203628_values_every_reader_reads', extract(epoch FROM now())::bigint);
 INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261130_232000_row_versions', extract(epoch FROM now())::bigint);
+INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261201_023900_task_leases', extract(epoch FROM now())::bigint);
 
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20250601_000001_initial_schema', 'c15173c9520480721c317977b41bb2944b4908e494f0c690d1b172994b287fa0');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20250602_000001_row_level_security', 'cee9239a4f428d7d758dd47b0ed323bc52cf982d10e7ce2d16d92395cd0a3a3f');
@@ -243,3 +256,4 @@ INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261123_11275
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261123_112940_sync_log_details', '0ed7c6d6fda1f6c5657add8a65d7efdc1f63ce7ae78ee2b4a66bb7ce7f30e640');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261130_203628_values_every_reader_reads', '128e05dc13673e84f5af9cdc95f8bf1aa76abca06fa1f7c267e45d1996807f45');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261130_232000_row_versions', '010fde60ebe3327241f9451e0540ed3cd4e47b3f03790e6fe90daae7fedd02f5');
+INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261201_023900_task_leases', 'd094acf725a4016d1c4a59a379f8c6245319bff2b6db3333fb73e4f9126eb3c6');

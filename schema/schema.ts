@@ -65,6 +65,12 @@ export interface Task {
   /** uuid */
   project_id: string;
   row_version: number;
+  claimed_by: string | null;
+  /** ISO 8601 timestamp, UTC */
+  lease_expires_at: string | null;
+  attempts: number;
+  max_attempts: number;
+  last_error: string | null;
   /** sync metadata: in rows read from the database, not in the library's models */
   deleted?: boolean;
   /** sync metadata: in rows read from the database, not in the library's models */

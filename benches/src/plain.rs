@@ -48,6 +48,8 @@ fn pg_model(r: Row) -> entities::task::ActiveModel {
         created_at: Set(r.created_at),
         updated_at: Set(r.created_at),
         project_id: Set(Id(r.project_id)),
+        // The lease columns take their defaults.
+        ..Default::default()
     }
 }
 

@@ -34,6 +34,22 @@ pub struct Model {
     /// version it read and is refused as stale if the row has moved on. Local to each
     /// database; not synced (see `sync_version` in the README's sync section).
     pub row_version: i64,
+    /// The worker that claimed the task last (kept after it finishes, to say who did the
+    /// work); `None` for a task never claimed.
+    pub claimed_by: Option<String>,
+    /// While the task is `In Progress` under a lease: when the lease lapses, after which
+    /// the next claim of its type may take the task over (or end it `Failed` once it has
+    /// had `max_attempts` claims). `None` otherwise, and for a task put `In Progress`
+    /// without a claim (it never lapses).
+    pub lease_expires_at: Option<DateTimeUtc>,
+    /// How many times the task was claimed (0 until the first claim).
+    pub attempts: i32,
+    /// How many claims the task may have (at least 1; 3 unless set when created): once it
+    /// has had this many, a lapsed lease or a failure ends it `Failed` instead of handing
+    /// it out again.
+    pub max_attempts: i32,
+    /// Why the last attempt failed: the reason the worker gave, or a lapsed lease.
+    pub last_error: Option<String>,
 }
 
 /// Foreign keys of `tasks`.

@@ -65,4 +65,5 @@ history! {
     m20261123_112940_sync_log_details,
     m20261130_203628_values_every_reader_reads,
     m20261130_232000_row_versions,
+    m20261201_023900_task_leases,
 }

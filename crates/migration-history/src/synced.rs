@@ -117,12 +117,24 @@ pub async fn rebuild_capture(manager: &SchemaManager<'_>, table: &str) -> Result
     }
     let db = manager.get_connection();
     let columns = captured_columns(db, table).await?;
-    for op in ["insert", "update", "delete"] {
-        db.execute_unprepared(&format!("DROP TRIGGER IF EXISTS {table}_capture_{op}"))
-            .await?;
-    }
+    drop_capture(manager, table).await?;
     for sql in capture_triggers(table, &columns) {
         db.execute_unprepared(&sql).await?;
+    }
+    Ok(())
+}
+
+/// Drops `table`'s capture triggers on SQLite, which must go before a column they record
+/// can be dropped (a `down` calls this, drops its columns, then [`rebuild_capture`]).
+pub async fn drop_capture(manager: &SchemaManager<'_>, table: &str) -> Result<(), DbErr> {
+    if manager.get_database_backend() != DbBackend::Sqlite {
+        return Ok(());
+    }
+    for op in ["insert", "update", "delete"] {
+        manager
+            .get_connection()
+            .execute_unprepared(&format!("DROP TRIGGER IF EXISTS {table}_capture_{op}"))
+            .await?;
     }
     Ok(())
 }

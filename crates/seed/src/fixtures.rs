@@ -199,6 +199,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Dataset, FixtureError> {
             created_at: now,
             updated_at: now,
             project_id: resolve("projects", &r.project),
+            claimed_by: None,
+            lease_expires_at: None,
+            attempts: 0,
+            max_attempts: 3,
+            last_error: None,
         });
     }
     for r in &records.generations {

@@ -82,6 +82,11 @@ pub fn sample() -> Dataset {
                 created_at: at,
                 updated_at: at,
                 project_id,
+                claimed_by: None,
+                lease_expires_at: None,
+                attempts: 0,
+                max_attempts: 3,
+                last_error: None,
             });
         }
 

@@ -61,6 +61,11 @@ pub fn project(i: usize) -> Dataset {
             created_at: base,
             updated_at: base,
             project_id,
+            claimed_by: None,
+            lease_expires_at: None,
+            attempts: 0,
+            max_attempts: 3,
+            last_error: None,
         });
     }
     for g in 0..GENERATIONS_PER_PROJECT {

@@ -54,6 +54,8 @@ pub async fn tree(db: &Database) -> Tree {
         created_at: Set(now),
         updated_at: Set(now),
         project_id: Set(project.id),
+        // The lease columns take their defaults.
+        ..Default::default()
     }
     .insert(db)
     .await

@@ -12,6 +12,7 @@ mod errors;
 mod foreign_writes;
 mod generations;
 mod json_sync;
+mod leases;
 mod migrations;
 mod optimistic;
 mod paging;

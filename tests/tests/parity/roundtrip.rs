@@ -130,6 +130,8 @@ parity_test!(async fn uuid_lists_round_trip_at_0_1_and_1000(t) {
             created_at: Set(now),
             updated_at: Set(now),
             project_id: Set(project.id),
+            // The lease columns take their defaults.
+            ..Default::default()
         }
         .insert(&t.db)
         .await

@@ -143,6 +143,13 @@ impl<'r> Raw<'r> {
         Ok(t)
     }
 
+    pub(crate) fn opt_timestamp(&self, i: usize) -> Cell<Option<DateTime<Utc>>> {
+        if self.is_null(i) {
+            return Ok(None);
+        }
+        self.timestamp(i).map(Some)
+    }
+
     pub(crate) fn json(&self, i: usize) -> Cell<serde_json::Value> {
         let text: &[u8] = match self {
             Raw::Pg(r) => {

@@ -51,6 +51,11 @@ impl FromRow for entities::task::Model {
         "updated_at",
         "project_id",
         "row_version",
+        "claimed_by",
+        "lease_expires_at",
+        "attempts",
+        "max_attempts",
+        "last_error",
     ];
 
     fn from_row(row: Raw<'_>, at: usize) -> Result<Self, DalError> {
@@ -66,6 +71,11 @@ impl FromRow for entities::task::Model {
             updated_at: c.next(Raw::timestamp)?,
             project_id: c.next(Raw::id)?,
             row_version: c.next(Raw::int64)?,
+            claimed_by: c.next(Raw::opt_text)?,
+            lease_expires_at: c.next(Raw::opt_timestamp)?,
+            attempts: c.next(Raw::int32)?,
+            max_attempts: c.next(Raw::int32)?,
+            last_error: c.next(Raw::opt_text)?,
         })
     }
 }

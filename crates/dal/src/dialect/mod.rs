@@ -8,7 +8,7 @@ pub(crate) mod bulk;
 pub(crate) mod values;
 
 use dal_config::Backend;
-use sea_orm::sea_query::{Expr, IntoColumnRef, SimpleExpr};
+use sea_orm::sea_query::{ArrayType, Expr, IntoColumnRef, SimpleExpr, Value};
 use sea_orm::{SqliteTransactionMode, TransactionOptions};
 use uuid::Uuid;
 
@@ -58,7 +58,13 @@ impl Dialect {
     pub(crate) fn uuid_list_contains(self, column: impl IntoColumnRef, id: Uuid) -> SimpleExpr {
         let column = Expr::col(column.into_column_ref());
         match self.0 {
-            Backend::Postgres => Expr::cust_with_exprs("$1 = ANY($2)", [Expr::val(id), column]),
+            // `@>` a one-element array, not `= ANY`: the GIN index on `tasks.dependant_on`
+            // serves containment. (Bound as an array: sea-query would read `ARRAY[$2]`'s
+            // brackets as a quoted name.)
+            Backend::Postgres => {
+                let needle = Value::Array(ArrayType::Uuid, Some(Box::new(vec![Value::from(id)])));
+                Expr::cust_with_exprs("$1 @> $2", [column, Expr::val(needle)])
+            }
             Backend::Sqlite => Expr::cust_with_exprs(
                 "EXISTS (SELECT 1 FROM json_each(?) AS item WHERE item.value = ?)",
                 [column, Expr::val(id.hyphenated().to_string())],
@@ -134,11 +140,17 @@ mod tests {
             match backend {
                 Backend::Postgres => {
                     assert!(
-                        stmt.sql.contains("$2 = ANY(\"tasks\".\"dependant_on\")"),
+                        stmt.sql.contains("\"tasks\".\"dependant_on\" @> $2"),
                         "{}",
                         stmt.sql
                     );
-                    assert_eq!(values[1], sea_orm::Value::Uuid(Some(needle)));
+                    assert_eq!(
+                        values[1],
+                        sea_orm::Value::Array(
+                            ArrayType::Uuid,
+                            Some(Box::new(vec![sea_orm::Value::Uuid(Some(needle))]))
+                        )
+                    );
                 }
                 Backend::Sqlite => {
                     assert!(

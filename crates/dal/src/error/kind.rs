@@ -49,11 +49,13 @@ pub enum ErrorKind {
     SyncRefused,
     /// [`DalError::Database`](super::DalError::Database).
     Database,
+    /// [`DalError::LeaseLost`](super::DalError::LeaseLost).
+    LeaseLost,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 16] = [
+    pub const ALL: [ErrorKind; 17] = [
         ErrorKind::NotFound,
         ErrorKind::Conflict,
         ErrorKind::MissingParent,
@@ -70,6 +72,7 @@ impl ErrorKind {
         ErrorKind::SyncRefused,
         ErrorKind::Database,
         ErrorKind::Stale,
+        ErrorKind::LeaseLost,
     ];
 
     /// The kind's stable name, e.g. `"not_found"`, `"conflict"`.
@@ -91,6 +94,7 @@ impl ErrorKind {
             ErrorKind::SyncRefused => "sync_refused",
             ErrorKind::Database => "database",
             ErrorKind::Stale => "stale",
+            ErrorKind::LeaseLost => "lease_lost",
         }
     }
 }
@@ -129,6 +133,7 @@ mod tests {
                 "sync_refused",
                 "database",
                 "stale",
+                "lease_lost",
             ]
         );
         let distinct: std::collections::HashSet<&str> = names.iter().copied().collect();

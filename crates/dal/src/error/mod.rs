@@ -64,6 +64,23 @@ pub enum DalError {
         /// The row's version now.
         actual: i64,
     },
+    /// A worker asked to heartbeat, complete or fail a task whose lease it does not hold:
+    /// it never claimed the task, or its lease lapsed and another claim took the task
+    /// over, or the task is no longer `In Progress` (finished by someone else, or ended
+    /// `Failed` after its last lapsed lease). Nothing was written. Not retryable: the
+    /// worker should drop the task (its result may duplicate the new holder's).
+    #[error("worker {worker:?} does not hold task {task} (now {status}, held by {holder:?})")]
+    #[non_exhaustive]
+    LeaseLost {
+        /// The task.
+        task: entities::Id,
+        /// The worker that asked.
+        worker: String,
+        /// The worker holding the task now, if it is `In Progress` under a claim.
+        holder: Option<String>,
+        /// The task's status now.
+        status: entities::TaskStatus,
+    },
     /// A unique constraint (primary key, `users.email`) already holds this value.
     ///
     /// Both backends give `table` and, for a single-column key, `column` (`users` /
@@ -291,6 +308,7 @@ impl DalError {
         match self {
             DalError::NotFound { .. } => ErrorKind::NotFound,
             DalError::Stale { .. } => ErrorKind::Stale,
+            DalError::LeaseLost { .. } => ErrorKind::LeaseLost,
             DalError::Conflict { .. } => ErrorKind::Conflict,
             DalError::MissingParent { .. } => ErrorKind::MissingParent,
             DalError::InvalidValue { .. } => ErrorKind::InvalidValue,
@@ -349,6 +367,23 @@ impl DalError {
         DalError::NotFound {
             entity,
             key: key.to_string(),
+        }
+    }
+
+    /// A [`DalError::LeaseLost`]: `worker` does not hold `task`, which is in `status`
+    /// and held by `holder` (for implementations of the repository traits outside this
+    /// crate).
+    pub fn lease_lost(
+        task: entities::Id,
+        worker: impl Into<String>,
+        holder: Option<String>,
+        status: entities::TaskStatus,
+    ) -> DalError {
+        DalError::LeaseLost {
+            task,
+            worker: worker.into(),
+            holder,
+            status,
         }
     }
 

@@ -6,6 +6,7 @@
 
 mod claim;
 mod generations;
+mod lease;
 mod page;
 mod patch;
 mod projects;
@@ -17,6 +18,7 @@ mod users;
 
 pub use claim::Claim;
 pub use generations::{GenerationRepository, Generations, NewGeneration};
+pub use lease::{DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS, default_worker};
 pub use page::{Cursor, MAX_PAGE_SIZE, Page, PageRequest};
 pub use patch::{GenerationPatch, ProjectPatch, ShotPatch, TaskPatch, UserPatch};
 pub use projects::{NewProject, ProjectRepository, Projects};

@@ -12,6 +12,7 @@
 //! [`Database::begin_as_user`](crate::Database::begin_as_user).
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use entities::{Id, TaskStatus, generation, project, shot, shot_generation, task};
@@ -310,17 +311,48 @@ impl<E: Executor> TaskRepository for ScopedTasks<'_, E> {
             .await
     }
 
-    async fn try_claim(&self, task_type: &str) -> Result<Claim> {
+    async fn try_claim_as(&self, task_type: &str, worker: &str, lease: Duration) -> Result<Claim> {
         Tasks::owned_by(self.exec, self.user)
-            .try_claim(task_type)
+            .try_claim_as(task_type, worker, lease)
             .await
     }
 
-    async fn try_claim_in_project(&self, project_id: Id, task_type: &str) -> Result<Claim> {
+    async fn try_claim_in_project_as(
+        &self,
+        project_id: Id,
+        task_type: &str,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Claim> {
         own_project(self.exec, self.user, project_id).await?;
         Tasks::new(self.exec)
-            .try_claim_in_project(project_id, task_type)
+            .try_claim_in_project_as(project_id, task_type, worker, lease)
             .await
+    }
+
+    async fn heartbeat(&self, id: Id, worker: &str, lease: Duration) -> Result<task::Model> {
+        // Another user's task is `NotFound`, never `LeaseLost` naming its holder.
+        self.own(id).await?;
+        Tasks::new(self.exec).heartbeat(id, worker, lease).await
+    }
+
+    async fn complete(
+        &self,
+        id: Id,
+        worker: &str,
+        output_location: Option<String>,
+    ) -> Result<task::Model> {
+        // Another user's task is `NotFound`, never `LeaseLost` naming its holder.
+        self.own(id).await?;
+        Tasks::new(self.exec)
+            .complete(id, worker, output_location)
+            .await
+    }
+
+    async fn fail(&self, id: Id, worker: &str, reason: &str) -> Result<task::Model> {
+        // Another user's task is `NotFound`, never `LeaseLost` naming its holder.
+        self.own(id).await?;
+        Tasks::new(self.exec).fail(id, worker, reason).await
     }
 
     async fn set_status(&self, id: Id, status: TaskStatus) -> Result<task::Model> {

@@ -8,6 +8,7 @@ use entities::{Id, TaskStatus};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
+use super::lease::queued_live;
 use super::page::{Listing, after_cursor, paginate};
 use super::tasks::{TaskFilter, Tasks};
 use super::{Page, PageRequest, live, select_all, select_one};
@@ -78,9 +79,9 @@ impl<E: Executor> Tasks<'_, E> {
         task_type: Option<&str>,
         page: PageRequest,
     ) -> Result<Page<task::Model>> {
+        // Spelled as the partial indexes' predicate, which serve this listing in order.
         let mut query = TaskEntity::find()
-            .filter(Column::Status.eq(TaskStatus::Queued))
-            .filter(live::<TaskEntity>())
+            .filter(queued_live())
             .filter(dialect_of(self.exec).all_dependencies_complete());
         if let Some(task_type) = task_type {
             query = query.filter(Column::TaskType.eq(task_type));

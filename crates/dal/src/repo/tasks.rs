@@ -1,7 +1,8 @@
 //! Tasks: CRUD and dependencies, and the [`TaskRepository`] trait; its listings, counts
-//! and readiness are in `task_lists.rs`, claiming in `claim.rs`.
+//! and readiness are in `task_lists.rs`, claiming in `claim.rs`, leases in `lease.rs`.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use entities::task::{self, Column, Entity as TaskEntity};
@@ -14,6 +15,7 @@ use sea_orm::{
 };
 
 use super::claim::Claim;
+use super::lease::{DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS, default_worker};
 use super::{
     BumpVersion, Page, PageRequest, TaskPatch, atomically, deleted, find_by_id, found,
     insert_model, live, require_text, select_all, tombstone, update_returning, write_one,
@@ -42,6 +44,9 @@ pub struct NewTask {
     pub status: TaskStatus,
     /// Tasks of the same project this one waits for.
     pub dependant_on: Vec<Id>,
+    /// How many claims it may have before a lapsed lease or a failure ends it `Failed`
+    /// (at least 1; [`DEFAULT_MAX_ATTEMPTS`] unless set).
+    pub max_attempts: i32,
 }
 
 impl NewTask {
@@ -59,6 +64,7 @@ impl NewTask {
             params,
             status,
             dependant_on: Vec::new(),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
         }
     }
 
@@ -70,6 +76,13 @@ impl NewTask {
     /// The same task, created in `status`.
     pub fn with_status(mut self, status: TaskStatus) -> Self {
         self.status = status;
+        self
+    }
+
+    /// The same task, allowed `max_attempts` claims (at least 1: the database refuses
+    /// less with `InvalidValue`).
+    pub fn with_max_attempts(mut self, max_attempts: i32) -> Self {
+        self.max_attempts = max_attempts;
         self
     }
 
@@ -182,15 +195,64 @@ pub trait TaskRepository: Send + Sync {
     /// listing. A page is a snapshot: a task on it may be claimed by the time it is read,
     /// so workers take tasks with [`claim`](TaskRepository::claim), not from this list.
     async fn ready(&self, task_type: Option<&str>, page: PageRequest) -> Result<Page<task::Model>>;
-    /// Atomically moves the oldest ready task of `task_type` from `Queued` to
-    /// `In Progress` and returns it as [`Claim::Claimed`]; otherwise says why there was
-    /// none: [`Claim::Empty`] (nothing ready) or [`Claim::Busy`] (ready tasks exist, but
-    /// other transactions hold them: Postgres skips locked rows rather than wait for
-    /// them). Safe with many workers: no task is claimed twice. Inside a unit of work that
-    /// rolls back, the claim is undone.
-    async fn try_claim(&self, task_type: &str) -> Result<Claim>;
+    /// Atomically claims a task of `task_type` for `worker`, who holds it until `lease`
+    /// from now, and returns it as [`Claim::Claimed`] (`In Progress`, `claimed_by` the
+    /// worker, `lease_expires_at` set, `attempts` one more). The task is the oldest lapsed
+    /// lease of the type with attempts left (a worker died or stalled), else the oldest
+    /// ready task (`Queued`, every dependency `Complete`). Otherwise says why there was
+    /// none: [`Claim::Empty`] (nothing claimable) or [`Claim::Busy`] (claimable tasks exist,
+    /// but other transactions hold them: Postgres skips locked rows rather than wait for
+    /// them). Safe with many workers: no task is claimed twice, and a lapsed lease is
+    /// taken over by exactly one claim. Inside a unit of work that rolls back, the claim is
+    /// undone.
+    ///
+    /// The claim also ends `Failed` the lapsed leases of the type whose task had its last
+    /// attempt (`attempts >= max_attempts`), with `last_error` "lease expired after N
+    /// attempts": lapsed leases are collected by the claims of their type (up to 100 a
+    /// claim), not by a background task, so a type nobody claims keeps them `In Progress`.
+    ///
+    /// The holder keeps the task by calling [`heartbeat`](TaskRepository::heartbeat)
+    /// well within the lease, and finishes it with [`complete`](TaskRepository::complete)
+    /// or [`fail`](TaskRepository::fail). `worker` must not be blank and should be unique
+    /// to the worker (two workers of one name can finish each other's tasks); a zero lease
+    /// is `InvalidValue`. Leases are measured with the caller's clock.
+    async fn try_claim_as(&self, task_type: &str, worker: &str, lease: Duration) -> Result<Claim>;
+    /// [`try_claim_as`](TaskRepository::try_claim_as), restricted to the tasks of one
+    /// project.
+    async fn try_claim_in_project_as(
+        &self,
+        project_id: Id,
+        task_type: &str,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Claim>;
+    /// [`try_claim_as`](TaskRepository::try_claim_as) for a worker that only needs the
+    /// task: `None` for both [`Claim::Empty`] and [`Claim::Busy`].
+    async fn claim_as(
+        &self,
+        task_type: &str,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<task::Model>> {
+        Ok(self
+            .try_claim_as(task_type, worker, lease)
+            .await?
+            .into_task())
+    }
+    /// [`try_claim_as`](TaskRepository::try_claim_as) for the process's
+    /// [`default_worker`] with the [`DEFAULT_LEASE`] (five minutes): the convenient form
+    /// for a worker whose tasks finish well within it. Such a task is still taken over by
+    /// another claim once its lease lapses; a longer task needs `try_claim_as` with a
+    /// longer lease, or [`heartbeat`](TaskRepository::heartbeat)s.
+    async fn try_claim(&self, task_type: &str) -> Result<Claim> {
+        self.try_claim_as(task_type, default_worker(), DEFAULT_LEASE)
+            .await
+    }
     /// [`try_claim`](TaskRepository::try_claim), restricted to the tasks of one project.
-    async fn try_claim_in_project(&self, project_id: Id, task_type: &str) -> Result<Claim>;
+    async fn try_claim_in_project(&self, project_id: Id, task_type: &str) -> Result<Claim> {
+        self.try_claim_in_project_as(project_id, task_type, default_worker(), DEFAULT_LEASE)
+            .await
+    }
     /// [`try_claim`](TaskRepository::try_claim) for a worker that only needs the task:
     /// `None` for both [`Claim::Empty`] and [`Claim::Busy`].
     ///
@@ -211,7 +273,28 @@ pub trait TaskRepository: Send + Sync {
             .await?
             .into_task())
     }
-    /// Sets the status and `updated_at`.
+    /// Extends `worker`'s lease on task `id` to `lease` from now and returns the task.
+    /// [`DalError::LeaseLost`] and nothing written if `worker` does not hold it: the task
+    /// is not `In Progress` any more, or another worker took it over after the lease
+    /// lapsed. A lapsed lease that nobody took over is still the worker's, and is renewed.
+    async fn heartbeat(&self, id: Id, worker: &str, lease: Duration) -> Result<task::Model>;
+    /// `worker` finished task `id`: it becomes `Complete` with `output_location`, and its
+    /// lease ends. [`DalError::LeaseLost`] and nothing written if `worker` does not hold
+    /// it (see [`heartbeat`](TaskRepository::heartbeat)).
+    async fn complete(
+        &self,
+        id: Id,
+        worker: &str,
+        output_location: Option<String>,
+    ) -> Result<task::Model>;
+    /// `worker` gave up on task `id` for `reason`, kept in `last_error`: the task goes
+    /// back to `Queued` for another attempt, or becomes `Failed` if it has had
+    /// `max_attempts` claims; its lease ends. [`DalError::LeaseLost`] and nothing written
+    /// if `worker` does not hold it (see [`heartbeat`](TaskRepository::heartbeat)). To
+    /// fail a task for good whatever its attempts, set its status.
+    async fn fail(&self, id: Id, worker: &str, reason: &str) -> Result<task::Model>;
+    /// Sets the status and `updated_at`, whoever holds the task; a status other than
+    /// `In Progress` ends its lease.
     async fn set_status(&self, id: Id, status: TaskStatus) -> Result<task::Model>;
 }
 
@@ -271,6 +354,11 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
             updated_at: now,
             project_id: new.project_id,
             row_version: 1,
+            claimed_by: None,
+            lease_expires_at: None,
+            attempts: 0,
+            max_attempts: new.max_attempts,
+            last_error: None,
         };
         if new.dependant_on.is_empty() {
             return insert_model(self.exec, row).await;
@@ -330,6 +418,11 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
                 updated_at: Set(now),
                 project_id: Set(task.project_id),
                 row_version: Set(1),
+                claimed_by: Set(None),
+                lease_expires_at: Set(None),
+                attempts: Set(0),
+                max_attempts: Set(task.max_attempts),
+                last_error: Set(None),
             })
             .collect();
         crate::bulk::insert_all(self.exec, rows).await?;
@@ -417,18 +510,50 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
         self.ready_page(task_type, page).await
     }
 
-    async fn try_claim(&self, task_type: &str) -> Result<Claim> {
-        self.claim_where(task_type, None).await
+    async fn try_claim_as(&self, task_type: &str, worker: &str, lease: Duration) -> Result<Claim> {
+        self.claim_where(task_type, None, worker, lease).await
     }
 
-    async fn try_claim_in_project(&self, project_id: Id, task_type: &str) -> Result<Claim> {
-        self.claim_where(task_type, Some(project_id)).await
+    async fn try_claim_in_project_as(
+        &self,
+        project_id: Id,
+        task_type: &str,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Claim> {
+        self.claim_where(task_type, Some(project_id), worker, lease)
+            .await
+    }
+
+    async fn heartbeat(&self, id: Id, worker: &str, lease: Duration) -> Result<task::Model> {
+        self.extend_lease(id, worker, lease).await
+    }
+
+    async fn complete(
+        &self,
+        id: Id,
+        worker: &str,
+        output_location: Option<String>,
+    ) -> Result<task::Model> {
+        self.complete_held(id, worker, output_location).await
+    }
+
+    async fn fail(&self, id: Id, worker: &str, reason: &str) -> Result<task::Model> {
+        self.fail_held(id, worker, reason).await
     }
 
     async fn set_status(&self, id: Id, status: TaskStatus) -> Result<task::Model> {
-        let update = TaskEntity::update_many()
+        let mut update = TaskEntity::update_many()
             .col_expr(Column::Status, Expr::value(status))
-            .col_expr(Column::UpdatedAt, Expr::value(clock::now()))
+            .col_expr(Column::UpdatedAt, Expr::value(clock::now()));
+        if status != TaskStatus::InProgress {
+            // Only `In Progress` tasks have leases that can lapse.
+            update = update.col_expr(
+                Column::LeaseExpiresAt,
+                Expr::value(None::<chrono::DateTime<chrono::Utc>>),
+            );
+        }
+        let update = update
             .bump_version()
             .filter(Column::Id.eq(id))
             .filter(live::<TaskEntity>())
