@@ -58,11 +58,17 @@ parity_test!(async fn hostile_input_changes_no_schema_and_nothing_out_of_scope(t
         }
         let p = t.db.projects().create(NewProject::new(me.id, s.clone())).await.unwrap();
         assert_eq!(t.db.projects().get(p.id).await.unwrap().name, s);
-        let task = t.db.tasks().create(NewTask::queued(mine.id, s.clone(), json!({ s.clone(): s.clone() }))).await.unwrap();
-        let mut task = t.db.tasks().get(task.id).await.unwrap();
-        assert_eq!(task.params, json!({ s.clone(): s.clone() }));
-        task.output_location = Some(s.clone());
-        assert_eq!(t.db.tasks().update(task).await.unwrap().output_location.as_deref(), Some(s.as_str()));
+        let created = t.db.tasks().create(NewTask::queued(mine.id, s.clone(), json!({ s.clone(): s.clone() }))).await;
+        if s.len() > dal::repo::MAX_TASK_TYPE_BYTES {
+            // Beyond what the claim's index can hold on Postgres: refused alike on both.
+            assert!(matches!(created, Err(DalError::InvalidValue { .. })), "{:?}", created.map(|t| t.id));
+        } else {
+            let task = created.unwrap();
+            let mut task = t.db.tasks().get(task.id).await.unwrap();
+            assert_eq!(task.params, json!({ s.clone(): s.clone() }));
+            task.output_location = Some(s.clone());
+            assert_eq!(t.db.tasks().update(task).await.unwrap().output_location.as_deref(), Some(s.as_str()));
+        }
         let g = t.db.generations().create(NewGeneration::new(mine.id).tasks(vec![]).location(s.clone()).generation_type(s.clone())).await.unwrap();
         assert_eq!(t.db.generations().list_for_project(mine.id, Some(&s), PageRequest::first(100)).await.unwrap().items.iter().map(|g| g.id).collect::<Vec<_>>(), vec![g.id]);
         let shot = t.db.shots().create(NewShot::new(mine.id, s.clone())).await.unwrap();

@@ -24,7 +24,7 @@ pub use patch::{GenerationPatch, ProjectPatch, ShotPatch, TaskPatch, UserPatch};
 pub use projects::{NewProject, ProjectRepository, Projects};
 pub use scoped::{ScopedGenerations, ScopedProjects, ScopedShots, ScopedTasks, UserScope};
 pub use shots::{NewShot, ShotRepository, Shots, TimelineEntry};
-pub use tasks::{NewTask, TaskFilter, TaskRepository, Tasks};
+pub use tasks::{MAX_TASK_TYPE_BYTES, NewTask, TaskFilter, TaskRepository, Tasks};
 pub use users::{MAX_EMAIL_BYTES, NewUser, UserRepository, Users};
 
 use sea_orm::sea_query::{Query, UpdateStatement};

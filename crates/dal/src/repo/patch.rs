@@ -185,7 +185,7 @@ impl TaskPatch {
     ) -> Result<entities::task::Model> {
         use entities::task::{Column, Entity};
         if let Some(task_type) = &self.task_type {
-            super::require_text("task type", task_type)?;
+            super::tasks::check_task_type(task_type)?;
         }
         let mut sets = Sets::new(self.expected);
         if let Some(v) = self.task_type {

@@ -23,6 +23,23 @@ use super::{
 use crate::executor::dialect_of;
 use crate::{DalError, Executor, Result, clock};
 
+/// The longest task type accepted. The claim's index (`tasks_queued_idx`) holds the task
+/// type, and Postgres's b-tree stores about 2.7 kB an entry; a longer type would be
+/// refused by Postgres alone, so both backends refuse it up front.
+pub const MAX_TASK_TYPE_BYTES: usize = 512;
+
+/// A task type must have text and fit [`MAX_TASK_TYPE_BYTES`].
+pub(crate) fn check_task_type(task_type: &str) -> Result<()> {
+    require_text("task type", task_type)?;
+    if task_type.len() > MAX_TASK_TYPE_BYTES {
+        return Err(crate::DalError::invalid(format!(
+            "task type is {} bytes; at most {MAX_TASK_TYPE_BYTES} are accepted",
+            task_type.len()
+        )));
+    }
+    Ok(())
+}
+
 /// A task to create: [`NewTask::queued`] or [`NewTask::new`], then the builder methods.
 ///
 /// `#[non_exhaustive]`: build it with the constructors, so a field added later is not a
@@ -336,7 +353,7 @@ impl<'e, E: Executor> Tasks<'e, E> {
 #[async_trait]
 impl<E: Executor> TaskRepository for Tasks<'_, E> {
     async fn create(&self, new: NewTask) -> Result<task::Model> {
-        require_text("task type", &new.task_type)?;
+        check_task_type(&new.task_type)?;
         let now = clock::now();
         let row = task::Model {
             id: new.id.unwrap_or_else(Id::new),
@@ -438,7 +455,7 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
     }
 
     async fn update(&self, task: task::Model) -> Result<task::Model> {
-        require_text("task type", &task.task_type)?;
+        check_task_type(&task.task_type)?;
         let dependencies: Vec<Id> = task.dependant_on.iter().copied().collect();
         let id = task.id;
         let project = task.project_id;
