@@ -31,6 +31,7 @@ mod security;
 mod seeding;
 mod sync;
 mod sync_edges;
+mod sync_leases;
 mod tasks;
 mod timeline;
 mod tls;
