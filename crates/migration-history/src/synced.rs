@@ -19,6 +19,8 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, Statement};
 
+use crate::columns::Columns;
+
 /// Columns the capture triggers never record: the key, what the server sets, and the
 /// local concurrency version. Everything else of a synced table is captured.
 pub const NOT_CAPTURED: [&str; 5] = [
@@ -122,6 +124,66 @@ pub async fn rebuild_capture(manager: &SchemaManager<'_>, table: &str) -> Result
         db.execute_unprepared(&sql).await?;
     }
     Ok(())
+}
+
+/// Gives a table created by a later migration everything the earlier migrations gave the
+/// first six: the sync metadata (`sync_version`, `last_modified_at`, `device_id`,
+/// `deleted`), `row_version` and the trigger that keeps it, and on Postgres the change
+/// stamp (`sync_txid`, its pull-order index and the `{table}_sync_stamp` trigger) or on
+/// SQLite the capture triggers. Call it after creating the table, then [`owner_policy`].
+pub async fn make_synced(manager: &SchemaManager<'_>, table: &'static str) -> Result<(), DbErr> {
+    let backend = manager.get_database_backend();
+    let c = Columns::new(backend, table);
+    let mut row_version = c.big_integer("row_version", 1);
+    if backend == DbBackend::Sqlite {
+        row_version.check((
+            Alias::new(format!("{table}_row_version_is_integer")),
+            Expr::cust("typeof(\"row_version\") = 'integer'"),
+        ));
+    }
+    for column in [
+        c.big_integer("sync_version", 0),
+        c.optional_timestamp("last_modified_at"),
+        c.optional_text("device_id"),
+        c.boolean("deleted", false),
+        row_version,
+    ] {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new(table))
+                    .add_column(column)
+                    .to_owned(),
+            )
+            .await?;
+    }
+    let db = manager.get_connection();
+    if backend == DbBackend::Postgres {
+        for sql in [
+            format!(
+                "ALTER TABLE {table} ADD COLUMN sync_txid xid8 NOT NULL DEFAULT pg_current_xact_id()"
+            ),
+            format!("CREATE INDEX {table}_sync_txid_id_idx ON {table} (sync_txid, id)"),
+            format!(
+                "CREATE TRIGGER {table}_sync_stamp BEFORE INSERT OR UPDATE ON {table} \
+                 FOR EACH ROW EXECUTE FUNCTION dal_sync_stamp()"
+            ),
+            format!(
+                "CREATE TRIGGER \"{table}_row_version\" BEFORE UPDATE ON \"{table}\" \
+                 FOR EACH ROW EXECUTE FUNCTION dal_row_version()"
+            ),
+        ] {
+            db.execute_unprepared(&sql).await?;
+        }
+        return Ok(());
+    }
+    db.execute_unprepared(&format!(
+        "CREATE TRIGGER \"{table}_row_version\" AFTER UPDATE ON \"{table}\" \
+         WHEN NEW.\"row_version\" IS OLD.\"row_version\" BEGIN \
+         UPDATE \"{table}\" SET \"row_version\" = OLD.\"row_version\" + 1 WHERE \"id\" = NEW.\"id\"; END"
+    ))
+    .await?;
+    rebuild_capture(manager, table).await
 }
 
 /// Drops `table`'s capture triggers on SQLite, which must go before a column they record

@@ -131,3 +131,48 @@ parity_test!(async fn the_owner_policies_follow_the_registrys_parents(t) {
     assert!(mentions(&problems, &["shots_owner", "missing"]), "{problems:#?}");
     db.close().await.unwrap();
 });
+
+parity_test!(async fn a_new_table_made_synced_agrees_with_its_registry_entry(t) {
+    use migration::columns::Columns;
+    use migration::{Alias, Table as Ddl};
+    let db = single(&t).await;
+    let manager = SchemaManager::new(db.sea_orm_connection());
+    let c = Columns::new(db.sea_orm_connection().get_database_backend(), "notes");
+    manager
+        .create_table(
+            Ddl::create()
+                .table(Alias::new("notes"))
+                .col(c.id())
+                .col(c.text("body"))
+                .col(c.uuid("task_id"))
+                .foreign_key(&mut c.cascade_to("task_id", "tasks"))
+                .to_owned(),
+        )
+        .await
+        .unwrap();
+    manager.create_index(c.index_on("task_id")).await.unwrap();
+    synced::make_synced(&manager, "notes").await.unwrap();
+    let path = [("task_id", "tasks"), ("project_id", "projects"), ("user_id", "users")];
+    synced::owner_policy(&manager, "notes", &path).await.unwrap();
+
+    // The entry an entity `notes` (id, body, task_id, row_version; belongs to tasks)
+    // would give.
+    let column = |name, kind, role| Column { name, kind, nullable: false, role };
+    let mut columns = vec![
+        column("id", Kind::Uuid, Role::Key),
+        column("body", Kind::Text, Role::Data),
+        column("task_id", Kind::Uuid, Role::Data),
+        column("row_version", Kind::Int, Role::Local),
+    ];
+    columns.extend(schema::SYNC_METADATA.iter().map(|&(name, kind, nullable, role)| Column { name, kind, nullable, role }));
+    let notes = Table {
+        name: "notes",
+        columns,
+        parents: vec![schema::Parent { column: "task_id", table: "tasks" }],
+    };
+    let mut tables = schema::tables().to_vec();
+    tables.push(notes);
+    assert_eq!(registry::owner_path(&tables, tables.last().unwrap()), path);
+    assert_eq!(differences(&db, &tables).await, Vec::<String>::new());
+    db.close().await.unwrap();
+});
