@@ -5,14 +5,10 @@ use migration::cli::{CliError, MigrateCommand as Command, MigrationState, execut
 use parity_tests::{TestDb, parity_test};
 use sea_orm::{ConnectionTrait, EntityTrait, Statement};
 
-const TABLES: [&str; 6] = [
-    "users",
-    "projects",
-    "tasks",
-    "generations",
-    "shots",
-    "shot_generations",
-];
+/// The schema's tables, as the registry (the entities) has them.
+fn table_names() -> Vec<&'static str> {
+    entities::schema::tables().iter().map(|t| t.name).collect()
+}
 
 /// The schema's tables that exist right now, sorted.
 async fn existing_tables(t: &TestDb) -> Vec<String> {
@@ -29,14 +25,14 @@ async fn existing_tables(t: &TestDb) -> Vec<String> {
     let mut names: Vec<String> = rows
         .iter()
         .map(|r| r.try_get::<String>("", "t").unwrap())
-        .filter(|name| TABLES.contains(&name.as_str()))
+        .filter(|name| table_names().contains(&name.as_str()))
         .collect();
     names.sort();
     names
 }
 
 fn all_tables() -> Vec<String> {
-    let mut names: Vec<String> = TABLES.iter().map(|s| s.to_string()).collect();
+    let mut names: Vec<String> = table_names().iter().map(|s| s.to_string()).collect();
     names.sort();
     names
 }
