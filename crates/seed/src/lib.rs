@@ -44,13 +44,31 @@ pub const DUMMY_USER_EMAIL: &str = "dummy@local.test";
 
 /// Applies pending migrations, then writes the sample rows that are missing, in one
 /// transaction. Returns what was inserted and what was there already, per table.
+///
+/// Two seeders at once each insert what is missing and skip what the other wrote. On
+/// Postgres, `ON CONFLICT (id) DO NOTHING` covers only the key, so the one that loses the
+/// race on the dummy user's unique email gets a conflict once the other commits; the write
+/// is then tried again, and finds the rows present.
 pub async fn seed(db: &Database) -> Result<Report> {
     db.migrate().await?;
-    let mut report = Report::default();
-    let uow = db.begin().await?;
-    sample()
-        .write(&uow, dataset::Existing::Keep, &mut report)
-        .await?;
-    uow.commit().await?;
-    Ok(report)
+    const ATTEMPTS: usize = 3;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut report = Report::default();
+        let uow = db.begin().await?;
+        let written = sample()
+            .write(&uow, dataset::Existing::Keep, &mut report)
+            .await;
+        match written {
+            Ok(()) => {
+                uow.commit().await?;
+                return Ok(report);
+            }
+            Err(dal::DalError::Conflict { .. }) if attempt < ATTEMPTS => {
+                let _ = uow.rollback().await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
