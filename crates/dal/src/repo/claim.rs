@@ -175,7 +175,15 @@ impl<E: Executor> Tasks<'_, E> {
         TaskEntity::update_many()
             .col_expr(Column::ClaimedBy, Expr::value(worker.to_owned()))
             .col_expr(Column::LeaseExpiresAt, Expr::value(until))
-            .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
+            // Saturating: `attempts` may already be at the column's largest value (a full
+            // update or a synced client writes it), and an overflow here would fail
+            // every claim of the type, since the pick takes the oldest task first.
+            .col_expr(
+                Column::Attempts,
+                Expr::cust(
+                    r#"CASE WHEN "attempts" < 2147483647 THEN "attempts" + 1 ELSE "attempts" END"#,
+                ),
+            )
             .col_expr(Column::UpdatedAt, Expr::value(now))
             .bump_version()
     }

@@ -1,0 +1,119 @@
+//! Findings of a hostile review of issue 14 (the schema registry and task leases), each a
+//! test that failed before its fix, and probes of the edges found sound.
+
+use std::time::Duration;
+
+use dal::prelude::*;
+use parity_tests::{TestDb, parity_test};
+use serde_json::json;
+
+type Task = entities::task::Model;
+
+/// A user with a project holding one queued task of `task_type`.
+async fn queued(t: &TestDb, task_type: &str) -> (Id, Task) {
+    let user = t.db.users().create(NewUser::default()).await.unwrap();
+    let project =
+        t.db.projects()
+            .create(NewProject::new(user.id, "review"))
+            .await
+            .unwrap();
+    let task =
+        t.db.tasks()
+            .create(NewTask::queued(project.id, task_type, json!({})))
+            .await
+            .unwrap();
+    (user.id, task)
+}
+
+const LEASE: Duration = Duration::from_secs(60);
+
+// `attempts` may hold any value up to i32::MAX (the column's range; a full update or a
+// synced client writes it). A queued task at i32::MAX made every claim of its type fail
+// (`attempts + 1` overflowed: Postgres "integer out of range", SQLite the range CHECK), so
+// one user's task stopped the queue of that type for every user.
+parity_test!(async fn a_task_at_the_largest_attempt_count_does_not_stop_the_queue(t) {
+    let (_, poisoned) = queued(&t, "render").await;
+    let (_, other) = queued(&t, "render").await;
+    let mut row = poisoned.clone();
+    row.attempts = i32::MAX;
+    t.db.tasks().update(row).await.unwrap();
+
+    let first = t.db.tasks().claim_as("render", "w1", LEASE).await.unwrap().expect("a task");
+    let second = t.db.tasks().claim_as("render", "w2", LEASE).await.unwrap().expect("a task");
+    let mut ids = [first.id, second.id];
+    ids.sort();
+    let mut expected = [poisoned.id, other.id];
+    expected.sort();
+    assert_eq!(ids, expected);
+    let claimed = t.db.tasks().get(poisoned.id).await.unwrap();
+    assert_eq!(claimed.status, TaskStatus::InProgress);
+    assert_eq!(claimed.attempts, i32::MAX);
+    // Past its last attempt: a failure ends it.
+    let holder = claimed.claimed_by.clone().unwrap();
+    let failed = t.db.tasks().fail(poisoned.id, &holder, "no").await.unwrap();
+    assert_eq!(failed.status, TaskStatus::Failed);
+});
+
+// Worker names and failure reasons are text like any other: NUL is refused as
+// `InvalidValue` on every backend, a huge name is stored, a blank one refused.
+parity_test!(async fn hostile_worker_names_and_reasons_are_refused_or_kept_alike(t) {
+    let (_, task) = queued(&t, "probe").await;
+    for bad in ["", "   ", "a\0b"] {
+        let err = t.db.tasks().claim_as("probe", bad, LEASE).await.expect_err(bad);
+        assert_eq!(err.kind(), dal::ErrorKind::InvalidValue, "{bad:?}: {err:?}");
+    }
+    assert_eq!(t.db.tasks().get(task.id).await.unwrap().status, TaskStatus::Queued);
+    let huge = "w".repeat(1 << 20);
+    let held = t.db.tasks().claim_as("probe", &huge, LEASE).await.unwrap().unwrap();
+    assert_eq!(held.claimed_by.as_deref(), Some(huge.as_str()));
+    let err = t.db.tasks().fail(task.id, &huge, "bad\0reason").await.expect_err("NUL");
+    assert_eq!(err.kind(), dal::ErrorKind::InvalidValue, "{err:?}");
+    let err = t.db.tasks().heartbeat(task.id, "a\0b", LEASE).await.expect_err("NUL");
+    assert_eq!(err.kind(), dal::ErrorKind::InvalidValue, "{err:?}");
+    let still = t.db.tasks().get(task.id).await.unwrap();
+    assert_eq!(still, held);
+});
+
+// Leases that end before they start or after the year 9999 are refused before anything is
+// written; the shortest lease is accepted.
+parity_test!(async fn zero_huge_and_tiny_leases(t) {
+    let (_, task) = queued(&t, "lease").await;
+    for lease in [
+        Duration::ZERO,
+        Duration::MAX,
+        Duration::from_secs(u64::MAX / 2),
+        Duration::from_secs(8000 * 366 * 24 * 3600),
+    ] {
+        let err = t.db.tasks().claim_as("lease", "w", lease).await.expect_err("refused");
+        assert_eq!(err.kind(), dal::ErrorKind::InvalidValue, "{lease:?}: {err:?}");
+    }
+    assert_eq!(t.db.tasks().get(task.id).await.unwrap().status, TaskStatus::Queued);
+    let held = t.db.tasks().claim_as("lease", "w", Duration::from_nanos(1)).await.unwrap().unwrap();
+    for lease in [Duration::ZERO, Duration::MAX] {
+        let err = t.db.tasks().heartbeat(task.id, "w", lease).await.expect_err("refused");
+        assert_eq!(err.kind(), dal::ErrorKind::InvalidValue, "{lease:?}: {err:?}");
+    }
+    assert_eq!(t.db.tasks().get(task.id).await.unwrap(), held);
+});
+
+// A user's scope never claims, heartbeats, completes or fails another user's task, and
+// cannot tell it from a missing one.
+parity_test!(async fn a_scope_cannot_touch_another_users_leases(t) {
+    let (alice, _) = queued(&t, "mine").await;
+    let (_, theirs) = queued(&t, "theirs").await;
+    let held = t.db.tasks().claim_as("theirs", "bob-worker", LEASE).await.unwrap().unwrap();
+    let scope = t.db.for_user(alice);
+    assert!(scope.tasks().claim_as("theirs", "bob-worker", LEASE).await.unwrap().is_none());
+    let err = scope.tasks().try_claim_in_project_as(theirs.project_id, "theirs", "x", LEASE).await.expect_err("theirs");
+    assert_eq!(err.kind(), dal::ErrorKind::NotFound, "{err:?}");
+    for result in [
+        scope.tasks().heartbeat(theirs.id, "bob-worker", LEASE).await,
+        scope.tasks().complete(theirs.id, "bob-worker", None).await,
+        scope.tasks().fail(theirs.id, "bob-worker", "x").await,
+        scope.tasks().set_status(theirs.id, TaskStatus::Queued).await,
+    ] {
+        let err = result.expect_err("another user's task");
+        assert_eq!(err.kind(), dal::ErrorKind::NotFound, "{err:?}");
+    }
+    assert_eq!(t.db.tasks().get(theirs.id).await.unwrap(), held);
+});
