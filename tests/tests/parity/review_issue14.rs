@@ -117,3 +117,24 @@ parity_test!(async fn a_scope_cannot_touch_another_users_leases(t) {
     }
     assert_eq!(t.db.tasks().get(theirs.id).await.unwrap(), held);
 });
+
+// `create`, `update` and `patch` refuse a task type past `MAX_TASK_TYPE_BYTES` on every
+// backend (the claim's index holds it, and Postgres's b-tree refuses ~2.7 kB), but
+// `insert_many` checked only for blank text: SQLite stored a 4 kB type that Postgres
+// refused with an index-size error.
+parity_test!(async fn insert_many_refuses_the_task_types_create_refuses(t) {
+    let (_, task) = queued(&t, "ok").await;
+    for len in [dal::repo::MAX_TASK_TYPE_BYTES + 1, 4096] {
+        let long = "t".repeat(len);
+        let err = t.db.tasks().create(NewTask::queued(task.project_id, &long, json!({}))).await.expect_err("create");
+        assert_eq!(err.kind(), dal::ErrorKind::InvalidValue, "{err:?}");
+        let err = t.db.tasks()
+            .insert_many(vec![NewTask::queued(task.project_id, &long, json!({}))])
+            .await
+            .expect_err("insert_many");
+        assert_eq!(err.kind(), dal::ErrorKind::InvalidValue, "{err:?}");
+        assert!(err.to_string().contains("bytes"), "refused up front: {err}");
+    }
+    let listed = t.db.tasks().count_for_project(task.project_id, &TaskFilter::default()).await.unwrap();
+    assert_eq!(listed, 1);
+});
