@@ -138,3 +138,85 @@ parity_test!(async fn insert_many_refuses_the_task_types_create_refuses(t) {
     let listed = t.db.tasks().count_for_project(task.project_id, &TaskFilter::default()).await.unwrap();
     assert_eq!(listed, 1);
 });
+
+/// A push of one entry per hostile write on task `task` of the server, returning the
+/// rejected sequence numbers (or the transport error).
+async fn push_hostile(
+    server: &sync::Server,
+    task: Id,
+    entries: &[(&str, serde_json::Value)],
+) -> Result<Vec<i64>, sync::TransportError> {
+    use sync::protocol::{Entry, Op, PushBatch};
+    let entries = entries
+        .iter()
+        .enumerate()
+        .map(|(i, (table, changes))| Entry {
+            seq: i as i64 + 1,
+            table: (*table).to_owned(),
+            row_id: task.uuid(),
+            op: Op::Update,
+            changes: serde_json::from_value(changes.clone()).unwrap(),
+            base_version: 0,
+            client_time: "2026-12-01T00:00:00.000000Z".into(),
+        })
+        .collect();
+    let ack = server
+        .push(PushBatch {
+            client_id: uuid::Uuid::new_v4(),
+            entries,
+        })
+        .await?;
+    Ok(ack.rejected.into_iter().map(|(seq, _)| seq).collect())
+}
+
+// What a client pushes reaches SQL only through the registry's kinds and the database's
+// checks: each hostile entry is refused for good (dead-lettered), the rest of the batch
+// goes through, and the row is unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_sync_entries_on_the_lease_columns_are_refused_one_by_one() {
+    crate::sync::run_postgres(|t| async move {
+        let (_, task) = queued(&t, "render").await;
+        let server = sync::Server::new(t.db.clone());
+        let hostile: Vec<(&str, serde_json::Value)> = vec![
+            ("sync_log", json!({"outcome": "x"})),
+            ("tasks", json!({"row_version": 99})),
+            ("tasks", json!({"sync_txid": "1"})),
+            ("tasks", json!({"sync_version": 99})),
+            ("tasks", json!({"attempts": "three"})),
+            ("tasks", json!({"attempts": 1_i64 << 40})),
+            ("tasks", json!({"attempts": -1})),
+            ("tasks", json!({"max_attempts": 0})),
+            ("tasks", json!({"claimed_by": "a\u{0}b"})),
+            ("tasks", json!({"last_error": 5})),
+            (
+                "tasks",
+                json!({"lease_expires_at": "10000-01-01T00:00:00.000000Z"}),
+            ),
+            ("tasks", json!({"lease_expires_at": "soon"})),
+            ("tasks", json!({"status": "Stolen"})),
+        ];
+        let rejected = push_hostile(&server, task.id, &hostile).await.unwrap();
+        assert_eq!(rejected, (1..=hostile.len() as i64).collect::<Vec<_>>());
+        assert_eq!(t.db.tasks().get(task.id).await.unwrap(), task);
+    })
+    .await;
+}
+
+// A NUL in a table or column name is refused like any other unknown name: it must not
+// make the bookkeeping of the refusal fail (Postgres text refuses NUL), which would
+// refuse the whole batch as trouble and have the client retry it for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_in_a_pushed_table_or_column_name_is_a_refusal_not_a_stuck_batch() {
+    crate::sync::run_postgres(|t| async move {
+        let (_, task) = queued(&t, "render").await;
+        let server = sync::Server::new(t.db.clone());
+        let hostile: Vec<(&str, serde_json::Value)> = vec![
+            ("tasks\u{0}", json!({"status": "Queued"})),
+            ("tasks", json!({"status\u{0}": "Queued"})),
+        ];
+        let rejected = push_hostile(&server, task.id, &hostile).await.unwrap();
+        assert_eq!(rejected, vec![1, 2]);
+        assert_eq!(t.db.tasks().get(task.id).await.unwrap(), task);
+    })
+    .await;
+}
