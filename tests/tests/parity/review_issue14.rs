@@ -220,3 +220,50 @@ async fn nul_in_a_pushed_table_or_column_name_is_a_refusal_not_a_stuck_batch() {
     })
     .await;
 }
+
+/// Runs `statement` on a connection of its own (see `schema_tools::sql`).
+async fn by_hand(t: &TestDb, statement: &str) {
+    use sea_orm::ConnectionTrait;
+    let db = t.connect(&t.config.clone().with_max_connections(1)).await;
+    db.execute_unprepared(statement)
+        .await
+        .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    db.close().await.unwrap();
+}
+
+async fn check_after(t: &TestDb, statement: &str) -> Vec<String> {
+    by_hand(t, statement).await;
+    let problems = migration::cli::check(&t.config).await.expect("check runs");
+    migration::cli::execute(&t.config, migration::cli::MigrateCommand::Fresh, true)
+        .await
+        .unwrap();
+    problems
+}
+
+// Whatever a hand adds beside the history's own objects and changes how rows are written is
+// a difference `check` reports: an extra trigger, and on Postgres an extra (permissive,
+// so widening) policy, a rule, forced row-level security, a disabled trigger.
+parity_test!(async fn check_reports_what_a_hand_added_beside_the_history(t) {
+    let mut probes = vec![(
+        "an extra trigger",
+        "CREATE TRIGGER tasks_evil AFTER INSERT ON tasks BEGIN DELETE FROM tasks WHERE id = NEW.id; END",
+        "tasks_evil",
+    )];
+    if t.backend() == dal::Backend::Postgres {
+        probes = vec![
+            (
+                "an extra trigger",
+                "CREATE TRIGGER tasks_evil BEFORE UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION dal_row_version()",
+                "tasks_evil",
+            ),
+            ("an extra policy", "CREATE POLICY tasks_open ON tasks USING (true)", "tasks_open"),
+            ("a rule", "CREATE RULE tasks_keep AS ON UPDATE TO tasks DO INSTEAD NOTHING", "tasks_keep"),
+            ("forced row-level security", "ALTER TABLE tasks FORCE ROW LEVEL SECURITY", "tasks"),
+            ("a disabled trigger", "ALTER TABLE tasks DISABLE TRIGGER tasks_sync_stamp", "tasks_sync_stamp"),
+        ];
+    }
+    for (what, statement, named) in probes {
+        let problems = check_after(&t, statement).await;
+        assert!(problems.iter().any(|p| p.contains(named)), "{what} is not reported: {problems:#?}");
+    }
+});
