@@ -267,3 +267,70 @@ parity_test!(async fn check_reports_what_a_hand_added_beside_the_history(t) {
         assert!(problems.iter().any(|p| p.contains(named)), "{what} is not reported: {problems:#?}");
     }
 });
+
+// `max_attempts` below 1 is refused alike by every write path (the CHECK on both backends,
+// through `COPY` and multi-row inserts too).
+parity_test!(async fn max_attempts_below_one_is_refused_by_every_write_path(t) {
+    let (_, task) = queued(&t, "ok").await;
+    for bad in [0, -5, i32::MIN] {
+        let new = || NewTask::queued(task.project_id, "ok", json!({})).with_max_attempts(bad);
+        let err = t.db.tasks().create(new()).await.expect_err("create");
+        assert_eq!(err.kind(), dal::ErrorKind::InvalidValue, "{err:?}");
+        let err = t.db.tasks().insert_many(vec![new(), new()]).await.expect_err("insert_many");
+        assert_eq!(err.kind(), dal::ErrorKind::InvalidValue, "{err:?}");
+        let uow = t.db.begin().await.unwrap();
+        let err = uow.tasks().insert_many(vec![new()]).await.expect_err("insert_many in a unit");
+        assert_eq!(err.kind(), dal::ErrorKind::InvalidValue, "{err:?}");
+        drop(uow);
+        let mut row = task.clone();
+        row.max_attempts = bad;
+        let err = t.db.tasks().update(row).await.expect_err("update");
+        assert_eq!(err.kind(), dal::ErrorKind::InvalidValue, "{err:?}");
+    }
+    let listed = t.db.tasks().count_for_project(task.project_id, &TaskFilter::default()).await.unwrap();
+    assert_eq!(listed, 1);
+});
+
+// The holder finishing just as its lapsed lease is taken over: exactly one of them wins,
+// on every backend, and the task's final row says which.
+parity_test!(async fn a_late_holder_and_rescuers_racing_for_a_lapsed_lease_have_one_winner(t) {
+    let short = Duration::from_millis(1);
+    for round in 0..8 {
+        let task_type = format!("race-{round}");
+        let (_, task) = queued(&t, &task_type).await;
+        let held = t.db.tasks().claim_as(&task_type, "holder", short).await.unwrap().unwrap();
+        assert_eq!(held.id, task.id);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let finish = {
+            let db = t.db.clone();
+            async move {
+                if round % 2 == 0 {
+                    db.tasks().complete(task.id, "holder", None).await
+                } else {
+                    db.tasks().heartbeat(task.id, "holder", LEASE).await
+                }
+            }
+        };
+        let rescues = futures::future::join_all((0..3).map(|i| {
+            let db = t.db.clone();
+            let task_type = task_type.clone();
+            async move { db.tasks().claim_as(&task_type, &format!("rescuer-{i}"), LEASE).await.unwrap() }
+        }));
+        let (finished, rescued) = tokio::join!(finish, rescues);
+        let rescued: Vec<Task> = rescued.into_iter().flatten().collect();
+        let now = t.db.tasks().get(task.id).await.unwrap();
+        match finished {
+            Ok(row) => {
+                assert!(rescued.is_empty(), "round {round}: the holder won, yet {rescued:?}");
+                assert_eq!(now, row);
+                assert_eq!(now.attempts, 1);
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), dal::ErrorKind::LeaseLost, "round {round}: {e:?}");
+                assert_eq!(rescued.len(), 1, "round {round}: {rescued:?}");
+                assert_eq!(now, rescued[0]);
+                assert_eq!(now.attempts, 2);
+            }
+        }
+    }
+});
