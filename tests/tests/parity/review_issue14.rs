@@ -334,3 +334,84 @@ parity_test!(async fn a_late_holder_and_rescuers_racing_for_a_lapsed_lease_have_
         }
     }
 });
+
+/// libfaketime, preloaded into a worker to move its clock (Debian's `faketime` package).
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// Runs the `lease_holder` worker (see `leases.rs`) with its clock moved by `offset`
+/// seconds (libfaketime's form, e.g. `+600`), claiming a task of `task_type` as `worker`
+/// for `lease`; returns what it said and the process, to be killed.
+fn skewed_holder(
+    t: &TestDb,
+    offset: &str,
+    task_type: &str,
+    worker: &str,
+    lease: Duration,
+) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    assert!(
+        std::path::Path::new(LIBFAKETIME).exists(),
+        "{LIBFAKETIME} is needed to run a worker with a skewed clock: `apt-get install faketime` (.ci/run does)"
+    );
+    let url = match &t.config.target {
+        dal_config::DatabaseTarget::Postgres { url } => url.expose_secret().to_owned(),
+        dal_config::DatabaseTarget::Sqlite { .. } => unreachable!("a Postgres test"),
+    };
+    let mut args = vec![
+        "postgres".to_owned(),
+        url,
+        task_type.to_owned(),
+        worker.to_owned(),
+        lease.as_millis().to_string(),
+    ];
+    if t.target == parity_tests::Target::PgBouncer {
+        args.push("transaction".into());
+    }
+    // Preloaded into the worker itself (not through the `faketime` wrapper, which would
+    // be the process killed), with only the wall clock moved.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lease_holder"))
+        .args(&args)
+        .env("LD_PRELOAD", LIBFAKETIME)
+        .env("FAKETIME", offset)
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line.trim().to_owned())
+}
+
+// Several application servers share one Postgres, and their clocks disagree. Leases were
+// written and judged with the calling process's clock, so a server ten minutes ahead took
+// over every live lease at once, and a server ten minutes behind wrote leases the others
+// saw as lapsed already. On Postgres the database's clock is one clock for all of them:
+// leases are measured with it (SQLite has no such split: every process using the file runs
+// on its host's clock, which is also the database's).
+parity_tests::postgres_test!(async fn a_server_with_a_skewed_clock_neither_steals_nor_writes_lapsed_leases(t) {
+    // Ahead: the honest worker's lease has a minute to run.
+    let (_, task) = queued(&t, "skew-ahead").await;
+    let held = t.db.tasks().claim_as("skew-ahead", "honest", LEASE).await.unwrap().unwrap();
+    let (mut ahead, said) = skewed_holder(&t, "+600", "skew-ahead", "ahead", LEASE);
+    ahead.kill().unwrap();
+    ahead.wait().unwrap();
+    assert_eq!(said, "nothing", "a server ten minutes ahead took over a live lease");
+    assert_eq!(t.db.tasks().get(task.id).await.unwrap(), held);
+
+    // Behind: its lease must still have about a minute to run for everyone else.
+    let (_, task) = queued(&t, "skew-behind").await;
+    let (mut behind, said) = skewed_holder(&t, "-600", "skew-behind", "behind", LEASE);
+    behind.kill().unwrap();
+    behind.wait().unwrap();
+    assert_eq!(said, format!("claimed {}", task.id));
+    assert!(
+        t.db.tasks().claim_as("skew-behind", "honest", LEASE).await.unwrap().is_none(),
+        "a lease written by a server ten minutes behind was lapsed at once"
+    );
+    let lease = t.db.tasks().get(task.id).await.unwrap().lease_expires_at.unwrap();
+    let left = lease - dal::clock::now();
+    assert!(left > chrono::Duration::seconds(50) && left <= chrono::Duration::seconds(60), "{left}");
+});

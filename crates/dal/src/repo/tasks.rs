@@ -237,7 +237,9 @@ pub trait TaskRepository: Send + Sync {
     /// well within the lease, and finishes it with [`complete`](TaskRepository::complete)
     /// or [`fail`](TaskRepository::fail). `worker` must not be blank and should be unique
     /// to the worker (two workers of one name can finish each other's tasks); a zero lease
-    /// is `InvalidValue`. Leases are measured with the caller's clock.
+    /// is `InvalidValue`. Leases are measured with the database's clock on Postgres (one
+    /// clock for every application server, whatever theirs say) and with the host's on
+    /// SQLite.
     async fn try_claim_as(&self, task_type: &str, worker: &str, lease: Duration) -> Result<Claim>;
     /// [`try_claim_as`](TaskRepository::try_claim_as), restricted to the tasks of one
     /// project.
