@@ -415,3 +415,84 @@ parity_tests::postgres_test!(async fn a_server_with_a_skewed_clock_neither_steal
     let left = lease - dal::clock::now();
     assert!(left > chrono::Duration::seconds(50) && left <= chrono::Duration::seconds(60), "{left}");
 });
+
+/// Pushes one entry from a new client and returns the rejected sequence numbers.
+async fn push_one(
+    server: &sync::Server,
+    table: &str,
+    row: Id,
+    op: sync::protocol::Op,
+    changes: serde_json::Value,
+) -> Vec<i64> {
+    use sync::protocol::{Entry, PushBatch};
+    let ack = server
+        .push(PushBatch {
+            client_id: uuid::Uuid::new_v4(),
+            entries: vec![Entry {
+                seq: 1,
+                table: table.to_owned(),
+                row_id: row.uuid(),
+                op,
+                changes: serde_json::from_value(changes).unwrap(),
+                base_version: 0,
+                client_time: "2026-12-01T00:00:00.000000Z".into(),
+            }],
+        })
+        .await
+        .unwrap();
+    ack.rejected.into_iter().map(|(seq, _)| seq).collect()
+}
+
+// A timeline entry whose shot was deleted (the delete cascaded to it) must not come back
+// live under the tombstoned shot: not by an insert naming the row again without its shot,
+// nor by a `deleted: false` update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeline_entry_of_a_deleted_shot_is_not_revived_by_a_push() {
+    crate::sync::run_postgres(|t| async move {
+        use sync::protocol::Op;
+        let (_, task) = queued(&t, "render").await;
+        let shot =
+            t.db.shots()
+                .create(NewShot::new(task.project_id, "s"))
+                .await
+                .unwrap();
+        let generation =
+            t.db.generations()
+                .create(NewGeneration::new(task.project_id))
+                .await
+                .unwrap();
+        let link =
+            t.db.shots()
+                .add_to_timeline(shot.id, generation.id, None)
+                .await
+                .unwrap();
+        t.db.shots().delete(shot.id).await.unwrap();
+        let server = sync::Server::new(t.db.clone());
+        for (op, changes) in [
+            (Op::Update, json!({"deleted": false})),
+            (Op::Update, json!({"deleted": 0, "position": 3})),
+            (Op::Insert, json!({"position": 0})),
+            (Op::Insert, json!({"position": 0, "deleted": false})),
+        ] {
+            let _ = push_one(&server, "shot_generations", link.id, op, changes.clone()).await;
+            use sea_orm::ConnectionTrait;
+            let row =
+                t.db.query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DatabaseBackend::Postgres,
+                    format!(
+                        "SELECT deleted FROM shot_generations WHERE id = '{}'",
+                        link.id
+                    ),
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            let deleted: bool = row.try_get("", "deleted").unwrap();
+            assert!(
+                deleted,
+                "{op:?} {changes}: the entry of a deleted shot is live again"
+            );
+        }
+    })
+    .await;
+}
