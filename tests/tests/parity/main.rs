@@ -22,6 +22,7 @@ mod registry;
 mod reliability;
 mod review_findings;
 mod review_issue13;
+mod review_issue14;
 mod roundtrip;
 mod schema;
 mod schema_dumps;

@@ -6,10 +6,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use entities::task::{self, Column, Entity as TaskEntity};
 use entities::{Id, TaskStatus};
-use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query, SelectStatement};
+use sea_orm::sea_query::{
+    Expr, ExprTrait, LockBehavior, LockType, Query, SelectStatement, SimpleExpr,
+};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait};
 
-use super::lease::{in_progress_live, lease_end, queued_live, require_worker};
+use super::lease::{LeaseClock, in_progress_live, queued_live, require_worker};
 use super::tasks::Tasks;
 use super::{BumpVersion, atomically, update_returning};
 use crate::executor::dialect_of;
@@ -70,8 +72,8 @@ impl<E: Executor> Tasks<'_, E> {
     ) -> Result<Claim> {
         require_worker(worker)?;
         let now = clock::now();
-        let until = lease_end(now, lease)?;
-        let lapsed = self.lapsed(task_type, project, now);
+        let lease = LeaseClock::new(dialect_of(self.exec), lease)?;
+        let lapsed = self.lapsed(task_type, project, lease.now.clone());
         let ready = self.claimable(task_type, project);
 
         // At most this many lapsed tasks are ended per claim, so a claim's cost stays
@@ -95,7 +97,7 @@ impl<E: Executor> Tasks<'_, E> {
             .bump_version()
             .filter(Column::Id.in_subquery(exhausted))
             .filter(in_progress_live())
-            .filter(Column::LeaseExpiresAt.lte(now))
+            .filter(Expr::col(Column::LeaseExpiresAt).lte(lease.now.clone()))
             .filter(Expr::col(Column::Attempts).gte(Expr::col(Column::MaxAttempts)))
             .into_query();
 
@@ -108,10 +110,10 @@ impl<E: Executor> Tasks<'_, E> {
             .limit(1)
             .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         let take_over = self
-            .claim_update(worker, now, until)
+            .claim_update(worker, now, lease.until.clone())
             .filter(Expr::col((TaskEntity, Column::Id)).eq(Expr::from(oldest_lapsed)))
             .filter(in_progress_live())
-            .filter(Column::LeaseExpiresAt.lte(now))
+            .filter(Expr::col(Column::LeaseExpiresAt).lte(lease.now.clone()))
             .into_query();
 
         // Pick the oldest ready task and flip it in one statement. On Postgres the pick
@@ -124,7 +126,7 @@ impl<E: Executor> Tasks<'_, E> {
             .limit(1)
             .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         let claim = self
-            .claim_update(worker, now, until)
+            .claim_update(worker, now, lease.until)
             .col_expr(Column::Status, Expr::value(TaskStatus::InProgress))
             // `id = (SELECT ...)`, not `id IN (SELECT ...)`: Postgres runs a scalar
             // subquery once, but may re-run an IN subquery for every candidate row of a
@@ -170,12 +172,20 @@ impl<E: Executor> Tasks<'_, E> {
         &self,
         worker: &str,
         now: DateTime<Utc>,
-        until: DateTime<Utc>,
+        until: SimpleExpr,
     ) -> sea_orm::UpdateMany<TaskEntity> {
         TaskEntity::update_many()
             .col_expr(Column::ClaimedBy, Expr::value(worker.to_owned()))
-            .col_expr(Column::LeaseExpiresAt, Expr::value(until))
-            .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
+            .col_expr(Column::LeaseExpiresAt, until)
+            // Saturating: `attempts` may already be at the column's largest value (a full
+            // update or a synced client writes it), and an overflow here would fail
+            // every claim of the type, since the pick takes the oldest task first.
+            .col_expr(
+                Column::Attempts,
+                Expr::cust(
+                    r#"CASE WHEN "attempts" < 2147483647 THEN "attempts" + 1 ELSE "attempts" END"#,
+                ),
+            )
             .col_expr(Column::UpdatedAt, Expr::value(now))
             .bump_version()
     }
@@ -190,13 +200,13 @@ impl<E: Executor> Tasks<'_, E> {
             .to_owned()
     }
 
-    /// `SELECT id FROM tasks WHERE` the task's lease has lapsed at `now`: live,
-    /// `In Progress`, of the type (and project), of the scope's user.
-    fn lapsed(&self, task_type: &str, project: Option<Id>, now: DateTime<Utc>) -> SelectStatement {
+    /// `SELECT id FROM tasks WHERE` the task's lease has lapsed at `now` (the lease clock's):
+    /// live, `In Progress`, of the type (and project), of the scope's user.
+    fn lapsed(&self, task_type: &str, project: Option<Id>, now: SimpleExpr) -> SelectStatement {
         let mut lapsed = self.of_type(task_type, project);
         lapsed
             .and_where(in_progress_live())
-            .and_where(Column::LeaseExpiresAt.lte(now))
+            .and_where(Expr::col(Column::LeaseExpiresAt).lte(now))
             .to_owned()
     }
 

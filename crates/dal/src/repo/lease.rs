@@ -3,9 +3,13 @@
 //! complete or fail the task. A lapsed lease makes the task claimable again (see
 //! [`claim.rs`](super::Claim) for where lapsed leases are collected).
 //!
-//! Times come from the library's clock ([`crate::clock`]) of the process making the call,
-//! as every timestamp the library writes: workers whose clocks disagree by more than a
-//! small part of the lease would take each other's tasks early or late.
+//! Leases are measured with the database's clock where it has one of its own: on Postgres,
+//! the statement's time (`statement_timestamp()`), one clock for every application server
+//! sharing the database, so a server whose clock runs ahead neither takes over live leases
+//! nor, running behind, writes leases the others see as lapsed. On SQLite the database's
+//! clock is the calling process's ([`crate::clock`]), which every process using the file
+//! shares with its host. (A lease claimed on a sync replica was measured with the replica's
+//! clock, and travels as written.)
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -18,7 +22,10 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryTrait};
 
 use super::tasks::Tasks;
 use super::{BumpVersion, find_by_id, require_text, update_returning};
+use crate::dialect::Dialect;
+use crate::executor::dialect_of;
 use crate::{DalError, Executor, Result, clock};
+use dal_config::Backend;
 
 /// The lease of a claim that names none ([`claim`](super::TaskRepository::claim),
 /// [`try_claim`](super::TaskRepository::try_claim)): five minutes. A worker whose tasks
@@ -56,6 +63,43 @@ pub(crate) fn lease_end(now: DateTime<Utc>, lease: Duration) -> Result<DateTime<
         .ok_or_else(|| DalError::invalid(format!("a lease of {lease:?} ends after the year 9999")))
 }
 
+/// A lease of `lease` starting now, as SQL: the time it is measured at and the time it
+/// ends (see the module docs for whose clock). Refused as [`lease_end`] refuses it, by the
+/// calling process's clock; on Postgres the column's CHECK also refuses an end past 9999.
+pub(crate) struct LeaseClock {
+    /// Now.
+    pub(crate) now: SimpleExpr,
+    /// When a lease taken now ends.
+    pub(crate) until: SimpleExpr,
+}
+
+impl LeaseClock {
+    pub(crate) fn new(dialect: Dialect, lease: Duration) -> Result<LeaseClock> {
+        let now = clock::now();
+        let until = lease_end(now, lease)?;
+        Ok(match dialect.0 {
+            Backend::Sqlite => LeaseClock {
+                now: Expr::value(now),
+                until: Expr::value(until),
+            },
+            Backend::Postgres => {
+                // Whole microseconds, as `lease_end` truncates; an exact interval (a float
+                // number of seconds would round long leases).
+                let micros = i64::try_from(lease.as_micros()).map_err(|_| {
+                    DalError::invalid(format!("a lease of {lease:?} ends after the year 9999"))
+                })?;
+                LeaseClock {
+                    now: Expr::cust("statement_timestamp()"),
+                    until: Expr::cust_with_values(
+                        "statement_timestamp() + CAST($1 AS interval)",
+                        [format!("{micros} microseconds")],
+                    ),
+                }
+            }
+        })
+    }
+}
+
 /// Refuses a blank worker name (it could never be told from "no holder").
 pub(crate) fn require_worker(worker: &str) -> Result<()> {
     require_text("worker name", worker)
@@ -82,11 +126,10 @@ impl<E: Executor> Tasks<'_, E> {
         lease: Duration,
     ) -> Result<task::Model> {
         require_worker(worker)?;
-        let now = clock::now();
-        let until = lease_end(now, lease)?;
+        let lease = LeaseClock::new(dialect_of(self.exec), lease)?;
         let update = TaskEntity::update_many()
-            .col_expr(Column::LeaseExpiresAt, Expr::value(until))
-            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .col_expr(Column::LeaseExpiresAt, lease.until)
+            .col_expr(Column::UpdatedAt, Expr::value(clock::now()))
             .bump_version();
         self.as_holder(id, worker, update).await
     }

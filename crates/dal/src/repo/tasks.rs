@@ -30,10 +30,15 @@ pub const MAX_TASK_TYPE_BYTES: usize = 512;
 
 /// A task type must have text and fit [`MAX_TASK_TYPE_BYTES`].
 pub(crate) fn check_task_type(task_type: &str) -> Result<()> {
-    require_text("task type", task_type)?;
+    check_task_type_of("task type", task_type)
+}
+
+/// [`check_task_type`], naming the value `field` (`"task type of row 3"`) when refused.
+fn check_task_type_of(field: &str, task_type: &str) -> Result<()> {
+    require_text(field, task_type)?;
     if task_type.len() > MAX_TASK_TYPE_BYTES {
         return Err(crate::DalError::invalid(format!(
-            "task type is {} bytes; at most {MAX_TASK_TYPE_BYTES} are accepted",
+            "{field} is {} bytes; at most {MAX_TASK_TYPE_BYTES} are accepted",
             task_type.len()
         )));
     }
@@ -232,7 +237,9 @@ pub trait TaskRepository: Send + Sync {
     /// well within the lease, and finishes it with [`complete`](TaskRepository::complete)
     /// or [`fail`](TaskRepository::fail). `worker` must not be blank and should be unique
     /// to the worker (two workers of one name can finish each other's tasks); a zero lease
-    /// is `InvalidValue`. Leases are measured with the caller's clock.
+    /// is `InvalidValue`. Leases are measured with the database's clock on Postgres (one
+    /// clock for every application server, whatever theirs say) and with the host's on
+    /// SQLite.
     async fn try_claim_as(&self, task_type: &str, worker: &str, lease: Duration) -> Result<Claim>;
     /// [`try_claim_as`](TaskRepository::try_claim_as), restricted to the tasks of one
     /// project.
@@ -400,7 +407,7 @@ impl<E: Executor> TaskRepository for Tasks<'_, E> {
             .collect();
         let mut outside: HashMap<Id, Vec<Id>> = HashMap::new();
         for (i, task) in new.iter().enumerate() {
-            require_text(&format!("task type of row {i}"), &task.task_type)?;
+            check_task_type_of(&format!("task type of row {i}"), &task.task_type)?;
             for dep in &task.dependant_on {
                 match in_batch.get(dep) {
                     Some(project) if *project != task.project_id => {

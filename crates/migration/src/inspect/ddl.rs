@@ -13,7 +13,7 @@ impl Schema {
     /// The schema as DDL, the same for the same schema on every run. Postgres: roles the
     /// policies name (created only where missing, as the migrations do), sequences,
     /// functions, tables (each after the tables it references), sequence owners,
-    /// indexes, triggers, row-level security, policies; SQLite: tables, indexes,
+    /// indexes, triggers, row-level security, policies, rules; SQLite: tables, indexes,
     /// triggers. Last, on both, the migration bookkeeping and its rows.
     pub fn ddl(&self) -> String {
         let mut out = String::new();
@@ -80,6 +80,7 @@ impl Schema {
             &mut out,
             each(&|_, t| t.policies.values().cloned().collect()),
         );
+        section(&mut out, each(&|_, t| t.rules.values().cloned().collect()));
         bookkeeping(&mut out, self);
         out
     }

@@ -133,6 +133,7 @@ fn table_differences(table: &str, live: &Table, want: &Table, out: &mut Vec<Stri
         ));
     }
     compare_named(t, "policy", &live.policies, &want.policies, out);
+    compare_named(t, "rule", &live.rules, &want.rules, out);
 }
 
 /// Compares two sets of named definitions; `table` prefixes the sentences of a table's.

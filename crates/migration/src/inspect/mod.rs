@@ -4,7 +4,7 @@
 //! table functions; Postgres: `pg_catalog`) into a [`Schema`]: tables, columns (type,
 //! nullability, default), constraints (primary key, unique, foreign keys with their
 //! actions, CHECKs), indexes and triggers; on Postgres also the functions, sequences,
-//! row-level security switches and policies. [`Schema::ddl`] prints it as a script that
+//! row-level security switches, policies and rewrite rules. [`Schema::ddl`] prints it as a script that
 //! loads into an empty database; [`Schema::differences`] lists, in words, how a live
 //! database departs from what the migration history produces.
 
@@ -86,6 +86,10 @@ pub struct Table {
     pub force_row_security: bool,
     /// Row-level security policies by name, with their `CREATE POLICY` statement.
     pub policies: BTreeMap<String, String>,
+    /// Rewrite rules by name, with their `CREATE RULE` statement (Postgres). The history
+    /// makes none, but one added by hand rewrites writes (`DO INSTEAD NOTHING` drops
+    /// every update) as silently as a trigger, so it is a difference too.
+    pub rules: BTreeMap<String, String>,
 }
 
 impl Table {

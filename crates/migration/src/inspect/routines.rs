@@ -1,5 +1,5 @@
 //! What Postgres keeps beside the tables: triggers, functions, row-level security and
-//! its policies, and sequences; each as the statement that makes it, with the schema's
+//! its policies, rewrite rules, and sequences; each as the statement that makes it, with the schema's
 //! name left out (see [`unqualify`]).
 
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbErr};
@@ -42,6 +42,12 @@ SELECT p.tablename::text AS table_name, p.policyname::text AS name,
          || coalesce(' WITH CHECK (' || p.with_check || ')', '') AS def
 FROM pg_policies p
 WHERE p.schemaname = current_schema()"#;
+
+/// Rewrite rules on tables (`pg_rules` leaves out the `ON SELECT` rules of views).
+const RULES: &str = r#"
+SELECT r.tablename::text AS table_name, r.rulename::text AS name, r.definition AS def
+FROM pg_rules r
+WHERE r.schemaname = current_schema()"#;
 
 /// Sequences but those of identity columns (made by the column's own DDL), with the
 /// column owning them.
@@ -109,6 +115,13 @@ pub(super) async fn read<C: ConnectionTrait>(
         if let Some(t) = schema.tables.get_mut(&table) {
             let def = normalise(&plain(row.try_get("", "def")?));
             t.policies.insert(row.try_get("", "name")?, def);
+        }
+    }
+    for row in rows(db, RULES).await? {
+        let table: String = row.try_get("", "table_name")?;
+        if let Some(t) = schema.tables.get_mut(&table) {
+            let def = normalise(&plain(row.try_get("", "def")?));
+            t.rules.insert(row.try_get("", "name")?, def);
         }
     }
     for row in rows(db, SEQUENCES).await? {

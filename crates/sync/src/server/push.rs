@@ -89,7 +89,7 @@ pub(super) async fn apply_batch(uow: &UnitOfWork, batch: &PushBatch) -> dal::Res
                 entry
                     .changes
                     .keys()
-                    .map(|c| Value::from(c.clone()))
+                    .map(|c| Value::from(storable(c)))
                     .collect(),
             )),
         );
@@ -100,10 +100,10 @@ pub(super) async fn apply_batch(uow: &UnitOfWork, batch: &PushBatch) -> dal::Res
             vec![
                 client.clone(),
                 entry.seq.into(),
-                entry.table.clone().into(),
+                storable(&entry.table).into(),
                 Value::Uuid(Some(entry.row_id)),
                 format!("{:?}", entry.op).to_lowercase().into(),
-                outcome.label().into(),
+                storable(&outcome.label()).into(),
                 entry.digest().into(),
                 changed_columns,
                 row_version.into(),
@@ -190,6 +190,13 @@ async fn reused_sequence(
         .iter()
         .find(|e| digests.get(&e.seq).is_some_and(|d| *d != e.digest()))
         .map(|e| e.seq))
+}
+
+/// `text` as the log can keep it: a client's table or column name (and a refusal quoting
+/// it) may hold NUL, which Postgres text cannot store; failing to log a refused entry
+/// would refuse its whole batch as trouble, retried by the client for ever.
+fn storable(text: &str) -> String {
+    text.replace('\0', "\u{fffd}")
 }
 
 /// Whether an entry's failure is the server saying no to that write (it is refused and

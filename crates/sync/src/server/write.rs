@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::conflict::{self, Contested, Decision};
 use super::push::{contested_columns, record_conflict};
 use super::{Outcome, statement};
-use crate::protocol::{Entry, RowValues};
+use crate::protocol::{Entry, Op, RowValues};
 use crate::tables::{self, Table};
 use crate::wire;
 
@@ -46,7 +46,13 @@ pub(super) async fn apply_entry(
     }
     let existing = current(uow, table, entry.row_id).await?;
     if !conflict::deletes(entry) {
-        refuse_deleted_parents(uow, table, &entry.changes).await?;
+        // An insert over a tombstone brings the row back with the parents the entry does
+        // not name: they are checked too (its parent's delete is what tombstoned it, as
+        // likely as not). Any other write to a tombstone loses to the delete anyway.
+        let kept = existing
+            .as_ref()
+            .filter(|row| entry.op == Op::Insert && conflict::is_tombstone(row));
+        refuse_deleted_parents(uow, table, &entry.changes, kept).await?;
     }
     let contested = match &existing {
         Some(row) if !conflict::is_tombstone(row) => {
@@ -107,16 +113,19 @@ pub(super) async fn current(
 }
 
 /// A row may not be written under a parent that was deleted: the delete wins, and the
-/// write is refused instead of leaving a live row under a tombstone.
+/// write is refused instead of leaving a live row under a tombstone. The parents are those
+/// `changes` names, else those of `kept` (the row the write keeps the other columns of).
 async fn refuse_deleted_parents(
     uow: &UnitOfWork,
     table: &Table,
     changes: &RowValues,
+    kept: Option<&RowValues>,
 ) -> dal::Result<()> {
     for parent in &table.parents {
         let (column, parent) = (parent.column, parent.table);
         let Some(id) = changes
             .get(column)
+            .or_else(|| kept.and_then(|row| row.get(column)))
             .and_then(Json::as_str)
             .and_then(|s| Uuid::parse_str(s).ok())
         else {
