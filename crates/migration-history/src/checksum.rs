@@ -204,6 +204,10 @@ mod tests {
             "m20261130_232000_row_versions",
             "010fde60ebe3327241f9451e0540ed3cd4e47b3f03790e6fe90daae7fedd02f5",
         ),
+        (
+            "m20261201_023900_task_leases",
+            "d094acf725a4016d1c4a59a379f8c6245319bff2b6db3333fb73e4f9126eb3c6",
+        ),
     ];
 
     #[test]
