@@ -7,9 +7,13 @@
 //! from the database as they are at that point of the history, so the migrations that
 //! ran before keep their meaning and their checksums:
 //!
-//! ```ignore
+//! ```no_run
+//! use migration_history::{DbErr, SchemaManager, synced};
+//!
 //! // In a new migration's `up`, after adding `tasks.priority`:
-//! migration_history::synced::rebuild_capture(manager, "tasks").await?;
+//! async fn up(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+//!     synced::rebuild_capture(manager, "tasks").await
+//! }
 //! ```
 //!
 //! A new synced table also calls [`owner_policy`] with its path to `users`, which the
