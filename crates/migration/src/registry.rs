@@ -211,7 +211,8 @@ async fn postgres_differences<C: ConnectionTrait + TransactionTrait>(
     let live = strings(
         db,
         format!(
-            "SELECT coalesce(pg_get_expr(polqual, polrelid), '') AS rule FROM pg_policy \
+            "SELECT coalesce(pg_get_expr(polqual, polrelid), '') || ' WITH CHECK ' || \
+             coalesce(pg_get_expr(polwithcheck, polrelid), '') AS rule FROM pg_policy \
              WHERE polrelid = to_regclass({}) AND polname = {}",
             quoted(name),
             quoted(&policy)
@@ -234,12 +235,15 @@ async fn postgres_differences<C: ConnectionTrait + TransactionTrait>(
         .execute_unprepared(&format!("CREATE TEMP TABLE {probe} (LIKE {name})"))
         .await?;
     scratch
-        .execute_unprepared(&format!("CREATE POLICY p ON {probe} USING ({rule})"))
+        .execute_unprepared(&format!(
+            "CREATE POLICY p ON {probe} USING ({rule}) WITH CHECK ({rule})"
+        ))
         .await?;
     let printed = strings(
         &scratch,
         format!(
-            "SELECT pg_get_expr(polqual, polrelid) AS rule FROM pg_policy WHERE polrelid = to_regclass({})",
+            "SELECT pg_get_expr(polqual, polrelid) || ' WITH CHECK ' || \
+             pg_get_expr(polwithcheck, polrelid) AS rule FROM pg_policy WHERE polrelid = to_regclass({})",
             quoted(&probe)
         ),
         "rule",

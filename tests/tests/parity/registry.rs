@@ -126,6 +126,12 @@ parity_test!(async fn the_owner_policies_follow_the_registrys_parents(t) {
     synced::owner_policy(&SchemaManager::new(db.sea_orm_connection()), "tasks", &path).await.unwrap();
     assert_eq!(differences(&db, schema::tables()).await, Vec::<String>::new());
 
+    // Only the check on written rows loosened: readers see the same rows, but a writer
+    // could put a row under another user's project.
+    db.execute_unprepared("ALTER POLICY generations_owner ON generations WITH CHECK (true)").await.unwrap();
+    let problems = differences(&db, schema::tables()).await;
+    assert!(mentions(&problems, &["generations: policy generations_owner is", "WITH CHECK true"]), "{problems:#?}");
+
     db.execute_unprepared("DROP POLICY shots_owner ON shots").await.unwrap();
     let problems = differences(&db, schema::tables()).await;
     assert!(mentions(&problems, &["shots_owner", "missing"]), "{problems:#?}");
