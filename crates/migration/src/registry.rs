@@ -13,9 +13,7 @@ use std::collections::BTreeSet;
 
 use entities::schema::Table;
 use migration_history::synced;
-use sea_orm_migration::sea_orm::{
-    ConnectionTrait, DbBackend, DbErr, Statement, TransactionSession, TransactionTrait,
-};
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
 async fn strings<C: ConnectionTrait>(
     db: &C,
@@ -50,7 +48,12 @@ pub fn owner_path(tables: &[Table], table: &Table) -> Vec<(&'static str, &'stati
 }
 
 /// How `db` departs from `tables`, one sentence each; empty when they agree.
-pub async fn differences<C: ConnectionTrait + TransactionTrait>(
+///
+/// `db` must be a transaction (a `dal::UnitOfWork`, a SeaORM `DatabaseTransaction`): on
+/// Postgres the policies are compared by printing the registry's rule on a scratch table
+/// inside a savepoint that is rolled back, which needs one session throughout (a
+/// transaction-mode pooler gives one only inside a transaction).
+pub async fn differences<C: ConnectionTrait>(
     db: &C,
     tables: &[Table],
 ) -> Result<Vec<String>, DbErr> {
@@ -185,7 +188,7 @@ async fn capture_differences<C: ConnectionTrait>(
 
 /// Postgres stamps every synced row with its version (one trigger per table, whatever the
 /// columns), and guards it with the owner policy the registry's parent path gives.
-async fn postgres_differences<C: ConnectionTrait + TransactionTrait>(
+async fn postgres_differences<C: ConnectionTrait>(
     db: &C,
     tables: &[Table],
     table: &Table,
@@ -230,26 +233,32 @@ async fn postgres_differences<C: ConnectionTrait + TransactionTrait>(
     // shape, in a transaction that is rolled back.
     let rule = synced::owner_rule(&owner_path(tables, table));
     let probe = format!("dal_registry_probe_{name}");
-    let scratch = db.begin().await?;
-    scratch
-        .execute_unprepared(&format!("CREATE TEMP TABLE {probe} (LIKE {name})"))
+    db.execute_unprepared("SAVEPOINT dal_registry_probe")
         .await?;
-    scratch
-        .execute_unprepared(&format!(
+    let printed = async {
+        db.execute_unprepared(&format!("CREATE TEMP TABLE {probe} (LIKE {name})"))
+            .await?;
+        db.execute_unprepared(&format!(
             "CREATE POLICY p ON {probe} USING ({rule}) WITH CHECK ({rule})"
         ))
         .await?;
-    let printed = strings(
-        &scratch,
-        format!(
-            "SELECT pg_get_expr(polqual, polrelid) || ' WITH CHECK ' || \
-             pg_get_expr(polwithcheck, polrelid) AS rule FROM pg_policy WHERE polrelid = to_regclass({})",
-            quoted(&probe)
-        ),
-        "rule",
-    )
-    .await?;
-    scratch.rollback().await?;
+        strings(
+            db,
+            format!(
+                "SELECT pg_get_expr(polqual, polrelid) || ' WITH CHECK ' || \
+                 pg_get_expr(polwithcheck, polrelid) AS rule FROM pg_policy WHERE polrelid = to_regclass({})",
+                quoted(&probe)
+            ),
+            "rule",
+        )
+        .await
+    }
+    .await;
+    db.execute_unprepared("ROLLBACK TO SAVEPOINT dal_registry_probe")
+        .await?;
+    db.execute_unprepared("RELEASE SAVEPOINT dal_registry_probe")
+        .await?;
+    let printed = printed?;
     let expected = printed
         .first()
         .map(|r| r.replace(&probe, name))
