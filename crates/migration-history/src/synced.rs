@@ -39,11 +39,9 @@ const SQLITE_NOW: &str = "strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000Z'";
 
 const CAPTURING: &str = "(SELECT value FROM sync_state WHERE key = 'capture') = '1'";
 
-/// The columns of `table` the capture triggers record, as the database has them now.
-pub async fn captured_columns<C: ConnectionTrait>(
-    db: &C,
-    table: &str,
-) -> Result<Vec<String>, DbErr> {
+/// The columns of `table` as the database has them now, in table order (Postgres's
+/// server-only `sync_txid` left out); empty when there is no such table.
+pub async fn live_columns<C: ConnectionTrait>(db: &C, table: &str) -> Result<Vec<String>, DbErr> {
     let sql = match db.get_database_backend() {
         DbBackend::Sqlite => format!(
             "SELECT name FROM pragma_table_info('{}') ORDER BY cid",
@@ -59,13 +57,19 @@ pub async fn captured_columns<C: ConnectionTrait>(
     let rows = db
         .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
         .await?;
-    let mut columns = Vec::new();
-    for row in rows {
-        let name: String = row.try_get("", "name")?;
-        if !NOT_CAPTURED.contains(&name.as_str()) {
-            columns.push(name);
-        }
-    }
+    rows.iter().map(|row| row.try_get("", "name")).collect()
+}
+
+/// The columns of `table` the capture triggers record, as the database has them now.
+pub async fn captured_columns<C: ConnectionTrait>(
+    db: &C,
+    table: &str,
+) -> Result<Vec<String>, DbErr> {
+    let columns: Vec<String> = live_columns(db, table)
+        .await?
+        .into_iter()
+        .filter(|name| !NOT_CAPTURED.contains(&name.as_str()))
+        .collect();
     if columns.is_empty() {
         return Err(DbErr::Migration(format!(
             "table {table} has no columns to capture"

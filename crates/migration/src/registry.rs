@@ -61,23 +61,7 @@ pub async fn differences<C: ConnectionTrait>(
     let mut out = Vec::new();
     for table in tables {
         let name = table.name;
-        let live_columns: Vec<String> = match backend {
-            DbBackend::Sqlite => {
-                strings(db, format!("SELECT name FROM pragma_table_info({}) ORDER BY cid", quoted(name)), "name").await?
-            }
-            _ => {
-                strings(
-                    db,
-                    format!(
-                        "SELECT attname::text AS name FROM pg_attribute WHERE attrelid = to_regclass({}) \
-                         AND attnum > 0 AND NOT attisdropped AND attname <> 'sync_txid' ORDER BY attnum",
-                        quoted(name)
-                    ),
-                    "name",
-                )
-                .await?
-            }
-        };
+        let live_columns = synced::live_columns(db, name).await?;
         if live_columns.is_empty() {
             out.push(format!(
                 "table {name} is in the registry but not in the database"

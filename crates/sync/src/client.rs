@@ -13,7 +13,7 @@ use serde_json::Value as Json;
 use uuid::Uuid;
 
 use crate::protocol::{Entry, Op, PullRequest, PushAck, PushBatch, RowValues};
-use crate::tables::{self, TABLES};
+use crate::tables::{self, tables};
 use crate::transport::{Transport, TransportError};
 use crate::wire;
 
@@ -380,14 +380,14 @@ impl SyncClient {
 /// the server must have them before any later change to them can apply. Tombstones of
 /// that time are removed instead: no other replica ever saw those rows.
 async fn enqueue_existing_rows(uow: &UnitOfWork) -> dal::Result<()> {
-    for table in TABLES.iter().rev() {
+    for table in tables().iter().rev() {
         uow.execute_raw(sql(
             &format!("DELETE FROM \"{}\" WHERE deleted = 1", table.name),
             vec![],
         ))
         .await?;
     }
-    for table in TABLES.iter() {
+    for table in tables().iter() {
         let values: Vec<String> = table
             .data_columns()
             .map(|c| format!("'{c}', \"{c}\""))
@@ -502,7 +502,7 @@ async fn upsert(
 
 /// The tables, parents first (for callers comparing replicas).
 pub fn synced_tables() -> impl Iterator<Item = &'static str> {
-    TABLES.iter().map(|t| t.name)
+    tables().iter().map(|t| t.name)
 }
 
 /// A server row of a table this client does not sync.

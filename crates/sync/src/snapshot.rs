@@ -8,7 +8,7 @@ use sea_orm::{ConnectionTrait, Statement};
 use serde_json::Value as Json;
 
 use crate::protocol::RowValues;
-use crate::tables::{Kind, TABLES};
+use crate::tables::{Kind, tables};
 use crate::wire;
 
 /// `(table, id)` to the row's values, tombstones included. JSON documents and uuid lists
@@ -18,7 +18,7 @@ pub type Snapshot = BTreeMap<(String, String), RowValues>;
 /// Reads every synced row of `db` (SQLite or Postgres).
 pub async fn snapshot(db: &Database) -> dal::Result<Snapshot> {
     let mut out = Snapshot::new();
-    for table in TABLES.iter() {
+    for table in tables().iter() {
         let sql = match db.backend() {
             Backend::Postgres => wire::pg_select(table),
             Backend::Sqlite => {

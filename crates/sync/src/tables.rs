@@ -3,12 +3,7 @@
 //! engine lists tables or columns of its own: a column added to an entity (and its
 //! migration) travels without a change here.
 
-use std::sync::LazyLock;
-
-pub use entities::schema::{Column, Kind, Parent, Role, Table, order, table};
-
-/// The synced tables, parents before children.
-pub static TABLES: LazyLock<&'static [Table]> = LazyLock::new(entities::schema::tables);
+pub use entities::schema::{Column, Kind, Parent, Role, Table, order, table, tables};
 
 /// The library's operations on the rows of `table` (deletes, positions).
 pub fn operations(table: &Table) -> &'static dal::tables::TableOperations {

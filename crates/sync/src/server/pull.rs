@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::statement;
 use crate::protocol::{PullPage, PullRequest, RowValues};
-use crate::tables::{self, TABLES};
+use crate::tables::{self, tables};
 use crate::wire;
 
 /// The upper bound of a pull: the oldest transaction still open in this database, or the
@@ -78,7 +78,7 @@ pub(super) async fn read_page(
     let mut changed: Vec<(usize, RowValues)> = Vec::new();
     let mut next = None;
     let start = request.after.map_or(0, |(t, _, _)| t);
-    for (index, table) in TABLES.iter().enumerate().skip(start) {
+    for (index, table) in tables().iter().enumerate().skip(start) {
         let room = limit - changed.len();
         if room == 0 {
             // Full at a table boundary: the next page starts this table from its first row.
@@ -134,7 +134,7 @@ pub(super) async fn read_page(
     let mut rows: Vec<(String, RowValues)> = ancestors;
     rows.extend(changed.into_iter().map(|(i, mut v)| {
         v.remove("sync_txid");
-        (TABLES[i].name.to_owned(), v)
+        (tables()[i].name.to_owned(), v)
     }));
     Ok(PullPage {
         to_txid: to,
@@ -155,12 +155,12 @@ pub(super) async fn ancestors_of(
         .filter_map(|(i, v)| {
             v.get("id")
                 .and_then(Json::as_str)
-                .map(|id| (TABLES[*i].name.to_owned(), id.to_owned()))
+                .map(|id| (tables()[*i].name.to_owned(), id.to_owned()))
         })
         .collect();
     let mut wanted: Vec<(String, RowValues)> = rows
         .iter()
-        .map(|(i, v)| (TABLES[*i].name.to_owned(), v.clone()))
+        .map(|(i, v)| (tables()[*i].name.to_owned(), v.clone()))
         .collect();
     let mut fetched: Vec<(String, RowValues)> = Vec::new();
     let mut seen = carried.clone();
@@ -184,7 +184,7 @@ pub(super) async fn ancestors_of(
             break;
         }
         let mut level = Vec::new();
-        for parent in TABLES.iter() {
+        for parent in tables().iter() {
             let ids: Vec<Value> = missing
                 .iter()
                 .filter(|(t, _)| *t == parent.name)

@@ -16,7 +16,7 @@ use super::pull::ancestors_of;
 use super::write::{apply_entry, current};
 use super::{Outcome, statement};
 use crate::protocol::{Entry, PushAck, PushBatch, RowValues};
-use crate::tables::{self, TABLES};
+use crate::tables::{self, tables};
 use crate::wire;
 
 /// A batch's result: acknowledged, or refused because it does not follow on, or because
@@ -223,14 +223,14 @@ async fn rows_after(
     let mut seen = HashSet::new();
     for entry in &batch.entries {
         let index = tables::order(&entry.table);
-        if index < TABLES.len() && seen.insert((index, entry.row_id)) {
+        if index < tables().len() && seen.insert((index, entry.row_id)) {
             written.push((index, entry.row_id));
         }
     }
     written.sort_by_key(|(index, _)| *index);
     let mut found: Vec<(usize, RowValues)> = Vec::new();
     let mut rows = Vec::new();
-    for (index, table) in TABLES.iter().enumerate() {
+    for (index, table) in tables().iter().enumerate() {
         let ids: Vec<Uuid> = written
             .iter()
             .filter(|(i, _)| *i == index)
