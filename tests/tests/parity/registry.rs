@@ -145,8 +145,12 @@ parity_test!(async fn the_owner_policies_follow_the_registrys_parents(t) {
 parity_test!(async fn a_new_table_made_synced_agrees_with_its_registry_entry(t) {
     use migration::columns::Columns;
     use migration::{Alias, Table as Ddl};
+    use sea_orm::TransactionTrait;
     let db = single(&t).await;
-    let manager = SchemaManager::new(db.sea_orm_connection());
+    // In one transaction, as a migration runs: through a transaction-mode pooler a
+    // statement prepared outside one may meet another server session.
+    let ddl = db.sea_orm_connection().begin().await.unwrap();
+    let manager = SchemaManager::new(&ddl);
     let c = Columns::new(db.sea_orm_connection().get_database_backend(), "notes");
     manager
         .create_table(
@@ -164,6 +168,7 @@ parity_test!(async fn a_new_table_made_synced_agrees_with_its_registry_entry(t) 
     synced::make_synced(&manager, "notes").await.unwrap();
     let path = [("task_id", "tasks"), ("project_id", "projects"), ("user_id", "users")];
     synced::owner_policy(&manager, "notes", &path).await.unwrap();
+    ddl.commit().await.unwrap();
 
     // The entry an entity `notes` (id, body, task_id, row_version; belongs to tasks)
     // would give.
