@@ -208,6 +208,10 @@ mod tests {
             "m20261201_023900_task_leases",
             "d094acf725a4016d1c4a59a379f8c6245319bff2b6db3333fb73e4f9126eb3c6",
         ),
+        (
+            "m20261207_040000_sync_client_users",
+            "032b48098e8409cb02d1fa82798f0dd73c2f9924b4106662127f5e9a40c58bb3",
+        ),
     ];
 
     #[test]

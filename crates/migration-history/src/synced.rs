@@ -180,6 +180,7 @@ pub async fn make_synced(manager: &SchemaManager<'_>, table: &'static str) -> Re
                 "CREATE TRIGGER \"{table}_row_version\" BEFORE UPDATE ON \"{table}\" \
                  FOR EACH ROW EXECUTE FUNCTION dal_row_version()"
             ),
+            notify_trigger(table),
         ] {
             db.execute_unprepared(&sql).await?;
         }
@@ -192,6 +193,20 @@ pub async fn make_synced(manager: &SchemaManager<'_>, table: &'static str) -> Re
     ))
     .await?;
     rebuild_capture(manager, table).await
+}
+
+/// The channel a Postgres server notifies when a synced table changes: a sync server
+/// `LISTEN`s on it and tells its online clients to pull.
+pub const NOTIFY_CHANNEL: &str = "dal_sync";
+
+/// The Postgres trigger that notifies [`NOTIFY_CHANNEL`] once per statement that changes
+/// `table` (Postgres folds a transaction's identical notifications into one, delivered at
+/// commit). Needs `dal_sync_notify()` (migration `m20261207_041000_sync_notify`).
+pub fn notify_trigger(table: &str) -> String {
+    format!(
+        "CREATE TRIGGER \"{table}_sync_notify\" AFTER INSERT OR UPDATE OR DELETE ON \"{table}\" \
+         FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify()"
+    )
 }
 
 /// Drops `table`'s capture triggers on SQLite, which must go before a column they record

@@ -1,5 +1,6 @@
 //! Turning sync on by configuration: an application that already runs on the local
-//! database starts syncing by setting `SYNC_DATABASE_URL`, without changing its calls.
+//! database starts syncing by setting `SYNC_URL` (a sync server) or `SYNC_DATABASE_URL`
+//! (the database itself, for trusted services), without changing its calls.
 
 use std::time::Duration;
 
@@ -7,7 +8,10 @@ use dal::{Backend, Config, ConfigError, Database};
 
 use crate::client::{SyncClient, SyncError};
 use crate::engine::{SyncEngine, SyncOptions};
+use crate::http::{HttpTransport, StaticToken};
 use crate::server::PostgresTransport;
+use crate::transport::{Transport, TransportError};
+use std::sync::Arc;
 
 /// A sync setting that cannot be used. Never shows the URL: it may hold a password.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -18,6 +22,20 @@ pub enum SyncConfigError {
         /// Why, without the URL itself.
         reason: String,
     },
+    /// `SYNC_URL` is not a usable sync server URL.
+    #[error("SYNC_URL is not usable: {reason}")]
+    SyncUrl {
+        /// Why, without the URL's credentials.
+        reason: String,
+    },
+    /// `SYNC_URL` is set without `SYNC_TOKEN`.
+    #[error("SYNC_URL is set but SYNC_TOKEN is not: the sync server needs the user's token")]
+    NoToken,
+    /// Both `SYNC_URL` and `SYNC_DATABASE_URL` are set.
+    #[error(
+        "both SYNC_URL and SYNC_DATABASE_URL are set: choose the sync server (devices) or the database (trusted services)"
+    )]
+    BothServers,
     /// An interval does not parse.
     #[error("{var}={value:?} is not valid; expected a whole number of milliseconds above 0")]
     Interval {
@@ -28,24 +46,59 @@ pub enum SyncConfigError {
     },
 }
 
+/// Where replicas sync to.
+#[derive(Clone)]
+pub enum SyncServer {
+    /// A sync server over HTTP(S) (`SYNC_URL`), as the user of the token (`SYNC_TOKEN`):
+    /// what devices use. An application whose tokens expire builds an
+    /// [`HttpTransport`] with its own [`TokenProvider`](crate::http::TokenProvider) and
+    /// calls [`start_with`] instead.
+    Http {
+        /// The server's base URL.
+        url: String,
+        /// The bearer token.
+        token: String,
+    },
+    /// The Postgres database itself (`SYNC_DATABASE_URL`), with full privileges: for
+    /// trusted services only, never on a user's device.
+    Database(Config),
+}
+
+impl std::fmt::Debug for SyncServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyncServer::Http { url, .. } => f
+                .debug_struct("Http")
+                .field("url", url)
+                .field("token", &"<redacted>")
+                .finish(),
+            SyncServer::Database(config) => f.debug_tuple("Database").field(config).finish(),
+        }
+    }
+}
+
 /// Where and how often to sync.
 ///
 /// | variable | default | meaning |
 /// |---|---|---|
-/// | `SYNC_DATABASE_URL` | unset: no sync | the Postgres server (`postgres://…`, TLS as `sslmode` says) |
+/// | `SYNC_URL` | unset | a sync server (`https://…`); with `SYNC_TOKEN`, the user's bearer token |
+/// | `SYNC_DATABASE_URL` | unset | instead, the Postgres server itself (trusted services only) |
 /// | `SYNC_PUSH_INTERVAL_MS` | `5000` | time between pushes when all is well |
-/// | `SYNC_PULL_INTERVAL_MS` | `15000` | time between pulls when all is well |
+/// | `SYNC_PULL_INTERVAL_MS` | `15000` | time between pulls when all is well (live updates pull sooner) |
+///
+/// Neither URL set: no sync. Both set: an error (which one was meant is unclear).
 #[derive(Clone, Debug)]
 pub struct SyncConfig {
-    /// The server's connection settings.
-    pub server: Config,
+    /// The server.
+    pub server: SyncServer,
     /// Intervals, batch and page sizes.
     pub options: SyncOptions,
 }
 
 impl SyncConfig {
     /// Reads the process environment (after `Config::from_env`, which loads `.env`).
-    /// `Ok(None)` when `SYNC_DATABASE_URL` is unset: the application runs local-only.
+    /// `Ok(None)` when neither `SYNC_URL` nor `SYNC_DATABASE_URL` is set: the application
+    /// runs local-only.
     pub fn from_env() -> Result<Option<SyncConfig>, SyncConfigError> {
         SyncConfig::from_lookup(|name| std::env::var(name).ok())
     }
@@ -54,13 +107,15 @@ impl SyncConfig {
     /// count as unset.
     ///
     /// ```
-    /// use sync::SyncConfig;
+    /// use sync::{SyncConfig, SyncServer};
     /// let vars = |name: &str| match name {
-    ///     "SYNC_DATABASE_URL" => Some("postgres://app:secret@db.example.com/app".to_owned()),
+    ///     "SYNC_URL" => Some("https://sync.example.com".to_owned()),
+    ///     "SYNC_TOKEN" => Some("eyJhbGciOi...".to_owned()),
     ///     "SYNC_PUSH_INTERVAL_MS" => Some("1000".to_owned()),
     ///     _ => None,
     /// };
     /// let config = SyncConfig::from_lookup(vars).unwrap().expect("sync is configured");
+    /// assert!(matches!(config.server, SyncServer::Http { .. }));
     /// assert_eq!(config.options.push_interval.as_millis(), 1000);
     /// assert!(SyncConfig::from_lookup(|_| None).unwrap().is_none());
     /// ```
@@ -68,18 +123,33 @@ impl SyncConfig {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<SyncConfig>, SyncConfigError> {
         let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let Some(url) = var("SYNC_DATABASE_URL") else {
-            return Ok(None);
-        };
-        let server = Config::postgres(url.trim()).map_err(|e| SyncConfigError::ServerUrl {
-            reason: match e {
-                ConfigError::InvalidUrl { reason } => reason,
-                ConfigError::WrongScheme { scheme, .. } => {
-                    format!("the server is Postgres (postgres:// or postgresql://), not `{scheme}`")
+        let server = match (var("SYNC_URL"), var("SYNC_DATABASE_URL")) {
+            (None, None) => return Ok(None),
+            (Some(_), Some(_)) => return Err(SyncConfigError::BothServers),
+            (Some(url), None) => {
+                let token = var("SYNC_TOKEN").ok_or(SyncConfigError::NoToken)?;
+                HttpTransport::new(url.trim(), Arc::new(StaticToken::new(token.trim()))).map_err(
+                    |e| SyncConfigError::SyncUrl {
+                        reason: e.to_string(),
+                    },
+                )?;
+                SyncServer::Http {
+                    url: url.trim().to_owned(),
+                    token: token.trim().to_owned(),
                 }
-                other => other.to_string(),
-            },
-        })?;
+            }
+            (None, Some(url)) => SyncServer::Database(Config::postgres(url.trim()).map_err(
+                |e| SyncConfigError::ServerUrl {
+                    reason: match e {
+                        ConfigError::InvalidUrl { reason } => reason,
+                        ConfigError::WrongScheme { scheme, .. } => format!(
+                            "the server is Postgres (postgres:// or postgresql://), not `{scheme}`"
+                        ),
+                        other => other.to_string(),
+                    },
+                },
+            )?),
+        };
         let interval = |name: &'static str, default: Duration| match var(name) {
             None => Ok(default),
             Some(value) => match value.trim().parse::<u64>() {
@@ -98,14 +168,51 @@ impl SyncConfig {
 }
 
 /// Starts syncing the local SQLite database `local` with the configured server, in the
-/// background. The server's schema is migrated first (one history for both).
+/// background. Through the direct transport the server's schema is migrated first (one
+/// history for both); a sync server migrates its own database.
 pub async fn start(local: Database, config: SyncConfig) -> Result<SyncEngine, SyncError> {
-    debug_assert_eq!(config.server.backend(), Backend::Postgres);
+    let transport: Arc<dyn Transport> = match config.server {
+        SyncServer::Http { url, token } => Arc::new(
+            HttpTransport::new(&url, Arc::new(StaticToken::new(token)))
+                .map_err(|e| TransportError::Refused(e.to_string()))?,
+        ),
+        SyncServer::Database(server) => {
+            debug_assert_eq!(server.backend(), Backend::Postgres);
+            let server = Database::connect(&server).await?;
+            server.migrate().await?;
+            Arc::new(PostgresTransport::new(server))
+        }
+    };
+    start_with(local, transport, config.options).await
+}
+
+/// Starts syncing `local` through any transport: an [`HttpTransport`] with the
+/// application's own token provider, say.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use dal::prelude::*;
+/// use sync::http::{HttpTransport, TokenProvider};
+///
+/// struct SessionTokens; // the app's auth client, refreshing as it must
+/// #[async_trait::async_trait]
+/// impl TokenProvider for SessionTokens {
+///     async fn token(&self) -> Result<String, String> { Ok("a fresh access token".into()) }
+/// }
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let local = Database::connect(&Config::from_env()?).await?;
+/// let transport = HttpTransport::new("https://sync.example.com", Arc::new(SessionTokens))?;
+/// let engine = sync::start_with(local, Arc::new(transport), sync::SyncOptions::default()).await?;
+/// # Ok(()) }
+/// ```
+pub async fn start_with(
+    local: Database,
+    transport: Arc<dyn Transport>,
+    options: SyncOptions,
+) -> Result<SyncEngine, SyncError> {
     let client = SyncClient::open(local).await?;
-    let server = Database::connect(&config.server).await?;
-    server.migrate().await?;
-    let transport = std::sync::Arc::new(PostgresTransport::new(server));
-    Ok(SyncEngine::start(client, transport, config.options))
+    Ok(SyncEngine::start(client, transport, options))
 }
 
 #[cfg(test)]
@@ -166,5 +273,37 @@ mod tests {
             SyncOptions::default().push_interval
         );
         assert_eq!(config.options.pull_interval, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn a_sync_server_needs_a_token_and_excludes_the_database_url() {
+        assert_eq!(
+            SyncConfig::from_lookup(lookup(&[("SYNC_URL", "https://sync.example.com")]))
+                .unwrap_err(),
+            SyncConfigError::NoToken
+        );
+        assert_eq!(
+            SyncConfig::from_lookup(lookup(&[
+                ("SYNC_URL", "https://sync.example.com"),
+                ("SYNC_TOKEN", "jwt"),
+                ("SYNC_DATABASE_URL", "postgres://u:hunter2@h/db"),
+            ]))
+            .unwrap_err(),
+            SyncConfigError::BothServers
+        );
+        let err = SyncConfig::from_lookup(lookup(&[
+            ("SYNC_URL", "https://u:hunter2@sync.example.com"),
+            ("SYNC_TOKEN", "jwt"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().starts_with("SYNC_URL"), "{err}");
+        assert!(!format!("{err} {err:?}").contains("hunter2"), "{err}");
+        let config = SyncConfig::from_lookup(lookup(&[
+            ("SYNC_URL", "https://sync.example.com"),
+            ("SYNC_TOKEN", "very-secret-jwt"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert!(!format!("{config:?}").contains("very-secret-jwt"));
     }
 }

@@ -54,6 +54,10 @@ pub struct SyncStatus {
     pub last_success: Option<DateTime<Utc>>,
     /// The last failure, until the next success.
     pub last_error: Option<String>,
+    /// The server refused the credentials (an expired or revoked token): syncing waits
+    /// for [`SyncEngine::sync_now`], called once the application has a new token,
+    /// instead of retrying a request that cannot succeed.
+    pub unauthorized: bool,
 }
 
 /// Pushes every pending entry, then pulls until the server has nothing newer.
@@ -118,7 +122,33 @@ async fn pull_all(
 
 enum Command {
     SyncNow(oneshot::Sender<Result<(), String>>),
+    /// The server announced a change (live updates): pull now.
+    PullNow,
     Shutdown(oneshot::Sender<()>),
+}
+
+/// Forwards the transport's live updates to the engine as pulls, opening the stream
+/// again (after a pause that grows while it keeps failing) whenever it ends.
+async fn watch_changes(transport: Arc<dyn Transport>, commands: mpsc::Sender<Command>) {
+    use futures::StreamExt;
+    let mut pause = Duration::from_millis(500);
+    loop {
+        let Some(mut changes) = transport.changes().await else {
+            return;
+        };
+        let opened = Instant::now();
+        while changes.next().await.is_some() {
+            // A full queue already holds a pull or a sync: this change is covered.
+            if let Err(mpsc::error::TrySendError::Closed(_)) = commands.try_send(Command::PullNow) {
+                return;
+            }
+        }
+        if opened.elapsed() > Duration::from_secs(30) {
+            pause = Duration::from_millis(500);
+        }
+        tokio::time::sleep(pause.mul_f64(0.5 + rand::random::<f64>() / 2.0)).await;
+        pause = (pause * 2).min(Duration::from_secs(30));
+    }
 }
 
 /// A running sync: push and pull on their intervals, `sync_now` on demand, backoff with
@@ -131,6 +161,7 @@ pub struct SyncEngine {
     shared: Arc<Mutex<SyncStatus>>,
     stop: Arc<AtomicBool>,
     task: JoinHandle<()>,
+    watcher: JoinHandle<()>,
 }
 
 impl SyncEngine {
@@ -143,6 +174,7 @@ impl SyncEngine {
         let (commands, mut inbox) = mpsc::channel::<Command>(16);
         let shared = Arc::new(Mutex::new(SyncStatus::default()));
         let stop = Arc::new(AtomicBool::new(false));
+        let watcher = tokio::spawn(watch_changes(transport.clone(), commands.clone()));
         let task = {
             let client = client.clone();
             let shared = shared.clone();
@@ -151,18 +183,22 @@ impl SyncEngine {
                 let mut next_push = Instant::now();
                 let mut next_pull = Instant::now();
                 let mut backoff = Duration::ZERO;
+                // Set by an unauthorized answer: nothing runs until `sync_now`.
+                let mut unauthorized = false;
                 loop {
                     let due = next_push.min(next_pull);
                     let (push, pull, reply) = tokio::select! {
                         command = inbox.recv() => match command {
                             Some(Command::SyncNow(reply)) => (true, true, Some(reply)),
+                            Some(Command::PullNow) if unauthorized => continue,
+                            Some(Command::PullNow) => (false, true, None),
                             Some(Command::Shutdown(ack)) => {
                                 let _ = ack.send(());
                                 return;
                             }
                             None => return,
                         },
-                        _ = tokio::time::sleep_until(due) => {
+                        _ = tokio::time::sleep_until(due), if !unauthorized => {
                             let now = Instant::now();
                             (now >= next_push, now >= next_pull, None)
                         }
@@ -204,7 +240,18 @@ impl SyncEngine {
                                 let mut status = shared.lock().expect("status lock");
                                 status.last_success = Some(Utc::now());
                                 status.last_error = None;
+                                status.unauthorized = false;
+                                unauthorized = false;
                             }
+                        }
+                        Err(SyncError::Transport(TransportError::Unauthorized(why))) => {
+                            tracing::warn!(reason = %why, "the sync server refused the credentials; syncing waits for sync_now");
+                            unauthorized = true;
+                            let mut status = shared.lock().expect("status lock");
+                            status.unauthorized = true;
+                            status.last_error = Some(format!(
+                                "unauthorized: {why} (syncing stopped until sync_now, after the token is renewed)"
+                            ));
                         }
                         Err(e) => {
                             tracing::debug!(error = %e, "sync failed; will retry");
@@ -229,6 +276,7 @@ impl SyncEngine {
             shared,
             stop,
             task,
+            watcher,
         }
     }
 
@@ -261,6 +309,7 @@ impl SyncEngine {
     /// Stops after the current batch or page (not after a whole drain); nothing local is
     /// lost (the outbox and the pull cursor are in the database).
     pub async fn shutdown(self) {
+        self.watcher.abort();
         self.stop.store(true, Ordering::SeqCst);
         let (ack, done) = oneshot::channel();
         if self.commands.send(Command::Shutdown(ack)).await.is_ok() {

@@ -31,6 +31,7 @@
 pub mod client;
 pub mod config;
 pub mod engine;
+pub mod http;
 pub mod protocol;
 pub mod server;
 pub mod snapshot;
@@ -39,7 +40,7 @@ pub mod transport;
 mod wire;
 
 pub use client::{DeadLetter, SyncClient, SyncError};
-pub use config::{SyncConfig, SyncConfigError, start};
+pub use config::{SyncConfig, SyncConfigError, SyncServer, start, start_with};
 pub use engine::{SyncEngine, SyncOptions, SyncStatus};
 pub use server::{PostgresTransport, Server};
 pub use transport::{Transport, TransportError};

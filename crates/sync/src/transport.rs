@@ -1,7 +1,10 @@
-//! [`Transport`]: how a client reaches the server. The real one is a direct Postgres
-//! connection ([`crate::server::PostgresTransport`]); tests wrap it to inject faults.
+//! [`Transport`]: how a client reaches the server: over HTTP to a sync server
+//! ([`crate::http::HttpTransport`], for devices) or a direct Postgres connection
+//! ([`crate::server::PostgresTransport`], for trusted services); tests wrap them to inject
+//! faults.
 
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 
 use crate::protocol::{PullPage, PullRequest, PushAck, PushBatch};
 
@@ -33,6 +36,12 @@ pub enum TransportError {
     /// The server will not accept this request, now or later.
     #[error("refused: {0}")]
     Refused(String),
+    /// The server does not accept the credentials (a missing, expired or forged token).
+    /// Retrying with the same token cannot help: the engine stops syncing until the
+    /// application calls [`SyncEngine::sync_now`](crate::SyncEngine::sync_now), after it
+    /// has a new token.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
 }
 
 /// A way to the server.
@@ -42,4 +51,11 @@ pub trait Transport: Send + Sync {
     async fn push(&self, batch: PushBatch) -> Result<PushAck, TransportError>;
     /// Reads one page of changes.
     async fn pull(&self, request: PullRequest) -> Result<PullPage, TransportError>;
+
+    /// Live updates: a stream that yields whenever the server may have something new to
+    /// pull, and ends when the connection is lost (the engine opens it again). `None`
+    /// when the transport has none: the engine then relies on its pull interval alone.
+    async fn changes(&self) -> Option<BoxStream<'static, ()>> {
+        None
+    }
 }

@@ -32,6 +32,7 @@ mod security;
 mod seeding;
 mod sync;
 mod sync_edges;
+mod sync_http;
 mod sync_leases;
 mod tasks;
 mod timeline;

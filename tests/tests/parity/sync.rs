@@ -31,9 +31,14 @@ impl Rig {
     }
 
     fn seeded(t: &TestDb, seed: u64) -> Rig {
+        Rig::over(t, seed, Arc::new(PostgresTransport::new(t.db.clone())))
+    }
+
+    /// A rig whose clients reach the server through `inner` (wrapped in [`Faulty`]).
+    pub(crate) fn over(t: &TestDb, seed: u64, inner: Arc<dyn Transport>) -> Rig {
         Rig {
             server: t.db.clone(),
-            transport: Arc::new(Faulty::new(PostgresTransport::new(t.db.clone()), seed)),
+            transport: Arc::new(Faulty::new(inner, seed)),
             dir: tempfile::tempdir().unwrap(),
             options: SyncOptions {
                 batch: 50,
@@ -323,7 +328,7 @@ async fn concurrent_edits_converge_by_arrival_and_the_loser_is_logged() {
 /// Wraps the real transport: drops requests, drops responses after the server committed,
 /// sends requests twice, or is down altogether; all from a seeded generator.
 pub(crate) struct Faulty {
-    inner: PostgresTransport,
+    inner: Arc<dyn Transport>,
     rng: Mutex<StdRng>,
     faults: AtomicBool,
     pub(crate) down: AtomicBool,
@@ -331,7 +336,7 @@ pub(crate) struct Faulty {
 }
 
 impl Faulty {
-    fn new(inner: PostgresTransport, seed: u64) -> Faulty {
+    fn new(inner: Arc<dyn Transport>, seed: u64) -> Faulty {
         Faulty {
             inner,
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
@@ -405,7 +410,7 @@ fn sync_scale() -> usize {
 
 /// A fixed world on the server: the user and project of [`server_world`], one shot and
 /// four generations, all with fixed ids.
-async fn simulation_world(server: &Database) -> (Id, Id, Vec<Id>) {
+pub(crate) async fn simulation_world(server: &Database) -> (Id, Id, Vec<Id>) {
     let (_, project) = server_world(server).await;
     let shot = Id(uuid::Uuid::from_u128(3));
     let now = dal::clock::now();
@@ -442,8 +447,8 @@ async fn simulation_world(server: &Database) -> (Id, Id, Vec<Id>) {
 }
 
 /// The outcome of a simulation: the converged state and what the clients believed.
-struct Simulated {
-    server: Snapshot,
+pub(crate) struct Simulated {
+    pub(crate) server: Snapshot,
     deleted_tasks: Vec<Id>,
 }
 
@@ -458,11 +463,20 @@ async fn simulate(
     clock_offsets: &[chrono::Duration],
     ops: usize,
 ) -> Simulated {
+    simulate_on(Rig::seeded(t, seed), seed, clock_offsets, ops).await
+}
+
+/// [`simulate`] with the clients reaching the server through `rig`'s transport.
+pub(crate) async fn simulate_on(
+    rig: Rig,
+    seed: u64,
+    clock_offsets: &[chrono::Duration],
+    ops: usize,
+) -> Simulated {
     println!(
         "sync simulation: seed {seed}, {} clients, {ops} operations",
         clock_offsets.len()
     );
-    let rig = Rig::seeded(t, seed);
     let (project, shot, generations) = simulation_world(&rig.server).await;
     let mut rng = StdRng::seed_from_u64(seed);
     let name = |i: usize| format!("client-{i}");
@@ -966,7 +980,7 @@ async fn configuration_alone_turns_sync_on() {
             .await
             .unwrap();
         let config = sync::SyncConfig {
-            server: t.config.clone(),
+            server: sync::SyncServer::Database(t.config.clone()),
             options: SyncOptions::default(),
         };
         let engine = sync::start(local.clone(), config).await.unwrap();

@@ -24,6 +24,7 @@
 mod conflict;
 mod pull;
 mod push;
+mod shim;
 mod write;
 
 use async_trait::async_trait;
