@@ -66,4 +66,5 @@ history! {
     m20261130_203628_values_every_reader_reads,
     m20261130_232000_row_versions,
     m20261201_023900_task_leases,
+    m20261202_120000_sync_removals,
 }

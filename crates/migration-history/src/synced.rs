@@ -138,7 +138,8 @@ pub async fn rebuild_capture(manager: &SchemaManager<'_>, table: &str) -> Result
 /// first six: the sync metadata (`sync_version`, `last_modified_at`, `device_id`,
 /// `deleted`), `row_version` and the trigger that keeps it, and on Postgres the change
 /// stamp (`sync_txid`, its pull-order index and the `{table}_sync_stamp` trigger) or on
-/// SQLite the capture triggers. Call it after creating the table, then [`owner_policy`].
+/// SQLite the capture triggers. Call it after creating the table, then [`owner_policy`]
+/// (which also gives it the removal triggers: deletes and owner changes reach replicas).
 pub async fn make_synced(manager: &SchemaManager<'_>, table: &'static str) -> Result<(), DbErr> {
     let backend = manager.get_database_backend();
     let c = Columns::new(backend, table);
@@ -259,7 +260,9 @@ pub fn owner_rule(path: &[(&str, &str)]) -> String {
 
 /// (Re)creates `table`'s row-level security policy `{table}_owner` on Postgres from its
 /// path to `users` (see [`owner_rule`]), enabling row-level security and granting the
-/// `authenticated` role what the other tables grant it. Nothing on SQLite.
+/// `authenticated` role what the other tables grant it, and the triggers that carry its
+/// deleted and moved rows to the replicas ([`removal_triggers`], with the path's first
+/// step). Nothing on SQLite.
 pub async fn owner_policy(
     manager: &SchemaManager<'_>,
     table: &str,
@@ -278,6 +281,62 @@ pub async fn owner_policy(
             "CREATE POLICY {table}_owner ON {table} FOR ALL TO authenticated USING ({rule}) WITH CHECK ({rule})"
         ),
     ] {
+        db.execute_unprepared(&sql).await?;
+    }
+    removal_triggers(manager, table, path.first().copied()).await
+}
+
+/// (Re)creates, on Postgres, what makes rows leaving `table` reach the replicas (see
+/// migration `m20261202_120000_sync_removals`): its step towards the owning user in
+/// `sync_owners` (`parent`: the column and the table it references, `None` for `users`),
+/// the `{table}_sync_removal` trigger logging each deleted row in `sync_removals` with its
+/// owner, the `{table}_sync_moved` trigger logging a row whose owner changes (a project
+/// given to another user), and `{table}_sync_truncate`, which refuses `TRUNCATE` (it
+/// fires no row triggers, so replicas would never learn of it). [`owner_policy`] calls
+/// it, so a synced table created later gets it with its policy. Nothing on SQLite.
+pub async fn removal_triggers(
+    manager: &SchemaManager<'_>,
+    table: &str,
+    parent: Option<(&str, &str)>,
+) -> Result<(), DbErr> {
+    if manager.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let db = manager.get_connection();
+    let quote = |s: &str| s.replace('\'', "''");
+    let (column, parent_table) = match parent {
+        Some((column, parent)) => (
+            format!("'{}'", quote(column)),
+            format!("'{}'", quote(parent)),
+        ),
+        None => ("NULL".to_owned(), "NULL".to_owned()),
+    };
+    let mut statements = vec![
+        format!(
+            "INSERT INTO sync_owners (table_name, parent_column, parent_table) VALUES ('{}', {column}, {parent_table}) \
+             ON CONFLICT (table_name) DO UPDATE SET parent_column = excluded.parent_column, parent_table = excluded.parent_table",
+            quote(table)
+        ),
+        format!("DROP TRIGGER IF EXISTS \"{table}_sync_removal\" ON \"{table}\""),
+        format!(
+            "CREATE TRIGGER \"{table}_sync_removal\" BEFORE DELETE ON \"{table}\" \
+             FOR EACH ROW EXECUTE FUNCTION dal_sync_removal()"
+        ),
+        format!("DROP TRIGGER IF EXISTS \"{table}_sync_truncate\" ON \"{table}\""),
+        format!(
+            "CREATE TRIGGER \"{table}_sync_truncate\" BEFORE TRUNCATE ON \"{table}\" \
+             FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_refuse_truncate()"
+        ),
+        format!("DROP TRIGGER IF EXISTS \"{table}_sync_moved\" ON \"{table}\""),
+    ];
+    if let Some((column, _)) = parent {
+        statements.push(format!(
+            "CREATE TRIGGER \"{table}_sync_moved\" AFTER UPDATE OF \"{column}\" ON \"{table}\" \
+             FOR EACH ROW WHEN (OLD.\"{column}\" IS DISTINCT FROM NEW.\"{column}\") \
+             EXECUTE FUNCTION dal_sync_moved()"
+        ));
+    }
+    for sql in statements {
         db.execute_unprepared(&sql).await?;
     }
     Ok(())

@@ -33,6 +33,7 @@ mod seeding;
 mod sync;
 mod sync_edges;
 mod sync_leases;
+mod sync_removals;
 mod tasks;
 mod timeline;
 mod tls;
