@@ -208,6 +208,10 @@ mod tests {
             "m20261201_023900_task_leases",
             "d094acf725a4016d1c4a59a379f8c6245319bff2b6db3333fb73e4f9126eb3c6",
         ),
+        (
+            "m20261202_120000_sync_removals",
+            "61251f9f1d5789d4cfc0735c307ae5febd43f344715180da3c78fd24494d2731",
+        ),
     ];
 
     #[test]

@@ -6,15 +6,16 @@
 //! holding it. Postgres now logs both in `sync_removals`, in the writer's transaction:
 //!
 //! * `{table}_sync_removal`, `BEFORE DELETE` on every synced table, logs the row with its
-//!   owning user (reason `deleted`). The owner is found by walking the table's owner path
-//!   (`sync_owners`: each table's column towards `users`) over the live rows; a parent
-//!   already gone is one Postgres's `ON DELETE CASCADE` deleted earlier in the same
-//!   statement (every synced foreign key cascades), whose own removal, logged a moment
-//!   before, names the owner. So a `DELETE FROM projects` logs the project and every row
-//!   under it, each with its owner.
+//!   owning user (reason `deleted`), found over the live rows of the table's path to
+//!   `users`. Every synced foreign key cascades (`ON DELETE CASCADE`, initial schema), so a
+//!   `DELETE FROM projects` deletes the project, then its tasks, shots, ...: those find
+//!   their path broken (the project is gone) and are not logged, since the project's
+//!   removal covers them: a replica deletes a removed row with everything under it, as
+//!   the cascade did. A delete logs one row per row it names, however much hangs off it.
 //! * `{table}_sync_moved`, `AFTER UPDATE` of the column towards the owner, logs the row
 //!   for its old owner (reason `moved`) when the owner changes, and re-stamps every row
-//!   under it with the current transaction id, so the new owner's next pull carries them
+//!   under it (down the owner paths, which the `_sync_moved` triggers' columns give) with
+//!   the current transaction id, so the new owner's next pull carries them
 //!   although they did not change. A re-stamp is no write: `dal_sync_stamp` and
 //!   `dal_row_version` leave `sync_version` and `row_version` as they were (no spurious
 //!   conflicts, no stale reads), which they recognise by the transaction-local setting
@@ -26,8 +27,11 @@
 //! user's own only in a pull made as that user (row-level security on `sync_removals`).
 //! The log is never pruned here; `removed_at` is there to prune it by age.
 //!
-//! The per-table triggers come from `synced::removal_triggers`, which `synced::owner_policy`
-//! calls, so a synced table created by a later migration gets them with its policy.
+//! The per-table triggers and their functions come from `synced::removal_triggers`, which
+//! `synced::owner_policy` calls, so a synced table created by a later migration gets them
+//! with its policy. They run with the writer's rights: a user of the web app deleting
+//! their own rows sees their whole path and may log removals of their own only (the
+//! policy on `sync_removals`); Postgres runs a cascade's deletes as the tables' owner.
 //! SQLite (the replica) needs nothing: this migration does nothing there.
 
 use sea_orm_migration::prelude::*;
@@ -44,15 +48,18 @@ impl MigrationName for Migration {
     }
 }
 
-/// Each synced table's first step towards its owning user, as of this migration (the
-/// row-level security policies' paths).
-const OWNERS: [(&str, Option<(&str, &str)>); 6] = [
-    ("users", None),
-    ("projects", Some(("user_id", "users"))),
-    ("tasks", Some(("project_id", "projects"))),
-    ("generations", Some(("project_id", "projects"))),
-    ("shots", Some(("project_id", "projects"))),
-    ("shot_generations", Some(("shot_id", "shots"))),
+/// Each synced table's path to its owning user, as of this migration (the row-level
+/// security policies' paths).
+const OWNERS: [(&str, &[(&str, &str)]); 6] = [
+    ("users", &[]),
+    ("projects", &[("user_id", "users")]),
+    ("tasks", &[("project_id", "projects"), ("user_id", "users")]),
+    ("generations", &[("project_id", "projects"), ("user_id", "users")]),
+    ("shots", &[("project_id", "projects"), ("user_id", "users")]),
+    (
+        "shot_generations",
+        &[("shot_id", "shots"), ("project_id", "projects"), ("user_id", "users")],
+    ),
 ];
 
 const TABLES: &str = "CREATE TABLE sync_removals ( \
@@ -65,64 +72,29 @@ const TABLES: &str = "CREATE TABLE sync_removals ( \
        removed_at timestamptz NOT NULL DEFAULT now()); \
      CREATE INDEX sync_removals_window_idx ON sync_removals (txid, seq); \
      CREATE INDEX sync_removals_owner_idx ON sync_removals (owner_id, txid, seq); \
-     CREATE INDEX sync_removals_row_idx ON sync_removals (row_id, txid); \
-     GRANT SELECT ON sync_removals TO authenticated; \
+     GRANT SELECT, INSERT ON sync_removals TO authenticated; \
      ALTER TABLE sync_removals ENABLE ROW LEVEL SECURITY; \
-     CREATE POLICY sync_removals_owner ON sync_removals FOR SELECT TO authenticated \
-       USING (owner_id = dal_request_user_id()); \
-     CREATE TABLE sync_owners ( \
-       table_name text PRIMARY KEY, \
-       parent_column text, \
-       parent_table text, \
-       CHECK ((parent_column IS NULL) = (parent_table IS NULL)))";
-
-/// The owner of row `p_id` of `p_table`: the walk up `sync_owners` over live rows, or, for
-/// a row already deleted in this transaction (a cascade), the owner its removal logged.
-/// Definer's rights: the writer may be a user whom row-level security shows only part
-/// of the path, and must not need to read or write the log itself.
-const OWNER: &str = "CREATE FUNCTION dal_sync_owner(p_table text, p_id uuid) RETURNS uuid \
-     LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ \
-     DECLARE step record; next_id uuid; found_rows bigint; hops int := 0; \
-     BEGIN \
-       LOOP \
-         SELECT parent_column, parent_table INTO step FROM sync_owners WHERE table_name = p_table; \
-         IF NOT FOUND THEN RETURN NULL; END IF; \
-         IF step.parent_table IS NULL THEN RETURN p_id; END IF; \
-         EXECUTE format('SELECT %I FROM %I WHERE id = $1', step.parent_column, p_table) \
-           INTO next_id USING p_id; \
-         GET DIAGNOSTICS found_rows = ROW_COUNT; \
-         IF found_rows = 0 THEN \
-           RETURN (SELECT r.owner_id FROM sync_removals r WHERE r.row_id = p_id \
-                     AND r.table_name = p_table AND r.txid = pg_current_xact_id() \
-                     AND r.reason = 'deleted' ORDER BY r.seq DESC LIMIT 1); \
-         END IF; \
-         IF next_id IS NULL THEN RETURN NULL; END IF; \
-         hops := hops + 1; \
-         IF hops > 64 THEN \
-           RAISE EXCEPTION 'the owner path of % % does not reach users', p_table, p_id; \
-         END IF; \
-         p_table := step.parent_table; \
-         p_id := next_id; \
-       END LOOP; \
-     END $$";
-
-/// `BEFORE DELETE`: the row is still there, so its own walk finds its owner.
-const REMOVAL: &str = "CREATE FUNCTION dal_sync_removal() RETURNS trigger \
-     LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ \
-     BEGIN \
-       INSERT INTO sync_removals (table_name, row_id, owner_id, reason) \
-       VALUES (TG_TABLE_NAME, OLD.id, dal_sync_owner(TG_TABLE_NAME, OLD.id), 'deleted'); \
-       RETURN OLD; \
-     END $$";
+     CREATE POLICY sync_removals_owner ON sync_removals FOR ALL TO authenticated \
+       USING (owner_id = dal_request_user_id()) WITH CHECK (owner_id = dal_request_user_id())";
 
 /// Re-stamps the rows under `p_ids` of `p_table` (transitively, along the owner paths)
-/// with the current transaction id, versions untouched.
-const RESTAMP: &str = "CREATE FUNCTION dal_sync_restamp(p_table text, p_ids uuid[]) RETURNS void \
-     LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ \
+/// with the current transaction id, versions untouched. A table's children on owner paths
+/// are read from the schema itself: the tables whose `{table}_sync_moved` trigger watches
+/// a column referencing `p_table` (that column is their first step towards `users`).
+const RESTAMP: &str = "CREATE OR REPLACE FUNCTION dal_sync_restamp(p_table text, p_ids uuid[]) RETURNS void \
+     LANGUAGE plpgsql AS $$ \
      DECLARE child record; child_ids uuid[]; \
      BEGIN \
-       FOR child IN SELECT table_name, parent_column FROM sync_owners \
-                    WHERE parent_table = p_table ORDER BY table_name LOOP \
+       FOR child IN \
+         SELECT k.relname::text AS table_name, a.attname::text AS parent_column \
+         FROM pg_trigger t \
+         JOIN pg_class k ON k.oid = t.tgrelid \
+         JOIN pg_attribute a ON a.attrelid = t.tgrelid AND a.attnum = t.tgattr[0] \
+         JOIN pg_constraint c ON c.conrelid = t.tgrelid AND c.contype = 'f' \
+           AND c.conkey = ARRAY[a.attnum] AND c.confrelid = to_regclass(quote_ident(p_table)) \
+         WHERE t.tgname = k.relname || '_sync_moved' \
+         ORDER BY 1 \
+       LOOP \
          PERFORM set_config('dal.sync_restamp', 'on', true); \
          EXECUTE format('WITH s AS (UPDATE %I SET sync_txid = pg_current_xact_id() \
                          WHERE %I = ANY($1) RETURNING id) SELECT array_agg(id) FROM s', \
@@ -132,26 +104,7 @@ const RESTAMP: &str = "CREATE FUNCTION dal_sync_restamp(p_table text, p_ids uuid
        END LOOP; \
      END $$";
 
-/// `AFTER UPDATE OF` the owner column: the row has its new parent now.
-const MOVED: &str = "CREATE FUNCTION dal_sync_moved() RETURNS trigger \
-     LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$ \
-     DECLARE step record; was uuid; now_owner uuid; \
-     BEGIN \
-       SELECT parent_column, parent_table INTO step FROM sync_owners WHERE table_name = TG_TABLE_NAME; \
-       IF NOT FOUND OR step.parent_table IS NULL THEN RETURN NULL; END IF; \
-       was := dal_sync_owner(step.parent_table, (to_jsonb(OLD) ->> step.parent_column)::uuid); \
-       now_owner := dal_sync_owner(TG_TABLE_NAME, NEW.id); \
-       IF was IS DISTINCT FROM now_owner THEN \
-         IF was IS NOT NULL THEN \
-           INSERT INTO sync_removals (table_name, row_id, owner_id, reason) \
-           VALUES (TG_TABLE_NAME, OLD.id, was, 'moved'); \
-         END IF; \
-         PERFORM dal_sync_restamp(TG_TABLE_NAME, ARRAY[NEW.id]); \
-       END IF; \
-       RETURN NULL; \
-     END $$";
-
-const REFUSE_TRUNCATE: &str = "CREATE FUNCTION dal_sync_refuse_truncate() RETURNS trigger \
+const REFUSE_TRUNCATE: &str = "CREATE OR REPLACE FUNCTION dal_sync_refuse_truncate() RETURNS trigger \
      LANGUAGE plpgsql AS $$ \
      BEGIN \
        RAISE EXCEPTION 'TRUNCATE of synced table % is refused: replicas would keep its rows. \
@@ -208,11 +161,11 @@ impl MigrationTrait for Migration {
             return Ok(());
         }
         let db = manager.get_connection();
-        for sql in [TABLES, OWNER, REMOVAL, RESTAMP, MOVED, REFUSE_TRUNCATE, STAMP, ROW_VERSION] {
+        for sql in [TABLES, RESTAMP, REFUSE_TRUNCATE, STAMP, ROW_VERSION] {
             db.execute_unprepared(sql).await?;
         }
-        for (table, parent) in OWNERS {
-            synced::removal_triggers(manager, table, parent).await?;
+        for (table, path) in OWNERS {
+            synced::removal_triggers(manager, table, path).await?;
         }
         Ok(())
     }
@@ -226,7 +179,8 @@ impl MigrationTrait for Migration {
         let tables: Vec<String> = db
             .query_all_raw(sea_orm_migration::sea_orm::Statement::from_string(
                 DbBackend::Postgres,
-                "SELECT table_name FROM sync_owners",
+                "SELECT k.relname::text AS table_name FROM pg_trigger t JOIN pg_class k ON k.oid = t.tgrelid \
+                 WHERE t.tgname = k.relname || '_sync_removal'",
             ))
             .await?
             .iter()
@@ -239,17 +193,19 @@ impl MigrationTrait for Migration {
                 ))
                 .await?;
             }
+            for function in ["removal", "moved"] {
+                db.execute_unprepared(&format!(
+                    "DROP FUNCTION IF EXISTS \"dal_sync_{function}_{table}\"()"
+                ))
+                .await?;
+            }
         }
         for sql in [
             STAMP_BEFORE,
             ROW_VERSION_BEFORE,
-            "DROP FUNCTION dal_sync_moved()",
-            "DROP FUNCTION dal_sync_restamp(text, uuid[])",
-            "DROP FUNCTION dal_sync_removal()",
-            "DROP FUNCTION dal_sync_owner(text, uuid)",
-            "DROP FUNCTION dal_sync_refuse_truncate()",
-            "DROP TABLE sync_owners",
-            "DROP TABLE sync_removals",
+            "DROP FUNCTION IF EXISTS dal_sync_restamp(text, uuid[])",
+            "DROP FUNCTION IF EXISTS dal_sync_refuse_truncate()",
+            "DROP TABLE IF EXISTS sync_removals",
         ] {
             db.execute_unprepared(sql).await?;
         }

@@ -297,6 +297,13 @@ async fn a_plain_sql_delete_of_a_project_leaves_every_replica() {
         );
         let new_task = pending_edits(&b, project, tasks[0]).await;
 
+        // A generation on a timeline of the kept project: its timeline entry goes with it.
+        server_sql(
+            &rig.server,
+            &format!("DELETE FROM generations WHERE project_id = '{kept}'"),
+        )
+        .await
+        .unwrap();
         // What supabase-js's `.delete()` sends: one plain statement.
         server_sql(
             &rig.server,
@@ -314,6 +321,8 @@ async fn a_plain_sql_delete_of_a_project_leaves_every_replica() {
             a.database().projects().get(kept).await.unwrap().name,
             "kept"
         );
+        // The project, its two tasks and its shot; no generation, no timeline entry.
+        assert_eq!(under(&snapshot(a.database()).await.unwrap(), kept).len(), 4);
         // Nothing comes back on later rounds.
         rig.sync(&b).await;
         rig.sync(&a).await;
@@ -365,20 +374,16 @@ async fn removals_are_paged_with_the_window() {
         let a = rig.client("a").await;
         rig.sync(&a).await;
         let (_, from) = read_window(&Server::new(rig.server.clone()), None, 0, 100).await;
-        // A delete of one row among many, then of the user and everything of theirs.
-        server_sql(
-            &rig.server,
-            "DELETE FROM tasks WHERE id = (SELECT id FROM tasks ORDER BY id LIMIT 1)",
-        )
-        .await
-        .unwrap();
-        server_sql(
-            &rig.server,
-            &format!("DELETE FROM users WHERE id = '{user}'"),
-        )
-        .await
-        .unwrap();
-        // 1 + 1 user + 1 project + 22 tasks logged, read 4 at a time.
+        // A delete of one row among many, of the others in one statement, and of the
+        // user with their project: each row a statement names is logged, what a cascade
+        // took with it is not (the replica's own cascade takes it).
+        for sql in [
+            "DELETE FROM tasks WHERE id = (SELECT id FROM tasks ORDER BY id LIMIT 1)".to_owned(),
+            format!("DELETE FROM tasks WHERE project_id = '{project}' AND id IN (SELECT id FROM tasks ORDER BY id LIMIT 20)"),
+            format!("DELETE FROM users WHERE id = '{user}'"),
+        ] {
+            server_sql(&rig.server, &sql).await.unwrap();
+        }
         let server = Server::new(rig.server.clone());
         let (pages, _) = read_window(&server, None, from, 4).await;
         let mut removed = Vec::new();
@@ -386,8 +391,9 @@ async fn removals_are_paged_with_the_window() {
             assert!(page.rows.len() + page.removed.len() <= 4, "{page:?}");
             removed.extend(page.removed);
         }
-        assert_eq!(removed.len(), 25, "{removed:?}");
-        assert_eq!(removed.iter().collect::<BTreeSet<_>>().len(), 25);
+        assert_eq!(removed.len(), 22, "{removed:?}");
+        assert_eq!(removed.iter().collect::<BTreeSet<_>>().len(), 22);
+        assert_eq!(removed.last().unwrap(), &("users".to_owned(), user.0));
 
         // A first pull has none: there is nothing to remove.
         let (first, _) = read_window(&Server::new(rig.server.clone()), None, 0, 4).await;
@@ -673,6 +679,46 @@ async fn a_pull_as_a_user_never_carries_another_users_rows() {
             let unscoped = bytes(&full) + &bytes(&recent);
             assert!(bobs.iter().all(|id| unscoped.contains(id.as_str())));
         }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_by_the_web_app_as_its_user_reaches_that_users_replica() {
+    run_postgres(|t| async move {
+        let rig = Rig::new(&t);
+        let server = Server::new(rig.server.clone());
+        let ada = rig.server.users().create(NewUser::new()).await.unwrap().id;
+        let bob = rig.server.users().create(NewUser::new()).await.unwrap().id;
+        let (kept, [task, _]) = project_with_rows(&rig.server, ada, "kept").await;
+        let (doomed, _) = project_with_rows(&rig.server, ada, "doomed").await;
+        let (bobs, _) = project_with_rows(&rig.server, bob, "bob's").await;
+        let as_ada = AsUser { server: server.clone(), user: ada.0 };
+        let as_bob = AsUser { server, user: bob.0 };
+        let (a, b) = (rig.client("ada").await, rig.client("bob").await);
+        sync_both(&rig, [(&a, &as_ada), (&b, &as_bob)]).await;
+
+        // What supabase-js sends for Ada: plain deletes under row-level security as her.
+        let uow = rig.server.begin_as_user(ada).await.unwrap();
+        uow.execute_unprepared(&format!("DELETE FROM tasks WHERE id = '{task}'")).await.unwrap();
+        uow.execute_unprepared(&format!("DELETE FROM projects WHERE id = '{doomed}'")).await.unwrap();
+        uow.commit().await.unwrap();
+        // She cannot log a removal for Bob's replica.
+        let uow = rig.server.begin_as_user(ada).await.unwrap();
+        let forged = uow
+            .execute_unprepared(&format!(
+                "INSERT INTO sync_removals (table_name, row_id, owner_id, reason) VALUES ('projects', '{bobs}', '{bob}', 'deleted')"
+            ))
+            .await;
+        assert!(forged.is_err());
+        drop(uow);
+
+        sync_both(&rig, [(&a, &as_ada), (&b, &as_bob)]).await;
+        let local = snapshot(a.database()).await.unwrap();
+        assert!(under(&local, doomed).is_empty());
+        assert!(!local.contains_key(&("tasks".into(), task.to_string())));
+        assert_eq!(under(&local, kept).len(), 5);
+        assert_eq!(under(&snapshot(b.database()).await.unwrap(), bobs).len(), 6);
     })
     .await;
 }
