@@ -14,11 +14,63 @@ AS $function$ SELECT coalesce(nullif(current_setting('request.jwt.claim.sub', tr
 CREATE OR REPLACE FUNCTION dal_row_version()
  RETURNS trigger
  LANGUAGE plpgsql
-AS $function$ BEGIN IF NEW.row_version IS NOT DISTINCT FROM OLD.row_version THEN NEW.row_version := OLD.row_version + 1; END IF; RETURN NEW; END $function$;
+AS $function$ BEGIN IF current_setting('dal.sync_restamp', true) = 'on' AND (to_jsonb(NEW) - 'sync_txid') = (to_jsonb(OLD) - 'sync_txid') THEN RETURN NEW; END IF; IF NEW.row_version IS NOT DISTINCT FROM OLD.row_version THEN NEW.row_version := OLD.row_version + 1; END IF; RETURN NEW; END $function$;
+CREATE OR REPLACE FUNCTION dal_sync_moved_generations()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$ DECLARE was uuid; now_owner uuid; BEGIN SELECT a2.id INTO was FROM "projects" a1 JOIN "users" a2 ON a2.id = a1."user_id" WHERE a1.id = OLD."project_id"; SELECT a2.id INTO now_owner FROM "projects" a1 JOIN "users" a2 ON a2.id = a1."user_id" WHERE a1.id = NEW."project_id"; IF was IS DISTINCT FROM now_owner THEN IF was IS NOT NULL THEN INSERT INTO sync_removals (table_name, row_id, owner_id, reason) VALUES ('generations', OLD.id, was, 'moved'); END IF; PERFORM dal_sync_restamp('generations', ARRAY[NEW.id]); END IF; RETURN NULL; END $function$;
+CREATE OR REPLACE FUNCTION dal_sync_moved_projects()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$ DECLARE was uuid; now_owner uuid; BEGIN SELECT a1.id INTO was FROM "users" a1 WHERE a1.id = OLD."user_id"; SELECT a1.id INTO now_owner FROM "users" a1 WHERE a1.id = NEW."user_id"; IF was IS DISTINCT FROM now_owner THEN IF was IS NOT NULL THEN INSERT INTO sync_removals (table_name, row_id, owner_id, reason) VALUES ('projects', OLD.id, was, 'moved'); END IF; PERFORM dal_sync_restamp('projects', ARRAY[NEW.id]); END IF; RETURN NULL; END $function$;
+CREATE OR REPLACE FUNCTION dal_sync_moved_shot_generations()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$ DECLARE was uuid; now_owner uuid; BEGIN SELECT a3.id INTO was FROM "shots" a1 JOIN "projects" a2 ON a2.id = a1."project_id" JOIN "users" a3 ON a3.id = a2."user_id" WHERE a1.id = OLD."shot_id"; SELECT a3.id INTO now_owner FROM "shots" a1 JOIN "projects" a2 ON a2.id = a1."project_id" JOIN "users" a3 ON a3.id = a2."user_id" WHERE a1.id = NEW."shot_id"; IF was IS DISTINCT FROM now_owner THEN IF was IS NOT NULL THEN INSERT INTO sync_removals (table_name, row_id, owner_id, reason) VALUES ('shot_generations', OLD.id, was, 'moved'); END IF; PERFORM dal_sync_restamp('shot_generations', ARRAY[NEW.id]); END IF; RETURN NULL; END $function$;
+CREATE OR REPLACE FUNCTION dal_sync_moved_shots()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$ DECLARE was uuid; now_owner uuid; BEGIN SELECT a2.id INTO was FROM "projects" a1 JOIN "users" a2 ON a2.id = a1."user_id" WHERE a1.id = OLD."project_id"; SELECT a2.id INTO now_owner FROM "projects" a1 JOIN "users" a2 ON a2.id = a1."user_id" WHERE a1.id = NEW."project_id"; IF was IS DISTINCT FROM now_owner THEN IF was IS NOT NULL THEN INSERT INTO sync_removals (table_name, row_id, owner_id, reason) VALUES ('shots', OLD.id, was, 'moved'); END IF; PERFORM dal_sync_restamp('shots', ARRAY[NEW.id]); END IF; RETURN NULL; END $function$;
+CREATE OR REPLACE FUNCTION dal_sync_moved_tasks()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$ DECLARE was uuid; now_owner uuid; BEGIN SELECT a2.id INTO was FROM "projects" a1 JOIN "users" a2 ON a2.id = a1."user_id" WHERE a1.id = OLD."project_id"; SELECT a2.id INTO now_owner FROM "projects" a1 JOIN "users" a2 ON a2.id = a1."user_id" WHERE a1.id = NEW."project_id"; IF was IS DISTINCT FROM now_owner THEN IF was IS NOT NULL THEN INSERT INTO sync_removals (table_name, row_id, owner_id, reason) VALUES ('tasks', OLD.id, was, 'moved'); END IF; PERFORM dal_sync_restamp('tasks', ARRAY[NEW.id]); END IF; RETURN NULL; END $function$;
+CREATE OR REPLACE FUNCTION dal_sync_refuse_truncate()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$ BEGIN RAISE EXCEPTION 'TRUNCATE of synced table % is refused: replicas would keep its rows. Use DELETE FROM %, which replicas follow', TG_TABLE_NAME, TG_TABLE_NAME USING ERRCODE = 'feature_not_supported'; END $function$;
+CREATE OR REPLACE FUNCTION dal_sync_removal_generations()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$ DECLARE found_owner uuid; BEGIN IF OLD."project_id" IS NOT NULL THEN SELECT a2.id INTO found_owner FROM "projects" a1 JOIN "users" a2 ON a2.id = a1."user_id" WHERE a1.id = OLD."project_id"; IF NOT FOUND THEN RETURN OLD; END IF; END IF; INSERT INTO sync_removals (table_name, row_id, owner_id, reason) VALUES ('generations', OLD.id, found_owner, 'deleted'); RETURN OLD; END $function$;
+CREATE OR REPLACE FUNCTION dal_sync_removal_projects()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$ DECLARE found_owner uuid; BEGIN IF OLD."user_id" IS NOT NULL THEN SELECT a1.id INTO found_owner FROM "users" a1 WHERE a1.id = OLD."user_id"; IF NOT FOUND THEN RETURN OLD; END IF; END IF; INSERT INTO sync_removals (table_name, row_id, owner_id, reason) VALUES ('projects', OLD.id, found_owner, 'deleted'); RETURN OLD; END $function$;
+CREATE OR REPLACE FUNCTION dal_sync_removal_shot_generations()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$ DECLARE found_owner uuid; BEGIN IF OLD."shot_id" IS NOT NULL THEN SELECT a3.id INTO found_owner FROM "shots" a1 JOIN "projects" a2 ON a2.id = a1."project_id" JOIN "users" a3 ON a3.id = a2."user_id" WHERE a1.id = OLD."shot_id"; IF NOT FOUND THEN RETURN OLD; END IF; END IF; INSERT INTO sync_removals (table_name, row_id, owner_id, reason) VALUES ('shot_generations', OLD.id, found_owner, 'deleted'); RETURN OLD; END $function$;
+CREATE OR REPLACE FUNCTION dal_sync_removal_shots()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$ DECLARE found_owner uuid; BEGIN IF OLD."project_id" IS NOT NULL THEN SELECT a2.id INTO found_owner FROM "projects" a1 JOIN "users" a2 ON a2.id = a1."user_id" WHERE a1.id = OLD."project_id"; IF NOT FOUND THEN RETURN OLD; END IF; END IF; INSERT INTO sync_removals (table_name, row_id, owner_id, reason) VALUES ('shots', OLD.id, found_owner, 'deleted'); RETURN OLD; END $function$;
+CREATE OR REPLACE FUNCTION dal_sync_removal_tasks()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$ DECLARE found_owner uuid; BEGIN IF OLD."project_id" IS NOT NULL THEN SELECT a2.id INTO found_owner FROM "projects" a1 JOIN "users" a2 ON a2.id = a1."user_id" WHERE a1.id = OLD."project_id"; IF NOT FOUND THEN RETURN OLD; END IF; END IF; INSERT INTO sync_removals (table_name, row_id, owner_id, reason) VALUES ('tasks', OLD.id, found_owner, 'deleted'); RETURN OLD; END $function$;
+CREATE OR REPLACE FUNCTION dal_sync_removal_users()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$ DECLARE found_owner uuid; BEGIN found_owner := OLD.id; INSERT INTO sync_removals (table_name, row_id, owner_id, reason) VALUES ('users', OLD.id, found_owner, 'deleted'); RETURN OLD; END $function$;
+CREATE OR REPLACE FUNCTION dal_sync_restamp(p_table text, p_ids uuid[])
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$ DECLARE child record; child_ids uuid[]; BEGIN FOR child IN SELECT k.relname::text AS table_name, a.attname::text AS parent_column FROM pg_trigger t JOIN pg_class k ON k.oid = t.tgrelid JOIN pg_attribute a ON a.attrelid = t.tgrelid AND a.attnum = t.tgattr[0] JOIN pg_constraint c ON c.conrelid = t.tgrelid AND c.contype = 'f' AND c.conkey = ARRAY[a.attnum] AND c.confrelid = to_regclass(quote_ident(p_table)) WHERE t.tgname = k.relname || '_sync_moved' ORDER BY 1 LOOP PERFORM set_config('dal.sync_restamp', 'on', true); EXECUTE format('WITH s AS (UPDATE %I SET sync_txid = pg_current_xact_id() WHERE %I = ANY($1) RETURNING id) SELECT array_agg(id) FROM s', child.table_name, child.parent_column) INTO child_ids USING p_ids; PERFORM set_config('dal.sync_restamp', 'off', true); IF child_ids IS NOT NULL THEN PERFORM dal_sync_restamp(child.table_name, child_ids); END IF; END LOOP; END $function$;
 CREATE OR REPLACE FUNCTION dal_sync_stamp()
  RETURNS trigger
  LANGUAGE plpgsql
-AS $function$ BEGIN NEW.sync_txid := pg_current_xact_id(); IF TG_OP = 'INSERT' THEN NEW.sync_version := 1; ELSE NEW.sync_version := OLD.sync_version + 1; END IF; RETURN NEW; END $function$;
+AS $function$ BEGIN NEW.sync_txid := pg_current_xact_id(); IF TG_OP = 'INSERT' THEN NEW.sync_version := 1; ELSIF current_setting('dal.sync_restamp', true) = 'on' AND (to_jsonb(NEW) - 'sync_txid') = (to_jsonb(OLD) - 'sync_txid') THEN NULL; ELSE NEW.sync_version := OLD.sync_version + 1; END IF; RETURN NEW; END $function$;
 
 CREATE TABLE sync_clients (
     client_id uuid NOT NULL,
@@ -53,6 +105,18 @@ CREATE TABLE sync_log (
     changed_columns text[],
     row_version bigint,
     CONSTRAINT sync_log_pkey PRIMARY KEY (client_id, seq)
+);
+
+CREATE TABLE sync_removals (
+    seq bigint NOT NULL,
+    txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    table_name text NOT NULL,
+    row_id uuid NOT NULL,
+    owner_id uuid,
+    reason text NOT NULL,
+    removed_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT sync_removals_pkey PRIMARY KEY (seq),
+    CONSTRAINT sync_removals_reason_check CHECK ((reason = ANY (ARRAY['deleted'::text, 'moved'::text])))
 );
 
 CREATE TABLE users (
@@ -184,6 +248,8 @@ CREATE TABLE tasks (
 ALTER SEQUENCE sync_conflicts_id_seq OWNED BY sync_conflicts.id;
 
 CREATE INDEX sync_log_row_idx ON sync_log USING btree (row_id, row_version);
+CREATE INDEX sync_removals_owner_idx ON sync_removals USING btree (owner_id, txid, seq);
+CREATE INDEX sync_removals_window_idx ON sync_removals USING btree (txid, seq);
 CREATE INDEX users_sync_txid_id_idx ON users USING btree (sync_txid, id);
 CREATE INDEX projects_sync_txid_id_idx ON projects USING btree (sync_txid, id);
 CREATE INDEX projects_user_id_idx ON projects USING btree (user_id);
@@ -202,18 +268,36 @@ CREATE INDEX tasks_queued_order_idx ON tasks USING btree (created_at, id) WHERE 
 CREATE INDEX tasks_sync_txid_id_idx ON tasks USING btree (sync_txid, id);
 
 CREATE TRIGGER users_row_version BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION dal_row_version();
+CREATE TRIGGER users_sync_removal BEFORE DELETE ON users FOR EACH ROW EXECUTE FUNCTION dal_sync_removal_users();
 CREATE TRIGGER users_sync_stamp BEFORE INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION dal_sync_stamp();
+CREATE TRIGGER users_sync_truncate BEFORE TRUNCATE ON users FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_refuse_truncate();
 CREATE TRIGGER projects_row_version BEFORE UPDATE ON projects FOR EACH ROW EXECUTE FUNCTION dal_row_version();
+CREATE TRIGGER projects_sync_moved AFTER UPDATE OF user_id ON projects FOR EACH ROW WHEN ((old.user_id IS DISTINCT FROM new.user_id)) EXECUTE FUNCTION dal_sync_moved_projects();
+CREATE TRIGGER projects_sync_removal BEFORE DELETE ON projects FOR EACH ROW EXECUTE FUNCTION dal_sync_removal_projects();
 CREATE TRIGGER projects_sync_stamp BEFORE INSERT OR UPDATE ON projects FOR EACH ROW EXECUTE FUNCTION dal_sync_stamp();
+CREATE TRIGGER projects_sync_truncate BEFORE TRUNCATE ON projects FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_refuse_truncate();
 CREATE TRIGGER generations_row_version BEFORE UPDATE ON generations FOR EACH ROW EXECUTE FUNCTION dal_row_version();
+CREATE TRIGGER generations_sync_moved AFTER UPDATE OF project_id ON generations FOR EACH ROW WHEN ((old.project_id IS DISTINCT FROM new.project_id)) EXECUTE FUNCTION dal_sync_moved_generations();
+CREATE TRIGGER generations_sync_removal BEFORE DELETE ON generations FOR EACH ROW EXECUTE FUNCTION dal_sync_removal_generations();
 CREATE TRIGGER generations_sync_stamp BEFORE INSERT OR UPDATE ON generations FOR EACH ROW EXECUTE FUNCTION dal_sync_stamp();
+CREATE TRIGGER generations_sync_truncate BEFORE TRUNCATE ON generations FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_refuse_truncate();
 CREATE TRIGGER shots_row_version BEFORE UPDATE ON shots FOR EACH ROW EXECUTE FUNCTION dal_row_version();
+CREATE TRIGGER shots_sync_moved AFTER UPDATE OF project_id ON shots FOR EACH ROW WHEN ((old.project_id IS DISTINCT FROM new.project_id)) EXECUTE FUNCTION dal_sync_moved_shots();
+CREATE TRIGGER shots_sync_removal BEFORE DELETE ON shots FOR EACH ROW EXECUTE FUNCTION dal_sync_removal_shots();
 CREATE TRIGGER shots_sync_stamp BEFORE INSERT OR UPDATE ON shots FOR EACH ROW EXECUTE FUNCTION dal_sync_stamp();
+CREATE TRIGGER shots_sync_truncate BEFORE TRUNCATE ON shots FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_refuse_truncate();
 CREATE TRIGGER shot_generations_row_version BEFORE UPDATE ON shot_generations FOR EACH ROW EXECUTE FUNCTION dal_row_version();
+CREATE TRIGGER shot_generations_sync_moved AFTER UPDATE OF shot_id ON shot_generations FOR EACH ROW WHEN ((old.shot_id IS DISTINCT FROM new.shot_id)) EXECUTE FUNCTION dal_sync_moved_shot_generations();
+CREATE TRIGGER shot_generations_sync_removal BEFORE DELETE ON shot_generations FOR EACH ROW EXECUTE FUNCTION dal_sync_removal_shot_generations();
 CREATE TRIGGER shot_generations_sync_stamp BEFORE INSERT OR UPDATE ON shot_generations FOR EACH ROW EXECUTE FUNCTION dal_sync_stamp();
+CREATE TRIGGER shot_generations_sync_truncate BEFORE TRUNCATE ON shot_generations FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_refuse_truncate();
 CREATE TRIGGER tasks_row_version BEFORE UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION dal_row_version();
+CREATE TRIGGER tasks_sync_moved AFTER UPDATE OF project_id ON tasks FOR EACH ROW WHEN ((old.project_id IS DISTINCT FROM new.project_id)) EXECUTE FUNCTION dal_sync_moved_tasks();
+CREATE TRIGGER tasks_sync_removal BEFORE DELETE ON tasks FOR EACH ROW EXECUTE FUNCTION dal_sync_removal_tasks();
 CREATE TRIGGER tasks_sync_stamp BEFORE INSERT OR UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION dal_sync_stamp();
+CREATE TRIGGER tasks_sync_truncate BEFORE TRUNCATE ON tasks FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_refuse_truncate();
 
+ALTER TABLE sync_removals ENABLE ROW LEVEL SECURITY;
 ALTER TABLE users ENABLE ROW LEVEL SECURITY;
 ALTER TABLE projects ENABLE ROW LEVEL SECURITY;
 ALTER TABLE generations ENABLE ROW LEVEL SECURITY;
@@ -221,6 +305,7 @@ ALTER TABLE shots ENABLE ROW LEVEL SECURITY;
 ALTER TABLE shot_generations ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tasks ENABLE ROW LEVEL SECURITY;
 
+CREATE POLICY sync_removals_owner ON sync_removals AS PERMISSIVE FOR ALL TO authenticated USING ((owner_id = dal_request_user_id())) WITH CHECK ((owner_id = dal_request_user_id()));
 CREATE POLICY users_owner ON users AS PERMISSIVE FOR ALL TO authenticated USING ((id = dal_request_user_id())) WITH CHECK ((id = dal_request_user_id()));
 CREATE POLICY projects_owner ON projects AS PERMISSIVE FOR ALL TO authenticated USING ((user_id = dal_request_user_id())) WITH CHECK ((user_id = dal_request_user_id()));
 CREATE POLICY generations_owner ON generations AS PERMISSIVE FOR ALL TO authenticated USING ((EXISTS ( SELECT 1 FROM projects p WHERE ((p.id = generations.project_id) AND (p.user_id = dal_request_user_id()))))) WITH CHECK ((EXISTS ( SELECT 1 FROM projects p WHERE ((p.id = generations.project_id) AND (p.user_id = dal_request_user_id())))));
@@ -248,6 +333,7 @@ INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261123_112940_syn
 INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261130_203628_values_every_reader_reads', extract(epoch FROM now())::bigint);
 INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261130_232000_row_versions', extract(epoch FROM now())::bigint);
 INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261201_023900_task_leases', extract(epoch FROM now())::bigint);
+INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261202_120000_sync_removals', extract(epoch FROM now())::bigint);
 
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20250601_000001_initial_schema', 'c15173c9520480721c317977b41bb2944b4908e494f0c690d1b172994b287fa0');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20250602_000001_row_level_security', 'cee9239a4f428d7d758dd47b0ed323bc52cf982d10e7ce2d16d92395cd0a3a3f');
@@ -257,3 +343,4 @@ INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261123_11294
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261130_203628_values_every_reader_reads', '128e05dc13673e84f5af9cdc95f8bf1aa76abca06fa1f7c267e45d1996807f45');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261130_232000_row_versions', '010fde60ebe3327241f9451e0540ed3cd4e47b3f03790e6fe90daae7fedd02f5');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261201_023900_task_leases', 'd094acf725a4016d1c4a59a379f8c6245319bff2b6db3333fb73e4f9126eb3c6');
+INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261202_120000_sync_removals', '61251f9f1d5789d4cfc0735c307ae5febd43f344715180da3c78fd24494d2731');

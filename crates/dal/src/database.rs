@@ -196,9 +196,7 @@ impl Database {
     /// `PermissionDenied` on writes).
     pub async fn begin_as_user(&self, user: entities::Id) -> Result<UnitOfWork> {
         let uow = self.begin().await?;
-        for statement in self.dialect.act_as_user(user) {
-            uow.execute_raw(statement).await?;
-        }
+        uow.act_as_user(user).await?;
         Ok(uow)
     }
 
@@ -298,6 +296,19 @@ impl UnitOfWork {
     /// A unit of work has its connection; bulk paths use it rather than the pool.
     pub(crate) fn no_copy_target(&self) -> Option<crate::executor::CopyTarget<'_>> {
         None
+    }
+
+    /// Runs the rest of this unit of work on behalf of `user`, as
+    /// [`Database::begin_as_user`] does from its start: on Postgres as the `authenticated`
+    /// role with the user's claims, transaction-locally, so row-level security shows and
+    /// lets it write only the user's rows; nothing on SQLite. For a unit begun otherwise
+    /// (with an isolation level of its own, say); settings it needs that the role may
+    /// not change come first.
+    pub async fn act_as_user(&self, user: entities::Id) -> Result<()> {
+        for statement in self.dialect.act_as_user(user) {
+            self.execute_raw(statement).await?;
+        }
+        Ok(())
     }
 
     /// Starts a nested unit of work (a savepoint): committing it keeps its changes in this

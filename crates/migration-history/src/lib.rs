@@ -66,6 +66,7 @@ history! {
     m20261130_203628_values_every_reader_reads,
     m20261130_232000_row_versions,
     m20261201_023900_task_leases,
+    m20261202_120000_sync_removals,
     m20261207_040000_sync_client_users,
     m20261207_041000_sync_notify,
 }

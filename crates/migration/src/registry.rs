@@ -170,6 +170,62 @@ async fn capture_differences<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Rows leaving a synced table reach the replicas only through its removal triggers
+/// (`synced::removal_triggers`), whose moved trigger must watch the registry's first
+/// parent: the step towards the owner.
+async fn removal_differences<C: ConnectionTrait>(
+    db: &C,
+    table: &Table,
+    out: &mut Vec<String>,
+) -> Result<(), DbErr> {
+    let name = table.name;
+    let parent = table.parents.first();
+    let mut wanted = vec![
+        format!("{name}_sync_removal"),
+        format!("{name}_sync_truncate"),
+    ];
+    if parent.is_some() {
+        wanted.push(format!("{name}_sync_moved"));
+    }
+    let live = strings(
+        db,
+        format!(
+            "SELECT tgname::text AS name FROM pg_trigger WHERE tgrelid = to_regclass({})",
+            quoted(name)
+        ),
+        "name",
+    )
+    .await?;
+    for trigger in wanted.iter().filter(|t| !live.contains(t)) {
+        out.push(format!(
+            "{name}: trigger {trigger} is missing (migration_history::synced::owner_policy creates it)"
+        ));
+    }
+    // The moved trigger watches the first step of the row's path to its owner.
+    if let Some(parent) = parent {
+        let watched = strings(
+            db,
+            format!(
+                "SELECT a.attname::text AS name FROM pg_trigger t JOIN pg_attribute a \
+                 ON a.attrelid = t.tgrelid AND a.attnum = ANY (t.tgattr) \
+                 WHERE t.tgrelid = to_regclass({}) AND t.tgname = {}",
+                quoted(name),
+                quoted(&format!("{name}_sync_moved"))
+            ),
+            "name",
+        )
+        .await?;
+        if !watched.is_empty() && watched != [parent.column] {
+            out.push(format!(
+                "{name}: trigger {name}_sync_moved watches {} but the registry's first parent is {} (rebuild it: migration_history::synced::owner_policy)",
+                watched.join(", "),
+                parent.column
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Postgres stamps every synced row with its version (one trigger per table, whatever the
 /// columns), and guards it with the owner policy the registry's parent path gives.
 async fn postgres_differences<C: ConnectionTrait>(
@@ -194,6 +250,7 @@ async fn postgres_differences<C: ConnectionTrait>(
             "{name}: the sync stamp trigger {name}_sync_stamp is missing"
         ));
     }
+    removal_differences(db, table, out).await?;
     let policy = format!("{name}_owner");
     let live = strings(
         db,

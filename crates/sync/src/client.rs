@@ -352,6 +352,7 @@ impl SyncClient {
             }
             upsert(&uow, table, values, Overwrite::IfNewer).await?;
         }
+        apply_removals(&uow, &page.removed).await?;
         let done = page.next.is_none();
         if done {
             set_state(&uow, "pull_from", &page.to_txid.to_string()).await?;
@@ -373,6 +374,67 @@ impl SyncClient {
         uow.commit().await?;
         Ok((page.rows.len(), done))
     }
+}
+
+/// Deletes each removed row (see [`PullPage::removed`](crate::protocol::PullPage)) and
+/// every row under it, as the server's cascade did: for good, not as a tombstone, since
+/// the server has no row left either. The caller has capture off, so nothing reaches the
+/// outbox; entries already waiting there for these rows stay, and the server refuses
+/// them when they arrive (their row or parent is gone), which dead-letters them.
+async fn apply_removals(uow: &UnitOfWork, removed: &[(String, Uuid)]) -> dal::Result<()> {
+    if removed.is_empty() {
+        return Ok(());
+    }
+    // Level by level down the parent links, then deleted children first, so no row is
+    // left pointing at a deleted parent whatever the foreign-key settings.
+    let mut doomed: Vec<(&'static str, Json)> = Vec::new();
+    let mut level: Vec<(&'static str, Vec<String>)> = Vec::new();
+    for table in tables() {
+        let ids: Vec<String> = removed
+            .iter()
+            .filter(|(t, _)| t == table.name)
+            .map(|(_, id)| id.to_string())
+            .collect();
+        if !ids.is_empty() {
+            level.push((table.name, ids));
+        }
+    }
+    while !level.is_empty() {
+        let mut below = Vec::new();
+        for (table, ids) in level {
+            let ids = Json::from(ids);
+            for child in tables() {
+                for link in child.parents.iter().filter(|p| p.table == table) {
+                    let rows = uow
+                        .query_all_raw(sql(
+                            &format!(
+                                "SELECT id FROM \"{}\" WHERE \"{}\" IN (SELECT value FROM json_each(?))",
+                                child.name, link.column
+                            ),
+                            vec![ids.to_string().into()],
+                        ))
+                        .await?;
+                    let found = rows
+                        .iter()
+                        .map(|r| r.try_get::<String>("", "id"))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    if !found.is_empty() {
+                        below.push((child.name, found));
+                    }
+                }
+            }
+            doomed.push((table, ids));
+        }
+        level = below;
+    }
+    for (table, ids) in doomed.iter().rev() {
+        uow.execute_raw(sql(
+            &format!("DELETE FROM \"{table}\" WHERE id IN (SELECT value FROM json_each(?))"),
+            vec![ids.to_string().into()],
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 /// Puts every live row already in the database into the outbox as an insert, parents

@@ -124,4 +124,10 @@ pub struct PullPage {
     pub rows: Vec<(String, RowValues)>,
     /// Where the next page starts; `None` when the window is exhausted.
     pub next: Option<(usize, u64, Uuid)>,
+    /// Rows that left the replica's view in the window, `(table, id)`: deleted on the
+    /// server (by any writer: a plain SQL `DELETE` too), or, in a pull made as a user,
+    /// given to another user. The client deletes each with everything under it, as the
+    /// server's cascade did. They come after the window's changed rows, paged with them.
+    #[serde(default)]
+    pub removed: Vec<(String, Uuid)>,
 }

@@ -34,6 +34,7 @@ mod sync;
 mod sync_edges;
 mod sync_http;
 mod sync_leases;
+mod sync_removals;
 mod tasks;
 mod timeline;
 mod tls;

@@ -136,6 +136,23 @@ parity_test!(async fn the_owner_policies_follow_the_registrys_parents(t) {
     let problems = differences(&db, schema::tables()).await;
     assert!(mentions(&problems, &["generations: policy generations_owner is", "WITH CHECK true"]), "{problems:#?}");
 
+    // A synced table whose deletes no longer reach replicas.
+    db.execute_unprepared("DROP TRIGGER tasks_sync_removal ON tasks").await.unwrap();
+    db.execute_unprepared("DROP TRIGGER shots_sync_moved ON shots").await.unwrap();
+    db.execute_unprepared(
+        "CREATE TRIGGER shots_sync_moved AFTER UPDATE OF name ON shots FOR EACH ROW EXECUTE FUNCTION dal_sync_moved_shots()",
+    )
+    .await
+    .unwrap();
+    let problems = differences(&db, schema::tables()).await;
+    assert!(mentions(&problems, &["tasks: trigger tasks_sync_removal is missing"]), "{problems:#?}");
+    assert!(mentions(&problems, &["shots: trigger shots_sync_moved watches name", "first parent is project_id"]), "{problems:#?}");
+    for name in ["tasks", "shots"] {
+        let path = registry::owner_path(schema::tables(), schema::table(name).unwrap());
+        synced::removal_triggers(&SchemaManager::new(db.sea_orm_connection()), name, &path).await.unwrap();
+    }
+    assert!(!mentions(&differences(&db, schema::tables()).await, &["sync_"]));
+
     db.execute_unprepared("DROP POLICY shots_owner ON shots").await.unwrap();
     let problems = differences(&db, schema::tables()).await;
     assert!(mentions(&problems, &["shots_owner", "missing"]), "{problems:#?}");

@@ -24,6 +24,7 @@
 mod conflict;
 mod pull;
 mod push;
+mod removals;
 mod shim;
 mod write;
 
@@ -31,6 +32,7 @@ use async_trait::async_trait;
 use dal::prelude::*;
 use dal::{DalError, Isolation};
 use sea_orm::{ConnectionTrait, Statement, Value};
+use uuid::Uuid;
 
 use crate::protocol::{PullPage, PullRequest, PushAck, PushBatch};
 use crate::transport::{Transport, TransportError};
@@ -92,8 +94,30 @@ impl Server {
         }
     }
 
-    /// Reads one page of changes (see [`PullRequest`]).
+    /// Reads one page of changes (see [`PullRequest`]), of every user: for a replica of
+    /// the whole database (the direct transport, which connects as the tables' owner).
     pub async fn pull(&self, request: PullRequest) -> Result<PullPage, TransportError> {
+        self.read(request, None).await
+    }
+
+    /// Reads one page of changes as `user` sees them: the page's reads (changed rows, the
+    /// parents added for them, removals) run under the row-level security policies as
+    /// that user, so no row of another user can be in it; removals are the user's own,
+    /// moves of a row to another user included. For a server that authenticates its
+    /// clients: each replica holds its user's rows only.
+    pub async fn pull_as(
+        &self,
+        user: Uuid,
+        request: PullRequest,
+    ) -> Result<PullPage, TransportError> {
+        self.read(request, Some(user)).await
+    }
+
+    async fn read(
+        &self,
+        request: PullRequest,
+        user: Option<Uuid>,
+    ) -> Result<PullPage, TransportError> {
         // The bound is fixed before the page's snapshot: every transaction of this
         // database below it had committed then, so the later snapshot sees all its rows.
         let to = match request.to_txid {
@@ -112,7 +136,12 @@ impl Server {
         uow.execute_unprepared("SET LOCAL enable_sort = off")
             .await
             .map_err(|e| transient(e.into()))?;
-        let page = pull::read_page(&uow, &request, to).await.map_err(transient);
+        if let Some(user) = user {
+            uow.act_as_user(Id(user)).await.map_err(transient)?;
+        }
+        let page = pull::read_page(&uow, &request, to, user)
+            .await
+            .map_err(transient);
         let _ = uow.rollback().await;
         page
     }

@@ -17,7 +17,7 @@ use sea_orm::{ConnectionTrait, Statement, Value};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use super::statement;
+use super::{removals, statement};
 use crate::protocol::{PullPage, PullRequest, RowValues};
 use crate::tables::{self, tables};
 use crate::wire;
@@ -69,10 +69,14 @@ pub(super) async fn horizon(db: &Database) -> dal::Result<u64> {
     }
 }
 
+/// One page of the window `[request.from_txid, to)`: changed rows table by table, then
+/// the removals (see `removals.rs`), `user`'s own only when the pull is scoped (the unit
+/// of work then runs as the user, so row-level security hides every other row).
 pub(super) async fn read_page(
     uow: &UnitOfWork,
     request: &PullRequest,
     to: u64,
+    user: Option<Uuid>,
 ) -> dal::Result<PullPage> {
     let limit = request.limit.clamp(1, 10_000);
     let mut changed: Vec<(usize, RowValues)> = Vec::new();
@@ -130,6 +134,22 @@ pub(super) async fn read_page(
             break;
         }
     }
+    let mut removed = Vec::new();
+    // A first pull (from 0) skips them: the replica holds nothing the window's rows do
+    // not bring, and the log of every removal ever made need not be read.
+    if next.is_none() && request.from_txid > 0 {
+        let room = limit - changed.len();
+        if room == 0 {
+            next = Some((removals::stage(), 0, Uuid::nil()));
+        } else {
+            let after = request
+                .after
+                .filter(|(t, txid, _)| *t == removals::stage() && *txid > 0)
+                .map(|(_, txid, id)| (txid, id));
+            (removed, next) =
+                removals::read(uow, (request.from_txid, to), after, user, room).await?;
+        }
+    }
     let ancestors = ancestors_of(uow, &changed).await?;
     let mut rows: Vec<(String, RowValues)> = ancestors;
     rows.extend(changed.into_iter().map(|(i, mut v)| {
@@ -140,6 +160,7 @@ pub(super) async fn read_page(
         to_txid: to,
         rows,
         next,
+        removed,
     })
 }
 

@@ -9,12 +9,4 @@ impl Server {
     ) -> Result<PushAck, TransportError> {
         self.push(batch).await
     }
-    #[allow(missing_docs)]
-    pub async fn pull_as(
-        &self,
-        _user: uuid::Uuid,
-        request: PullRequest,
-    ) -> Result<PullPage, TransportError> {
-        self.pull(request).await
-    }
 }
