@@ -35,6 +35,10 @@ CREATE OR REPLACE FUNCTION dal_sync_moved_tasks()
  RETURNS trigger
  LANGUAGE plpgsql
 AS $function$ DECLARE was uuid; now_owner uuid; BEGIN SELECT a2.id INTO was FROM "projects" a1 JOIN "users" a2 ON a2.id = a1."user_id" WHERE a1.id = OLD."project_id"; SELECT a2.id INTO now_owner FROM "projects" a1 JOIN "users" a2 ON a2.id = a1."user_id" WHERE a1.id = NEW."project_id"; IF was IS DISTINCT FROM now_owner THEN IF was IS NOT NULL THEN INSERT INTO sync_removals (table_name, row_id, owner_id, reason) VALUES ('tasks', OLD.id, was, 'moved'); END IF; PERFORM dal_sync_restamp('tasks', ARRAY[NEW.id]); END IF; RETURN NULL; END $function$;
+CREATE OR REPLACE FUNCTION dal_sync_notify()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$ BEGIN PERFORM pg_notify('dal_sync', ''); RETURN NULL; END $function$;
 CREATE OR REPLACE FUNCTION dal_sync_refuse_truncate()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -76,6 +80,7 @@ CREATE TABLE sync_clients (
     client_id uuid NOT NULL,
     last_seq bigint NOT NULL DEFAULT 0,
     updated_at timestamp with time zone NOT NULL DEFAULT now(),
+    user_id uuid,
     CONSTRAINT sync_clients_pkey PRIMARY KEY (client_id)
 );
 
@@ -268,31 +273,37 @@ CREATE INDEX tasks_queued_order_idx ON tasks USING btree (created_at, id) WHERE 
 CREATE INDEX tasks_sync_txid_id_idx ON tasks USING btree (sync_txid, id);
 
 CREATE TRIGGER users_row_version BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION dal_row_version();
+CREATE TRIGGER users_sync_notify AFTER INSERT OR DELETE OR UPDATE ON users FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify();
 CREATE TRIGGER users_sync_removal BEFORE DELETE ON users FOR EACH ROW EXECUTE FUNCTION dal_sync_removal_users();
 CREATE TRIGGER users_sync_stamp BEFORE INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION dal_sync_stamp();
 CREATE TRIGGER users_sync_truncate BEFORE TRUNCATE ON users FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_refuse_truncate();
 CREATE TRIGGER projects_row_version BEFORE UPDATE ON projects FOR EACH ROW EXECUTE FUNCTION dal_row_version();
 CREATE TRIGGER projects_sync_moved AFTER UPDATE OF user_id ON projects FOR EACH ROW WHEN ((old.user_id IS DISTINCT FROM new.user_id)) EXECUTE FUNCTION dal_sync_moved_projects();
+CREATE TRIGGER projects_sync_notify AFTER INSERT OR DELETE OR UPDATE ON projects FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify();
 CREATE TRIGGER projects_sync_removal BEFORE DELETE ON projects FOR EACH ROW EXECUTE FUNCTION dal_sync_removal_projects();
 CREATE TRIGGER projects_sync_stamp BEFORE INSERT OR UPDATE ON projects FOR EACH ROW EXECUTE FUNCTION dal_sync_stamp();
 CREATE TRIGGER projects_sync_truncate BEFORE TRUNCATE ON projects FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_refuse_truncate();
 CREATE TRIGGER generations_row_version BEFORE UPDATE ON generations FOR EACH ROW EXECUTE FUNCTION dal_row_version();
 CREATE TRIGGER generations_sync_moved AFTER UPDATE OF project_id ON generations FOR EACH ROW WHEN ((old.project_id IS DISTINCT FROM new.project_id)) EXECUTE FUNCTION dal_sync_moved_generations();
+CREATE TRIGGER generations_sync_notify AFTER INSERT OR DELETE OR UPDATE ON generations FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify();
 CREATE TRIGGER generations_sync_removal BEFORE DELETE ON generations FOR EACH ROW EXECUTE FUNCTION dal_sync_removal_generations();
 CREATE TRIGGER generations_sync_stamp BEFORE INSERT OR UPDATE ON generations FOR EACH ROW EXECUTE FUNCTION dal_sync_stamp();
 CREATE TRIGGER generations_sync_truncate BEFORE TRUNCATE ON generations FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_refuse_truncate();
 CREATE TRIGGER shots_row_version BEFORE UPDATE ON shots FOR EACH ROW EXECUTE FUNCTION dal_row_version();
 CREATE TRIGGER shots_sync_moved AFTER UPDATE OF project_id ON shots FOR EACH ROW WHEN ((old.project_id IS DISTINCT FROM new.project_id)) EXECUTE FUNCTION dal_sync_moved_shots();
+CREATE TRIGGER shots_sync_notify AFTER INSERT OR DELETE OR UPDATE ON shots FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify();
 CREATE TRIGGER shots_sync_removal BEFORE DELETE ON shots FOR EACH ROW EXECUTE FUNCTION dal_sync_removal_shots();
 CREATE TRIGGER shots_sync_stamp BEFORE INSERT OR UPDATE ON shots FOR EACH ROW EXECUTE FUNCTION dal_sync_stamp();
 CREATE TRIGGER shots_sync_truncate BEFORE TRUNCATE ON shots FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_refuse_truncate();
 CREATE TRIGGER shot_generations_row_version BEFORE UPDATE ON shot_generations FOR EACH ROW EXECUTE FUNCTION dal_row_version();
 CREATE TRIGGER shot_generations_sync_moved AFTER UPDATE OF shot_id ON shot_generations FOR EACH ROW WHEN ((old.shot_id IS DISTINCT FROM new.shot_id)) EXECUTE FUNCTION dal_sync_moved_shot_generations();
+CREATE TRIGGER shot_generations_sync_notify AFTER INSERT OR DELETE OR UPDATE ON shot_generations FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify();
 CREATE TRIGGER shot_generations_sync_removal BEFORE DELETE ON shot_generations FOR EACH ROW EXECUTE FUNCTION dal_sync_removal_shot_generations();
 CREATE TRIGGER shot_generations_sync_stamp BEFORE INSERT OR UPDATE ON shot_generations FOR EACH ROW EXECUTE FUNCTION dal_sync_stamp();
 CREATE TRIGGER shot_generations_sync_truncate BEFORE TRUNCATE ON shot_generations FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_refuse_truncate();
 CREATE TRIGGER tasks_row_version BEFORE UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION dal_row_version();
 CREATE TRIGGER tasks_sync_moved AFTER UPDATE OF project_id ON tasks FOR EACH ROW WHEN ((old.project_id IS DISTINCT FROM new.project_id)) EXECUTE FUNCTION dal_sync_moved_tasks();
+CREATE TRIGGER tasks_sync_notify AFTER INSERT OR DELETE OR UPDATE ON tasks FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify();
 CREATE TRIGGER tasks_sync_removal BEFORE DELETE ON tasks FOR EACH ROW EXECUTE FUNCTION dal_sync_removal_tasks();
 CREATE TRIGGER tasks_sync_stamp BEFORE INSERT OR UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION dal_sync_stamp();
 CREATE TRIGGER tasks_sync_truncate BEFORE TRUNCATE ON tasks FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_refuse_truncate();
@@ -334,6 +345,8 @@ INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261130_203628_val
 INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261130_232000_row_versions', extract(epoch FROM now())::bigint);
 INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261201_023900_task_leases', extract(epoch FROM now())::bigint);
 INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261202_120000_sync_removals', extract(epoch FROM now())::bigint);
+INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261207_040000_sync_client_users', extract(epoch FROM now())::bigint);
+INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261207_041000_sync_notify', extract(epoch FROM now())::bigint);
 
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20250601_000001_initial_schema', 'c15173c9520480721c317977b41bb2944b4908e494f0c690d1b172994b287fa0');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20250602_000001_row_level_security', 'cee9239a4f428d7d758dd47b0ed323bc52cf982d10e7ce2d16d92395cd0a3a3f');
@@ -344,3 +357,5 @@ INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261130_20362
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261130_232000_row_versions', '010fde60ebe3327241f9451e0540ed3cd4e47b3f03790e6fe90daae7fedd02f5');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261201_023900_task_leases', 'd094acf725a4016d1c4a59a379f8c6245319bff2b6db3333fb73e4f9126eb3c6');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261202_120000_sync_removals', '61251f9f1d5789d4cfc0735c307ae5febd43f344715180da3c78fd24494d2731');
+INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_040000_sync_client_users', '032b48098e8409cb02d1fa82798f0dd73c2f9924b4106662127f5e9a40c58bb3');
+INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_041000_sync_notify', '08b33eae58a73a6c6e8cff4c680ba9a3692e869e70bb29ad91e3e7814574f134');
