@@ -196,9 +196,7 @@ impl Database {
     /// `PermissionDenied` on writes).
     pub async fn begin_as_user(&self, user: entities::Id) -> Result<UnitOfWork> {
         let uow = self.begin().await?;
-        for statement in self.dialect.act_as_user(user) {
-            uow.execute_raw(statement).await?;
-        }
+        uow.act_as_user(user).await?;
         Ok(uow)
     }
 
@@ -310,6 +308,27 @@ impl UnitOfWork {
             statements: self.statements.clone(),
             failure: Default::default(),
         })
+    }
+
+    /// Runs the rest of this transaction on behalf of `user`, as
+    /// [`Database::begin_as_user`] does from its start: on Postgres the `authenticated`
+    /// role under the row-level security policies, until [`UnitOfWork::act_as_session_user`].
+    /// Transaction-local; in a nested unit of work that rolls back, it is undone with it.
+    /// Nothing on SQLite.
+    pub async fn act_as_user(&self, user: entities::Id) -> Result<()> {
+        for statement in self.dialect.act_as_user(user) {
+            self.execute_raw(statement).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends [`UnitOfWork::act_as_user`]: the rest of the transaction runs as the role the
+    /// connection logged in as again (for the work a user must not do themselves).
+    pub async fn act_as_session_user(&self) -> Result<()> {
+        if let Some(statement) = self.dialect.act_as_session_user() {
+            self.execute_raw(statement).await?;
+        }
+        Ok(())
     }
 
     /// Makes every change durable (for a nested unit of work: part of its parent).

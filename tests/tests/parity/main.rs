@@ -33,6 +33,8 @@ mod seeding;
 mod sync;
 mod sync_edges;
 mod sync_leases;
+mod sync_scoped_push;
+mod sync_set_push;
 mod tasks;
 mod timeline;
 mod tls;
