@@ -1,5 +1,7 @@
 //! What the benchmark binaries share: a scratch Postgres database per run.
 
+pub mod sync_push;
+
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use uuid::Uuid;
 

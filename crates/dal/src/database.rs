@@ -298,19 +298,6 @@ impl UnitOfWork {
         None
     }
 
-    /// Runs the rest of this unit of work on behalf of `user`, as
-    /// [`Database::begin_as_user`] does from its start: on Postgres as the `authenticated`
-    /// role with the user's claims, transaction-locally, so row-level security shows and
-    /// lets it write only the user's rows; nothing on SQLite. For a unit begun otherwise
-    /// (with an isolation level of its own, say); settings it needs that the role may
-    /// not change come first.
-    pub async fn act_as_user(&self, user: entities::Id) -> Result<()> {
-        for statement in self.dialect.act_as_user(user) {
-            self.execute_raw(statement).await?;
-        }
-        Ok(())
-    }
-
     /// Starts a nested unit of work (a savepoint): committing it keeps its changes in this
     /// one, rolling it back (or dropping it) undoes only its own changes.
     pub async fn begin(&self) -> Result<UnitOfWork> {
@@ -321,6 +308,28 @@ impl UnitOfWork {
             statements: self.statements.clone(),
             failure: Default::default(),
         })
+    }
+
+    /// Runs the rest of this transaction on behalf of `user`, as
+    /// [`Database::begin_as_user`] does from its start: on Postgres the `authenticated`
+    /// role under the row-level security policies, until [`UnitOfWork::act_as_session_user`].
+    /// Transaction-local; in a nested unit of work that rolls back, it is undone with it.
+    /// Nothing on SQLite. For a unit begun otherwise (with an isolation level of its own,
+    /// say), settings the role may not change come first.
+    pub async fn act_as_user(&self, user: entities::Id) -> Result<()> {
+        for statement in self.dialect.act_as_user(user) {
+            self.execute_raw(statement).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends [`UnitOfWork::act_as_user`]: the rest of the transaction runs as the role the
+    /// connection logged in as again (for the work a user must not do themselves).
+    pub async fn act_as_session_user(&self) -> Result<()> {
+        if let Some(statement) = self.dialect.act_as_session_user() {
+            self.execute_raw(statement).await?;
+        }
+        Ok(())
     }
 
     /// Makes every change durable (for a nested unit of work: part of its parent).

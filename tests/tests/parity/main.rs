@@ -35,6 +35,8 @@ mod sync_edges;
 mod sync_http;
 mod sync_leases;
 mod sync_removals;
+mod sync_scoped_push;
+mod sync_set_push;
 mod tasks;
 mod timeline;
 mod tls;

@@ -98,6 +98,18 @@ impl Dialect {
             Backend::Sqlite => Vec::new(),
         }
     }
+
+    /// The statement that ends [`Dialect::act_as_user`] for the rest of the transaction:
+    /// back to the role the connection logged in as. SQLite: none.
+    pub(crate) fn act_as_session_user(self) -> Option<sea_orm::Statement> {
+        match self.0 {
+            Backend::Postgres => Some(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SET LOCAL ROLE NONE",
+            )),
+            Backend::Sqlite => None,
+        }
+    }
 }
 
 /// SQL fragments over the `tasks` table.

@@ -19,13 +19,16 @@
 //!
 //! The parts: `push.rs` keeps the bookkeeping of pushes (settled sequence numbers, the
 //! log of entries, conflicts, the rows sent back), `conflict.rs` decides what an entry
-//! does, `write.rs` carries that out on the rows, and `pull.rs` pages through changes.
+//! does, `write.rs` carries that out on the rows, `bulk.rs` applies runs of plain
+//! entries with a few set statements instead of one entry at a time, `acting.rs` switches
+//! between the user a push acts for and the server, and `pull.rs` pages through changes.
 
+mod acting;
+mod bulk;
 mod conflict;
 mod pull;
 mod push;
 mod removals;
-mod shim;
 mod write;
 
 use async_trait::async_trait;
@@ -36,6 +39,7 @@ use uuid::Uuid;
 
 use crate::protocol::{PullPage, PullRequest, PushAck, PushBatch};
 use crate::transport::{Transport, TransportError};
+use acting::Actor;
 use push::Settled;
 
 /// The server's sync operations on a Postgres [`Database`].
@@ -76,14 +80,28 @@ impl Server {
     }
 
     /// Applies a batch: each entry once, in order, in one transaction that also records
-    /// the client's last applied sequence number.
+    /// the client's last applied sequence number. The rows are written as the server,
+    /// whatever user they belong to (the direct transport, run by a trusted client).
     pub async fn push(&self, batch: PushBatch) -> Result<PushAck, TransportError> {
+        self.push_acting(Actor::Server, batch).await
+    }
+
+    /// Applies a batch as [`Server::push`] does, on behalf of the authenticated `user`:
+    /// its rows are read and written under the row-level security policies as that user,
+    /// so an entry writing outside the user's rows is refused alone (an update of another
+    /// user's row is refused as one of a row that does not exist, a delete of it does
+    /// nothing, as for a row already gone), and the rows sent back are only the user's.
+    pub async fn push_as(&self, user: Uuid, batch: PushBatch) -> Result<PushAck, TransportError> {
+        self.push_acting(Actor::User(user), batch).await
+    }
+
+    async fn push_acting(&self, actor: Actor, batch: PushBatch) -> Result<PushAck, TransportError> {
         let policy = RetryPolicy::default();
         let outcome = self
             .db
             .transaction_with_retry(&policy, |uow| {
                 let batch = batch.clone();
-                Box::pin(async move { push::apply_batch(uow, &batch).await })
+                Box::pin(async move { push::apply_batch(uow, actor, &batch).await })
             })
             .await
             .map_err(transient)?;

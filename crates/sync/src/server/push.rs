@@ -11,6 +11,8 @@ use sea_orm::{ConnectionTrait, Value};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
+use super::acting::Actor;
+use super::bulk::{self, Planned, SetPath};
 use super::conflict::{Conflict, Contested};
 use super::pull::ancestors_of;
 use super::write::{apply_entry, current};
@@ -27,7 +29,12 @@ pub(super) enum Settled {
     Diverged(i64),
 }
 
-pub(super) async fn apply_batch(uow: &UnitOfWork, batch: &PushBatch) -> dal::Result<Settled> {
+/// Applies `batch`, its rows read and written as `actor` (see [`Actor`]).
+pub(super) async fn apply_batch(
+    uow: &UnitOfWork,
+    actor: Actor,
+    batch: &PushBatch,
+) -> dal::Result<Settled> {
     let client = Value::Uuid(Some(batch.client_id));
     uow.execute_raw(statement(
         uow,
@@ -61,64 +68,27 @@ pub(super) async fn apply_batch(uow: &UnitOfWork, batch: &PushBatch) -> dal::Res
     }
     let mut touched: BTreeSet<(&'static str, Uuid)> = BTreeSet::new();
     let settled_before = last;
-    for entry in batch.entries.iter().filter(|e| e.seq > settled_before) {
-        // Each entry in a savepoint: a refused entry rolls back alone.
-        let attempt = uow.begin().await?;
-        let outcome = match apply_entry(&attempt, batch.client_id, entry, &mut touched).await {
-            Ok(outcome) => {
-                attempt.commit().await?;
-                outcome
-            }
-            Err(e) if refuses_for_good(&e) => {
-                let _ = attempt.rollback().await;
-                Outcome::Rejected(e.to_string())
-            }
-            // Anything else says nothing about the entry (a lost connection, a full
-            // disk): the whole batch is tried again later.
-            Err(e) => return Err(e),
-        };
-        let row_version = match (&outcome, tables::table(&entry.table)) {
-            (Outcome::Applied, Some(table)) => current(uow, table, entry.row_id)
-                .await?
-                .map(|row| version(&row)),
-            _ => None,
-        };
-        let changed_columns = Value::Array(
-            sea_orm::sea_query::ArrayType::String,
-            Some(Box::new(
-                entry
-                    .changes
-                    .keys()
-                    .map(|c| Value::from(storable(c)))
-                    .collect(),
-            )),
-        );
-        uow.execute_raw(statement(
-            uow,
-            "INSERT INTO sync_log (client_id, seq, table_name, row_id, op, outcome, entry_digest, changed_columns, row_version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            vec![
-                client.clone(),
-                entry.seq.into(),
-                storable(&entry.table).into(),
-                Value::Uuid(Some(entry.row_id)),
-                format!("{:?}", entry.op).to_lowercase().into(),
-                storable(&outcome.label()).into(),
-                entry.digest().into(),
-                changed_columns,
-                row_version.into(),
-            ],
-        ))
-        .await?;
+    let pending: Vec<&Entry> = batch
+        .entries
+        .iter()
+        .filter(|e| e.seq > settled_before)
+        .collect();
+    apply_entries(uow, actor, batch.client_id, &pending, &mut touched).await?;
+    if let Some(entry) = pending.last() {
         last = entry.seq;
     }
     // Positions written by different clients may now tie or leave gaps: renumber each
     // group an entry touched (timeline entries within their shot).
-    for (table, group) in touched {
-        if let Some(positions) = tables::table(table).and_then(|t| tables::operations(t).positions)
-        {
-            (positions.renumber)(uow, Id(group)).await?;
+    if !touched.is_empty() {
+        actor.rows(uow).await?;
+        for (table, group) in touched {
+            if let Some(positions) =
+                tables::table(table).and_then(|t| tables::operations(t).positions)
+            {
+                (positions.renumber)(uow, Id(group)).await?;
+            }
         }
+        actor.books(uow).await?;
     }
     uow.execute_raw(statement(
         uow,
@@ -140,7 +110,11 @@ pub(super) async fn apply_batch(uow: &UnitOfWork, batch: &PushBatch) -> dal::Res
             vec![client, low.into(), high.into()],
         ))
         .await?;
+    // As the user: the rows sent back are only those the user may see (an entry naming
+    // another user's row gets `None`, as for a row that does not exist).
+    actor.rows(uow).await?;
     let rows = rows_after(uow, batch).await?;
+    actor.books(uow).await?;
     let rejected = rejected
         .iter()
         .map(|r| {
@@ -155,6 +129,145 @@ pub(super) async fn apply_batch(uow: &UnitOfWork, batch: &PushBatch) -> dal::Res
         rejected,
         rows,
     }))
+}
+
+/// Applies `pending` in order: runs the set-based path can take in bulk (see
+/// [`bulk`](super::bulk)), the rest one by one.
+async fn apply_entries(
+    uow: &UnitOfWork,
+    actor: Actor,
+    client: Uuid,
+    pending: &[&Entry],
+    touched: &mut BTreeSet<(&'static str, Uuid)>,
+) -> dal::Result<()> {
+    let mut set = SetPath::new(actor, client);
+    let mut window = bulk::MAX_WINDOW;
+    let mut next = 0;
+    while next < pending.len() {
+        let end = (next + window).min(pending.len());
+        let run = if set.may_go_in_bulk(pending[next]) {
+            set.plan(uow, &pending[next..end]).await?
+        } else {
+            Vec::new()
+        };
+        if run.is_empty() {
+            apply_one(uow, actor, client, pending[next], touched).await?;
+            next += 1;
+            window = bulk::MIN_WINDOW;
+            continue;
+        }
+        // A run as long as the window suggests more of the same ahead; a shorter one that
+        // the entries ahead are mixed: look less far, so few rows are read twice.
+        window = if run.len() == end - next {
+            (window * 2).min(bulk::MAX_WINDOW)
+        } else {
+            (run.len() * 2).clamp(bulk::MIN_WINDOW, bulk::MAX_WINDOW)
+        };
+        next += run.len();
+        apply_run(uow, actor, client, &set, run, touched).await?;
+    }
+    Ok(())
+}
+
+/// Applies a planned run in one savepoint; if its statements fail, splits it in halves
+/// down to single entries, which take the per-entry path (and are refused alone).
+async fn apply_run(
+    uow: &UnitOfWork,
+    actor: Actor,
+    client: Uuid,
+    set: &SetPath,
+    run: Vec<Planned<'_>>,
+    touched: &mut BTreeSet<(&'static str, Uuid)>,
+) -> dal::Result<()> {
+    let mut todo = vec![run];
+    while let Some(mut run) = todo.pop() {
+        if run.len() == 1 {
+            apply_one(uow, actor, client, run[0].entry, touched).await?;
+            continue;
+        }
+        let attempt = uow.begin().await?;
+        match set.write(&attempt, &run).await {
+            Ok(versions) => {
+                attempt.commit().await?;
+                set.log(uow, &run, &versions).await?;
+            }
+            Err(_) => {
+                let _ = attempt.rollback().await;
+                let second = run.split_off(run.len() / 2);
+                todo.push(second);
+                todo.push(run);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies one entry in a savepoint of its own (a refused entry rolls back alone) and
+/// logs what became of it.
+pub(super) async fn apply_one(
+    uow: &UnitOfWork,
+    actor: Actor,
+    client: Uuid,
+    entry: &Entry,
+    touched: &mut BTreeSet<(&'static str, Uuid)>,
+) -> dal::Result<()> {
+    let attempt = uow.begin().await?;
+    let outcome = match apply_entry(&attempt, actor, client, entry, touched).await {
+        Ok(outcome) => {
+            attempt.commit().await?;
+            outcome
+        }
+        Err(e) if refuses_for_good(&e) => {
+            let _ = attempt.rollback().await;
+            Outcome::Rejected(e.to_string())
+        }
+        // Anything else says nothing about the entry (a lost connection, a full
+        // disk): the whole batch is tried again later.
+        Err(e) => return Err(e),
+    };
+    let row_version = match (&outcome, tables::table(&entry.table)) {
+        (Outcome::Applied, Some(table)) => current(uow, table, entry.row_id)
+            .await?
+            .map(|row| version(&row)),
+        _ => None,
+    };
+    uow.execute_raw(statement(
+        uow,
+        "INSERT INTO sync_log (client_id, seq, table_name, row_id, op, outcome, entry_digest, changed_columns, row_version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        vec![
+            Value::Uuid(Some(client)),
+            entry.seq.into(),
+            storable(&entry.table).into(),
+            Value::Uuid(Some(entry.row_id)),
+            op_name(entry).into(),
+            storable(&outcome.label()).into(),
+            entry.digest().into(),
+            changed_columns(entry),
+            row_version.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The entry's operation as the log spells it.
+pub(super) fn op_name(entry: &Entry) -> String {
+    format!("{:?}", entry.op).to_lowercase()
+}
+
+/// The columns the entry changed, as the log keeps them.
+fn changed_columns(entry: &Entry) -> Value {
+    Value::Array(
+        sea_orm::sea_query::ArrayType::String,
+        Some(Box::new(
+            entry
+                .changes
+                .keys()
+                .map(|c| Value::from(storable(c)))
+                .collect(),
+        )),
+    )
 }
 
 /// The first entry of `batch` at or below `last` (settled before) whose write differs
@@ -195,7 +308,7 @@ async fn reused_sequence(
 /// `text` as the log can keep it: a client's table or column name (and a refusal quoting
 /// it) may hold NUL, which Postgres text cannot store; failing to log a refused entry
 /// would refuse its whole batch as trouble, retried by the client for ever.
-fn storable(text: &str) -> String {
+pub(super) fn storable(text: &str) -> String {
     text.replace('\0', "\u{fffd}")
 }
 
@@ -290,8 +403,7 @@ pub(super) async fn contested_columns(
     entry: &Entry,
     row: &RowValues,
 ) -> dal::Result<Contested> {
-    let (base, now) = (entry.base_version, version(row));
-    if now <= base {
+    if version(row) <= entry.base_version {
         return Ok(Contested::none());
     }
     let log = uow
@@ -303,29 +415,54 @@ pub(super) async fn contested_columns(
             vec![
                 Value::Uuid(Some(entry.row_id)),
                 entry.table.clone().into(),
-                base.into(),
-                now.into(),
+                entry.base_version.into(),
+                version(row).into(),
             ],
         ))
-        .await?;
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get("", "client_id")?,
+                r.try_get("", "columns")?,
+                r.try_get("", "row_version")?,
+            ))
+        })
+        .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
+    Ok(contested_from(&log, client, entry.base_version, row))
+}
+
+/// The columns of `row` other writers changed since `base`, from the log of the versions
+/// sync wrote after it (`(writer, changed columns joined by commas, version)`): exactly
+/// those when the log accounts for every version since, else every column (when the last
+/// writer is someone else).
+pub(super) fn contested_from(
+    log: &[(Uuid, String, i64)],
+    client: Uuid,
+    base: i64,
+    row: &RowValues,
+) -> Contested {
+    let now = version(row);
+    if now <= base {
+        return Contested::none();
+    }
     let mut versions = HashSet::new();
     let mut columns = HashSet::new();
-    for row in &log {
-        versions.insert(row.try_get::<i64>("", "row_version")?);
-        if row.try_get::<Uuid>("", "client_id")? != client {
-            let changed: String = row.try_get("", "columns")?;
+    for (writer, changed, row_version) in log {
+        versions.insert(*row_version);
+        if *writer != client {
             columns.extend(changed.split(',').map(str::to_owned));
         }
     }
-    Ok(if versions.len() as i64 == now - base {
+    if versions.len() as i64 == now - base {
         Contested::Columns(columns)
     } else {
         Contested::Unknown(last_writer(row) != Some(client))
-    })
+    }
 }
 
 /// The row's `sync_version` (0 when it has none).
-fn version(row: &RowValues) -> i64 {
+pub(super) fn version(row: &RowValues) -> i64 {
     row.get("sync_version").and_then(Json::as_i64).unwrap_or(0)
 }
 

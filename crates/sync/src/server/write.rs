@@ -10,8 +10,9 @@ use sea_orm::{ConnectionTrait, Value};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
+use super::acting::Actor;
 use super::conflict::{self, Contested, Decision};
-use super::push::{contested_columns, record_conflict};
+use super::push::{contested_columns, record_conflict, version};
 use super::{Outcome, statement};
 use crate::protocol::{Entry, Op, RowValues};
 use crate::tables::{self, Table};
@@ -19,26 +20,17 @@ use crate::wire;
 
 /// Applies `entry` from `client`, noting in `touched` the groups of a positioned table
 /// (timelines: shots) whose positions it may have changed, renumbered once the batch is
-/// through.
+/// through. The rows are read and written as `actor`, the conflict log as the server; it
+/// starts and ends acting as the server.
 pub(super) async fn apply_entry(
     uow: &UnitOfWork,
+    actor: Actor,
     client: Uuid,
     entry: &Entry,
     touched: &mut BTreeSet<(&'static str, Uuid)>,
 ) -> dal::Result<Outcome> {
-    let table = tables::table(&entry.table).ok_or_else(|| {
-        refused(SyncRefusal::UnsyncedTable {
-            table: entry.table.clone(),
-        })
-    })?;
-    for column in entry.changes.keys() {
-        if !table.data_columns().any(|c| c == column) {
-            return Err(refused(SyncRefusal::ColumnNotWritable {
-                table: table.name.to_owned(),
-                column: column.clone(),
-            }));
-        }
-    }
+    let table = writable_table(entry)?;
+    actor.rows(uow).await?;
     if let Some(positions) = tables::operations(table).positions {
         for group in groups_of(uow, table, positions.group, entry).await? {
             touched.insert((table.name, group));
@@ -55,47 +47,63 @@ pub(super) async fn apply_entry(
         refuse_deleted_parents(uow, table, &entry.changes, kept).await?;
     }
     let contested = match &existing {
-        Some(row) if !conflict::is_tombstone(row) => {
-            contested_columns(uow, client, entry, row).await?
+        Some(row) if !conflict::is_tombstone(row) && version(row) > entry.base_version => {
+            actor.books(uow).await?;
+            let contested = contested_columns(uow, client, entry, row).await?;
+            actor.rows(uow).await?;
+            contested
         }
         _ => Contested::none(),
     };
-    match conflict::decide(table, entry, existing.as_ref(), &contested) {
-        Decision::Noop(why) => Ok(Outcome::Noop(why)),
-        Decision::Refuse(why) => Err(refused(why)),
+    let (outcome, conflicts) = match conflict::decide(table, entry, existing.as_ref(), &contested) {
+        Decision::Noop(why) => (Outcome::Noop(why), Vec::new()),
+        Decision::Refuse(why) => return Err(refused(why)),
         Decision::Insert => {
             insert(uow, table, client, entry).await?;
-            Ok(Outcome::Applied)
+            (Outcome::Applied, Vec::new())
         }
         Decision::Recreate => {
             let mut changes = entry.changes.clone();
             changes.insert("deleted".into(), Json::Bool(false));
             update(uow, table, client, entry, &changes).await?;
-            Ok(Outcome::Applied)
+            (Outcome::Applied, Vec::new())
         }
         Decision::Delete { conflicts } => {
             if !delete(uow, table, entry.row_id).await? {
-                return Ok(Outcome::Noop("already gone"));
+                (Outcome::Noop("already gone"), Vec::new())
+            } else {
+                (Outcome::Applied, conflicts)
             }
-            for lost in &conflicts {
-                record_conflict(uow, client, entry, lost).await?;
-            }
-            Ok(Outcome::Applied)
         }
         Decision::Update { conflicts } => {
-            for lost in &conflicts {
-                record_conflict(uow, client, entry, lost).await?;
-            }
             update(uow, table, client, entry, &entry.changes).await?;
-            Ok(Outcome::Applied)
+            (Outcome::Applied, conflicts)
         }
-        Decision::Lost { conflicts } => {
-            for lost in &conflicts {
-                record_conflict(uow, client, entry, lost).await?;
-            }
-            Ok(Outcome::Noop("the row was deleted"))
+        Decision::Lost { conflicts } => (Outcome::Noop("the row was deleted"), conflicts),
+    };
+    actor.books(uow).await?;
+    for lost in &conflicts {
+        record_conflict(uow, client, entry, lost).await?;
+    }
+    Ok(outcome)
+}
+
+/// The entry's table, if sync writes it and the entry changes only its data columns.
+pub(super) fn writable_table(entry: &Entry) -> dal::Result<&'static Table> {
+    let table = tables::table(&entry.table).ok_or_else(|| {
+        refused(SyncRefusal::UnsyncedTable {
+            table: entry.table.clone(),
+        })
+    })?;
+    for column in entry.changes.keys() {
+        if !table.data_columns().any(|c| c == column) {
+            return Err(refused(SyncRefusal::ColumnNotWritable {
+                table: table.name.to_owned(),
+                column: column.clone(),
+            }));
         }
     }
+    Ok(table)
 }
 
 /// The current row in wire form, locked for the rest of the transaction.
@@ -190,7 +198,7 @@ async fn groups_of(
 }
 
 /// The values to write for `changes`, with the server's own metadata.
-fn assignments(
+pub(super) fn assignments(
     table: &Table,
     client: Uuid,
     entry: &Entry,
