@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 use uuid::Uuid;
 
+use crate::apply;
 use crate::protocol::{Entry, Op, PullRequest, PushAck, PushBatch, RowValues};
 use crate::tables::{self, tables};
 use crate::transport::{Transport, TransportError};
@@ -343,15 +344,15 @@ impl SyncClient {
             .await?;
         let pending =
             pending_among(&uow, page.rows.iter().map(|(t, v)| (t.as_str(), row_id(v)))).await?;
-        for (table, values) in &page.rows {
-            let id = row_id(values);
-            // A row with a change of ours not yet pushed keeps that change; the server's
-            // answer to it arrives with a later pull.
-            if pending.contains(&(table.clone(), id)) {
-                continue;
-            }
-            upsert(&uow, table, values, Overwrite::IfNewer).await?;
-        }
+        // A row with a change of ours not yet pushed keeps that change; the server's
+        // answer to it arrives with a later pull.
+        let fresh = page
+            .rows
+            .iter()
+            .filter(|(table, values)| !pending.contains(&(table.clone(), row_id(values))))
+            .map(|(table, values)| (table.as_str(), values))
+            .collect::<Vec<_>>();
+        apply::upsert_newer(&uow, &fresh).await?;
         apply_removals(&uow, &page.removed).await?;
         let done = page.next.is_none();
         if done {
@@ -509,11 +510,10 @@ async fn pending_among<'a>(
         .map_err(DalError::from)
 }
 
-/// When a server row replaces the local copy.
+/// When a server row replaces the local copy (pulls store only newer ones: see
+/// `apply::upsert_newer`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Overwrite {
-    /// Only if the server's is newer (pulls: a page may carry an older version).
-    IfNewer,
     /// Unless the local copy is a newer server version (push answers: the row as the
     /// batch left it). Local writes never raise `sync_version`, so this undoes a refused
     /// change; and a pull that stored a later version meanwhile (through another
@@ -548,7 +548,6 @@ async fn upsert(
         .map(|c| format!("{c} = excluded.{c}"))
         .collect();
     let condition = match overwrite {
-        Overwrite::IfNewer => format!(" WHERE excluded.sync_version > \"{table}\".sync_version"),
         Overwrite::UnlessOlder => {
             format!(" WHERE excluded.sync_version >= \"{table}\".sync_version")
         }

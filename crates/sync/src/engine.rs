@@ -21,7 +21,9 @@ pub struct SyncOptions {
     pub pull_interval: Duration,
     /// Outbox entries per push.
     pub batch: usize,
-    /// Changed rows per pulled page (memory stays bounded whatever a table's size).
+    /// Changed rows per pulled page (memory stays bounded whatever a table's size). Each
+    /// page costs a fixed dozen statements on each side, so a first pull of a large
+    /// replica goes faster with larger pages (see BENCHMARKS.md, `sync-bench`).
     pub page: usize,
     /// The longest wait between attempts after transient failures.
     pub max_backoff: Duration,
@@ -36,7 +38,7 @@ impl Default for SyncOptions {
             push_interval: Duration::from_secs(5),
             pull_interval: Duration::from_secs(15),
             batch: 200,
-            page: 500,
+            page: 2_000,
             max_backoff: Duration::from_secs(60),
             step_timeout: Duration::from_secs(60),
         }

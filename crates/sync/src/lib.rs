@@ -28,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+mod apply;
 pub mod client;
 pub mod config;
 pub mod engine;

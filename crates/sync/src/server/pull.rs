@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{removals, statement};
 use crate::protocol::{PullPage, PullRequest, RowValues};
-use crate::tables::{self, tables};
+use crate::tables::{self, Table, tables};
 use crate::wire;
 
 /// The upper bound of a pull: the oldest transaction still open in this database, or the
@@ -171,40 +171,45 @@ pub(super) async fn ancestors_of(
     uow: &UnitOfWork,
     rows: &[(usize, RowValues)],
 ) -> dal::Result<Vec<(String, RowValues)>> {
-    let carried: HashSet<(String, String)> = rows
+    // Rows already known, by table and id: the page's own, then every parent asked for.
+    let mut seen: HashSet<(&'static str, Uuid)> = rows
         .iter()
         .filter_map(|(i, v)| {
             v.get("id")
                 .and_then(Json::as_str)
-                .map(|id| (tables()[*i].name.to_owned(), id.to_owned()))
+                .and_then(|id| Uuid::parse_str(id).ok())
+                .map(|id| (tables()[*i].name, id))
         })
         .collect();
-    let mut wanted: Vec<(String, RowValues)> = rows
-        .iter()
-        .map(|(i, v)| (tables()[*i].name.to_owned(), v.clone()))
-        .collect();
     let mut fetched: Vec<(String, RowValues)> = Vec::new();
-    let mut seen = carried.clone();
+    // The rows whose parents are looked up next: the page's, then each fetched level
+    // (by reference: a page's rows are not copied for this).
+    let mut level_start = None;
     // Walk up one level at a time (tasks -> projects -> users), as far as parents go:
     // `seen` takes each row once, so a cycle of parents cannot keep the walk going.
     loop {
+        let wanted: Vec<(&'static Table, &RowValues)> = match level_start {
+            None => rows.iter().map(|(i, v)| (&tables()[*i], v)).collect(),
+            Some(start) => fetched[start..]
+                .iter()
+                .map(|(t, v)| (tables::table(t).expect("synced"), v))
+                .collect(),
+        };
         let mut missing: Vec<(&'static str, Uuid)> = Vec::new();
-        for (table, values) in &wanted {
-            let spec = tables::table(table).expect("synced");
+        for (spec, values) in wanted {
             for parent in &spec.parents {
-                let (column, parent) = (parent.column, parent.table);
-                if let Some(id) = values.get(column).and_then(Json::as_str)
-                    && seen.insert((parent.to_owned(), id.to_owned()))
+                if let Some(id) = values.get(parent.column).and_then(Json::as_str)
                     && let Ok(id) = Uuid::parse_str(id)
+                    && seen.insert((parent.table, id))
                 {
-                    missing.push((parent, id));
+                    missing.push((parent.table, id));
                 }
             }
         }
         if missing.is_empty() {
             break;
         }
-        let mut level = Vec::new();
+        level_start = Some(fetched.len());
         for parent in tables().iter() {
             let ids: Vec<Value> = missing
                 .iter()
@@ -223,11 +228,9 @@ pub(super) async fn ancestors_of(
             for row in uow.query_all_raw(statement(uow, &sql, vec![array])).await? {
                 let values = wire::read_row(parent, &row)
                     .map_err(|e| DalError::from(sea_orm::DbErr::from(e)))?;
-                level.push((parent.name.to_owned(), values));
+                fetched.push((parent.name.to_owned(), values));
             }
         }
-        wanted = level.clone();
-        fetched.extend(level);
     }
     fetched.sort_by_key(|(t, _)| tables::order(t));
     Ok(fetched)
