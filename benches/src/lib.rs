@@ -1,5 +1,6 @@
 //! What the benchmark binaries share: a scratch Postgres database per run.
 
+pub mod measure;
 pub mod sync_push;
 
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
