@@ -13,7 +13,7 @@ use serde_json::Value as Json;
 use uuid::Uuid;
 
 use crate::apply;
-use crate::protocol::{Entry, Op, PullRequest, PushAck, PushBatch, RowValues};
+use crate::protocol::{Entry, Op, PullPage, PullRequest, PushAck, PushBatch, RowValues};
 use crate::tables::{self, tables};
 use crate::transport::{Transport, TransportError};
 use crate::wire;
@@ -299,15 +299,76 @@ impl SyncClient {
         Ok(settled)
     }
 
-    /// Pulls and stores one page of changes. Returns the number of rows in it and whether
-    /// the pull is complete. A page, its rows and the cursor after it are stored in one
-    /// transaction; an interrupted pull resumes at the page it stopped on.
+    /// Pulls one page of changes and stores it with the new cursor, in one local
+    /// transaction: `(rows stored, whether the window is exhausted)`.
     pub async fn pull_once(
         &self,
         transport: &dyn Transport,
         page_size: usize,
     ) -> Result<(usize, bool), SyncError> {
         let _exchange = self.exchange.lock().await;
+        let request = self.pull_request(page_size).await?;
+        let page = transport.pull(request.clone()).await?;
+        self.store_page(&request, &page).await
+    }
+
+    /// Pulls pages until the window is exhausted (`true`) or `stop` is set (`false`),
+    /// asking for each next page while the one before is being stored: the next request
+    /// follows from the page alone (its window and cursor), so the server reads while
+    /// the replica writes. Each page is still stored with its cursor in one transaction,
+    /// so stopping or failing between two loses nothing. `step_timeout` bounds each page.
+    pub async fn pull_pages(
+        &self,
+        transport: &dyn Transport,
+        page_size: usize,
+        stop: &std::sync::atomic::AtomicBool,
+        step_timeout: std::time::Duration,
+    ) -> Result<bool, SyncError> {
+        use std::sync::atomic::Ordering;
+        let fetch = |request: PullRequest| async move {
+            tokio::time::timeout(step_timeout, transport.pull(request))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(TransportError::Transient(format!(
+                        "no answer within {step_timeout:?}"
+                    )))
+                })
+        };
+        let _exchange = self.exchange.lock().await;
+        let mut request = self.pull_request(page_size).await?;
+        let mut page = fetch(request.clone()).await?;
+        loop {
+            if request.to_txid.is_none() && page.to_txid < request.from_txid {
+                // A server with younger transaction ids: storing the page resets the
+                // cursor, and the pull starts over from the beginning.
+                self.store_page(&request, &page).await?;
+                request = self.pull_request(page_size).await?;
+                page = fetch(request.clone()).await?;
+                continue;
+            }
+            let next = page
+                .next
+                .filter(|_| !stop.load(Ordering::SeqCst))
+                .map(|after| PullRequest {
+                    from_txid: request.from_txid,
+                    to_txid: Some(page.to_txid),
+                    after: Some(after),
+                    limit: request.limit,
+                });
+            let Some(next) = next else {
+                let (_, done) = self.store_page(&request, &page).await?;
+                return Ok(done);
+            };
+            let (stored, fetched) =
+                futures::join!(self.store_page(&request, &page), fetch(next.clone()));
+            stored?;
+            page = fetched?;
+            request = next;
+        }
+    }
+
+    /// The request for the next page, from the stored cursor.
+    async fn pull_request(&self, page_size: usize) -> Result<PullRequest, SyncError> {
         let from: u64 = state(&self.db, "pull_from")
             .await?
             .and_then(|s| s.parse().ok())
@@ -318,14 +379,22 @@ impl SyncClient {
         let after = state(&self.db, "pull_after")
             .await?
             .and_then(|s| serde_json::from_str(&s).ok());
-        let page = transport
-            .pull(PullRequest {
-                from_txid: from,
-                to_txid: to,
-                after,
-                limit: page_size,
-            })
-            .await?;
+        Ok(PullRequest {
+            from_txid: from,
+            to_txid: to,
+            after,
+            limit: page_size,
+        })
+    }
+
+    /// Stores `page`, the answer to `request`, with the cursor that follows it, in one
+    /// local transaction: `(rows stored, whether the window is exhausted)`.
+    async fn store_page(
+        &self,
+        request: &PullRequest,
+        page: &PullPage,
+    ) -> Result<(usize, bool), SyncError> {
+        let (from, to) = (request.from_txid, request.to_txid);
         if to.is_none() && page.to_txid < from {
             // Transaction ids only grow on one server: this is another one (restored
             // from a dump into a new cluster, say). Start over with a full pull.

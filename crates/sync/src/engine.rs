@@ -113,13 +113,9 @@ async fn pull_all(
     options: &SyncOptions,
     stop: &AtomicBool,
 ) -> Result<bool, SyncError> {
-    while !stop.load(Ordering::SeqCst) {
-        let (_, done) = step(options, client.pull_once(transport, options.page)).await?;
-        if done {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    client
+        .pull_pages(transport, options.page, stop, options.step_timeout)
+        .await
 }
 
 enum Command {
