@@ -97,9 +97,17 @@ async fn push_all(
     options: &SyncOptions,
     stop: &AtomicBool,
 ) -> Result<bool, SyncError> {
+    // A batch over the server's limits is sent again in halves, down to one entry.
+    let mut batch = options.batch.max(1);
     while !stop.load(Ordering::SeqCst) {
-        if step(options, client.push_once(transport, options.batch)).await? == 0 {
-            return Ok(true);
+        match step(options, client.push_once(transport, batch)).await {
+            Ok(0) => return Ok(true),
+            Ok(_) => {}
+            Err(SyncError::Transport(TransportError::TooLarge(why))) if batch > 1 => {
+                tracing::debug!(batch, reason = %why, "the batch is over the server's limit; halving it");
+                batch /= 2;
+            }
+            Err(e) => return Err(e),
         }
     }
     Ok(false)

@@ -36,6 +36,11 @@ pub enum TransportError {
     /// The server will not accept this request, now or later.
     #[error("refused: {0}")]
     Refused(String),
+    /// The request is over the server's size limits (a batch with too many entries, or
+    /// too many bytes). The engine halves its batch and tries again; a single entry over
+    /// the limit stays in the outbox, and `last_error` says why.
+    #[error("too large: {0}")]
+    TooLarge(String),
     /// The server does not accept the credentials (a missing, expired or forged token).
     /// Retrying with the same token cannot help: the engine stops syncing until the
     /// application calls [`SyncEngine::sync_now`](crate::SyncEngine::sync_now), after it

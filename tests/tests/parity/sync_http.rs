@@ -1252,3 +1252,47 @@ async fn sync_http_over_https_with_a_private_ca() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_http_a_batch_over_the_servers_limits_goes_in_halves() {
+    run_postgres(|t| async move {
+        let limits = Limits {
+            body_bytes: 64 * 1024,
+            batch_entries: 16,
+            page_rows: 10_000,
+        };
+        let verifier = Verifier::new(Some(SECRET), None, "authenticated")
+            .await
+            .unwrap();
+        let rig = HttpRig::with(&t, verifier, limits).await;
+        let (user, project) = server_world(&rig.server).await;
+        let client = rig.client("phone").await;
+        rig.sync(&client, user).await;
+        // 100 tasks of ~2 KB: batches of 50 are over both limits.
+        let padding = "x".repeat(2000);
+        for i in 0..100 {
+            client
+                .database()
+                .tasks()
+                .create(NewTask::queued(
+                    project,
+                    "render",
+                    json!({"i": i, "pad": padding}),
+                ))
+                .await
+                .unwrap();
+        }
+        rig.sync(&client, user).await;
+        assert_eq!(client.pending().await.unwrap(), 0);
+        assert!(client.dead_letters().await.unwrap().is_empty());
+        assert_eq!(
+            rig.server
+                .tasks()
+                .count_for_project(project, &TaskFilter::default())
+                .await
+                .unwrap(),
+            100
+        );
+    })
+    .await;
+}

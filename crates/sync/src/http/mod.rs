@@ -118,6 +118,7 @@ impl ErrorBody {
             TransportError::Unauthorized(why) => {
                 ErrorBody::new(ErrorCode::Unauthorized, why.clone())
             }
+            TransportError::TooLarge(why) => ErrorBody::new(ErrorCode::TooLarge, why.clone()),
         }
     }
 
@@ -132,10 +133,8 @@ impl ErrorBody {
                 seq: self.seq.unwrap_or(0),
             },
             ErrorCode::Unauthorized => TransportError::Unauthorized(self.message),
-            ErrorCode::BadRequest
-            | ErrorCode::Forbidden
-            | ErrorCode::TooLarge
-            | ErrorCode::Refused => {
+            ErrorCode::TooLarge => TransportError::TooLarge(self.message),
+            ErrorCode::BadRequest | ErrorCode::Forbidden | ErrorCode::Refused => {
                 TransportError::Refused(format!("{:?}: {}", self.error, self.message))
             }
         }
@@ -152,6 +151,7 @@ mod tests {
             TransportError::Gap { last_seq: 41 },
             TransportError::Diverged { seq: 7 },
             TransportError::Unauthorized("the token has expired".into()),
+            TransportError::TooLarge("at most 3 entries".into()),
         ] {
             let body = ErrorBody::from_transport(&error);
             let text = serde_json::to_string(&body).unwrap();
