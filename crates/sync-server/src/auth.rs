@@ -56,6 +56,19 @@ pub struct KeysError(String);
 #[derive(Deserialize)]
 struct Claims {
     sub: Option<String>,
+    exp: Option<f64>,
+}
+
+/// Clock skew allowed between the token's issuer and this server, in seconds.
+pub const LEEWAY_SECS: u64 = 30;
+
+/// An accepted token: whose it is, and until when it is good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// The user (`sub`).
+    pub user: Uuid,
+    /// When the token stops being accepted (`exp` plus the leeway).
+    pub until: std::time::SystemTime,
 }
 
 /// One asymmetric key of the set, ready to verify.
@@ -190,6 +203,12 @@ impl Verifier {
 
     /// The user a request's `Authorization` header value stands for.
     pub async fn user(&self, authorization: Option<&str>) -> Result<Uuid, AuthError> {
+        self.session(authorization).await.map(|s| s.user)
+    }
+
+    /// The user a request's `Authorization` header value stands for, and until when:
+    /// a long-lived request (the live-update stream) ends then.
+    pub async fn session(&self, authorization: Option<&str>) -> Result<Session, AuthError> {
         let token = authorization
             .and_then(|h| {
                 h.strip_prefix("Bearer ")
@@ -234,15 +253,21 @@ impl Verifier {
         validation.set_audience(&[self.audience.as_str()]);
         validation.set_required_spec_claims(&["exp", "aud", "sub"]);
         validation.validate_nbf = true;
-        validation.leeway = 30;
+        validation.leeway = LEEWAY_SECS;
         let decoded = jsonwebtoken::decode::<Claims>(token, key.decoding(), &validation)
             .map_err(|e| classify(e.kind()))?;
-        decoded
+        let user = decoded
             .claims
             .sub
             .as_deref()
             .and_then(|s| Uuid::parse_str(s).ok())
-            .ok_or(AuthError::NoUser)
+            .ok_or(AuthError::NoUser)?;
+        // `exp` is required and checked above, so it is a number here.
+        let exp = decoded.claims.exp.unwrap_or(0.0).max(0.0) as u64;
+        Ok(Session {
+            user,
+            until: std::time::UNIX_EPOCH + Duration::from_secs(exp.saturating_add(LEEWAY_SECS)),
+        })
     }
 
     /// The key named `kid`, or the only key when the token names none.

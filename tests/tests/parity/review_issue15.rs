@@ -177,3 +177,118 @@ async fn review15_a_user_cannot_link_another_users_generation() {
     })
     .await;
 }
+
+/// Runs `sql` on the server database as its owner.
+async fn execute(db: &Database, sql: String) {
+    db.transaction(move |uow| {
+        Box::pin(async move {
+            uow.execute_unprepared(&sql).await?;
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
+}
+
+/// Finding (not fixed: `users.email` is unique and writable through sync): a user can
+/// learn whether any email address belongs to another user by setting it on their own
+/// `users` row: a taken address is refused (naming the unique constraint), a free one
+/// applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finding: users.email unique constraint is an email-enumeration oracle through push"]
+async fn review15_a_push_cannot_probe_other_users_emails() {
+    run_postgres(|t| async move {
+        let rig = HttpRig::start(&t).await;
+        let (alice, _) = server_world(&rig.server).await;
+        let (bob, _) = other_user(&rig.server, "bob").await;
+        execute(
+            &rig.server,
+            format!("UPDATE users SET email = 'alice@example.com' WHERE id = '{alice}'"),
+        )
+        .await;
+        let set_email = |seq: i64, email: &str| {
+            let mut changes = std::collections::BTreeMap::new();
+            changes.insert("email".into(), json!(email));
+            Entry {
+                seq,
+                table: "users".into(),
+                row_id: bob.uuid(),
+                op: Op::Update,
+                changes,
+                base_version: 1,
+                client_time: "2026-12-07T00:00:00.000000Z".into(),
+            }
+        };
+        let ack = rig
+            .transport(bob)
+            .push(PushBatch {
+                client_id: Uuid::new_v4(),
+                entries: vec![
+                    set_email(1, "alice@example.com"),
+                    set_email(2, "nobody@example.com"),
+                ],
+            })
+            .await
+            .unwrap();
+        let refused: Vec<i64> = ack.rejected.iter().map(|(seq, _)| *seq).collect();
+        assert!(
+            refused == [1, 2] || refused.is_empty(),
+            "a taken address answers unlike a free one: {:?}",
+            ack.rejected
+        );
+    })
+    .await;
+}
+
+/// Finding: `GET /v1/events` checked the token once, when the stream opened; the stream
+/// then went on for as long as the connection lasted, past the token's expiry, telling
+/// its holder whenever anyone's rows changed. It now ends when the token expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review15_the_event_stream_ends_when_its_token_expires() {
+    use futures::StreamExt;
+    run_postgres(|t| async move {
+        let rig = HttpRig::start(&t).await;
+        let (user, project) = server_world(&rig.server).await;
+        // Good for about three more seconds (the server allows 30 s of clock skew).
+        let token = sign(
+            json!({"sub": user.to_string(), "aud": "authenticated", "exp": epoch(-27)}),
+            SECRET,
+        );
+        let response = reqwest::Client::new()
+            .get(format!("{}{}", rig.url, sync::http::EVENTS_PATH))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let mut stream = response.bytes_stream();
+        // The first event, on connecting.
+        let first = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
+            .await
+            .unwrap();
+        assert!(matches!(first, Some(Ok(_))));
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        let (status, _) = rig.post(PULL_PATH, Some(&token), pull_body(), false).await;
+        assert_eq!(status, 401, "the token has expired by now");
+        // What was sent while the token was good (changes of the set-up) is passed over.
+        while let Ok(Some(Ok(_))) =
+            tokio::time::timeout(std::time::Duration::from_millis(300), stream.next()).await
+        {
+        }
+        rig.server
+            .tasks()
+            .create(NewTask::queued(project, "render", json!({})))
+            .await
+            .unwrap();
+        let mut heard = String::new();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+        while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, stream.next()).await {
+            heard.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        assert!(
+            !heard.contains("event: change"),
+            "an expired token still hears of changes: {heard:?}"
+        );
+    })
+    .await;
+}
