@@ -18,6 +18,7 @@ use sync::protocol::{PullRequest, PushBatch};
 use uuid::Uuid;
 
 use crate::App;
+use crate::auth::{AuthError, Session};
 use crate::clients::{self, Binding};
 
 /// A failed request, as the client will read it.
@@ -68,13 +69,23 @@ pub fn router(app: Arc<App>) -> Router {
 
 /// The user the request's token stands for.
 pub(crate) async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Uuid, Failure> {
+    session(app, headers).await.map(|s| s.user)
+}
+
+/// The request's token, accepted: its user and until when.
+pub(crate) async fn session(app: &App, headers: &HeaderMap) -> Result<Session, Failure> {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     app.verifier
-        .user(authorization)
+        .session(authorization)
         .await
-        .map_err(|e| Failure::new(ErrorCode::Unauthorized, e.to_string()))
+        .map_err(|e| match e {
+            // The token may be good: a client told "unauthorized" would stop syncing
+            // until its user signs in again, over an outage of the server's keys.
+            AuthError::KeysUnavailable => Failure::new(ErrorCode::Unavailable, e.to_string()),
+            e => Failure::new(ErrorCode::Unauthorized, e.to_string()),
+        })
 }
 
 /// The body as `T`, read up to the limit (after decompression): over it is 413, not

@@ -1,9 +1,11 @@
 //! Bearer tokens as Supabase issues them: HS256 with the project's JWT secret, or an
 //! asymmetric key (ES256, RS256, EdDSA) from a JWKS. A token must be signed by a trusted
-//! key, unexpired, for the configured audience, and name a user (`sub`, a uuid).
+//! key, unexpired and past its `nbf`, for the configured audience, and name a user
+//! (`sub`, a uuid).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
@@ -28,6 +30,9 @@ pub enum AuthError {
     /// The signature does not verify with any trusted key.
     #[error("the token's signature does not verify")]
     BadSignature,
+    /// `nbf` has not come yet.
+    #[error("the token is not valid yet")]
+    NotYetValid,
     /// `aud` is not this server's audience.
     #[error("the token is for another audience")]
     WrongAudience,
@@ -37,7 +42,8 @@ pub enum AuthError {
     /// No `sub`, or one that is not a user id.
     #[error("the token names no user")]
     NoUser,
-    /// The server could not load its keys (an unreachable JWKS URL).
+    /// The server could not load its keys (an unreachable JWKS URL): the server's
+    /// trouble, answered as unavailable (clients retry), not as unauthorized.
     #[error("the server's token keys are unavailable")]
     KeysUnavailable,
 }
@@ -50,6 +56,19 @@ pub struct KeysError(String);
 #[derive(Deserialize)]
 struct Claims {
     sub: Option<String>,
+    exp: Option<f64>,
+}
+
+/// Clock skew allowed between the token's issuer and this server, in seconds.
+pub const LEEWAY_SECS: u64 = 30;
+
+/// An accepted token: whose it is, and until when it is good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// The user (`sub`).
+    pub user: Uuid,
+    /// When the token stops being accepted (`exp` plus the leeway).
+    pub until: std::time::SystemTime,
 }
 
 /// One asymmetric key of the set, ready to verify.
@@ -68,6 +87,9 @@ pub struct Verifier {
     keys: Mutex<HashMap<Option<String>, std::sync::Arc<PublicKey>>>,
     source: Option<JwksSource>,
     last_fetch: Mutex<Option<Instant>>,
+    /// The last fetch of a JWKS URL failed (or none has succeeded yet): a key the server
+    /// does not know may be one it could not load, so the token is not judged forged.
+    fetch_failed: AtomicBool,
     refetch_every: Duration,
     audience: String,
     http: reqwest::Client,
@@ -94,8 +116,9 @@ impl Verifier {
         let verifier = Verifier {
             secret: secret.map(|s| DecodingKey::from_secret(s.as_bytes())),
             keys: Mutex::new(HashMap::new()),
-            source: jwks,
+            source: jwks.clone(),
             last_fetch: Mutex::new(None),
+            fetch_failed: AtomicBool::new(matches!(jwks, Some(JwksSource::Url(_)))),
             refetch_every: REFETCH_EVERY,
             audience: audience.to_owned(),
             http: reqwest::Client::builder()
@@ -160,22 +183,32 @@ impl Verifier {
             }
             *last = Some(Instant::now());
         }
-        let text = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| KeysError(e.without_url().to_string()))?
-            .text()
-            .await
-            .map_err(|e| KeysError(e.without_url().to_string()))?;
-        self.install(&text)?;
-        Ok(true)
+        let fetched = async {
+            let text = self
+                .http
+                .get(url)
+                .send()
+                .await
+                .and_then(|r| r.error_for_status())
+                .map_err(|e| KeysError(e.without_url().to_string()))?
+                .text()
+                .await
+                .map_err(|e| KeysError(e.without_url().to_string()))?;
+            self.install(&text)
+        }
+        .await;
+        self.fetch_failed.store(fetched.is_err(), Ordering::SeqCst);
+        fetched.map(|()| true)
     }
 
     /// The user a request's `Authorization` header value stands for.
     pub async fn user(&self, authorization: Option<&str>) -> Result<Uuid, AuthError> {
+        self.session(authorization).await.map(|s| s.user)
+    }
+
+    /// The user a request's `Authorization` header value stands for, and until when:
+    /// a long-lived request (the live-update stream) ends then.
+    pub async fn session(&self, authorization: Option<&str>) -> Result<Session, AuthError> {
         let token = authorization
             .and_then(|h| {
                 h.strip_prefix("Bearer ")
@@ -194,17 +227,18 @@ impl Verifier {
                 let key = match self.public_key(&header.kid) {
                     Some(key) => key,
                     None => {
-                        match self.refetch().await {
-                            Ok(_) => {}
-                            Err(e) if self.keys.lock().expect("keys lock").is_empty() => {
-                                tracing::warn!(error = %e, "the JWKS URL could not be fetched");
+                        if let Err(e) = self.refetch().await {
+                            tracing::warn!(error = %e, "the JWKS URL could not be fetched");
+                        }
+                        match self.public_key(&header.kid) {
+                            Some(key) => key,
+                            // Not loaded (now, or at the last try, which a rate limit
+                            // stands by): the server's trouble, not a forged token.
+                            None if self.fetch_failed.load(Ordering::SeqCst) => {
                                 return Err(AuthError::KeysUnavailable);
                             }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "the JWKS URL could not be fetched")
-                            }
+                            None => return Err(AuthError::UnknownKey),
                         }
-                        self.public_key(&header.kid).ok_or(AuthError::UnknownKey)?
                     }
                 };
                 if key.algorithm != header.alg {
@@ -218,15 +252,22 @@ impl Verifier {
         let mut validation = Validation::new(algorithm);
         validation.set_audience(&[self.audience.as_str()]);
         validation.set_required_spec_claims(&["exp", "aud", "sub"]);
-        validation.leeway = 30;
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
         let decoded = jsonwebtoken::decode::<Claims>(token, key.decoding(), &validation)
             .map_err(|e| classify(e.kind()))?;
-        decoded
+        let user = decoded
             .claims
             .sub
             .as_deref()
             .and_then(|s| Uuid::parse_str(s).ok())
-            .ok_or(AuthError::NoUser)
+            .ok_or(AuthError::NoUser)?;
+        // `exp` is required and checked above, so it is a number here.
+        let exp = decoded.claims.exp.unwrap_or(0.0).max(0.0) as u64;
+        Ok(Session {
+            user,
+            until: std::time::UNIX_EPOCH + Duration::from_secs(exp.saturating_add(LEEWAY_SECS)),
+        })
     }
 
     /// The key named `kid`, or the only key when the token names none.
@@ -278,6 +319,7 @@ fn classify(kind: &jsonwebtoken::errors::ErrorKind) -> AuthError {
     use jsonwebtoken::errors::ErrorKind;
     match kind {
         ErrorKind::ExpiredSignature => AuthError::Expired,
+        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
         ErrorKind::InvalidAudience => AuthError::WrongAudience,
         ErrorKind::InvalidSignature => AuthError::BadSignature,
         ErrorKind::MissingRequiredClaim(claim) if claim == "sub" => AuthError::NoUser,

@@ -15,12 +15,12 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use migration_history::synced::NOTIFY_CHANNEL;
 use tokio::sync::watch;
 
 use crate::App;
-use crate::api::authenticate;
+use crate::api::session;
 
 /// Changes seen, as a counter online clients watch.
 pub struct Events {
@@ -81,13 +81,19 @@ pub async fn listen(url: String, events: Arc<Events>) {
 }
 
 /// `GET /v1/events`: a `change` event whenever the database has changed, after a first
-/// one on connecting (whatever happened while the client was away).
+/// one on connecting (whatever happened while the client was away). The stream ends when
+/// the token that opened it expires: the client opens it again with its new token.
 pub async fn stream(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if let Err(failure) = authenticate(&app, &headers).await {
-        return failure.into_response();
-    }
+    let session = match session(&app, &headers).await {
+        Ok(session) => session,
+        Err(failure) => return failure.into_response(),
+    };
+    let left = session
+        .until
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
     let receiver = app.events.watch();
-    Sse::new(changes(receiver))
+    Sse::new(changes(receiver).take_until(tokio::time::sleep(left)))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }

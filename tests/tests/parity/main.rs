@@ -23,6 +23,7 @@ mod reliability;
 mod review_findings;
 mod review_issue13;
 mod review_issue14;
+mod review_issue15;
 mod roundtrip;
 mod schema;
 mod schema_dumps;

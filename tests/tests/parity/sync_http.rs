@@ -26,7 +26,7 @@ use crate::sync::{run_postgres, server_world};
 pub(crate) const SECRET: &str = "the-suite's-jwt-secret-at-least-32-bytes";
 
 /// Seconds since the epoch, `offset` from now.
-fn epoch(offset: i64) -> i64 {
+pub(crate) fn epoch(offset: i64) -> i64 {
     chrono::Utc::now().timestamp() + offset
 }
 
@@ -165,7 +165,7 @@ pub(crate) async fn other_user(server: &Database, name: &str) -> (Id, Id) {
     (user.id, project.id)
 }
 
-fn body_of(bytes: &[u8]) -> ErrorBody {
+pub(crate) fn body_of(bytes: &[u8]) -> ErrorBody {
     serde_json::from_slice(bytes).unwrap_or_else(|e| {
         panic!(
             "not an error body ({e}): {}",
@@ -175,7 +175,7 @@ fn body_of(bytes: &[u8]) -> ErrorBody {
 }
 
 /// A one-entry batch inserting a task into `project`.
-fn task_batch(client: Uuid, seq: i64, project: Id, marker: &str) -> PushBatch {
+pub(crate) fn task_batch(client: Uuid, seq: i64, project: Id, marker: &str) -> PushBatch {
     let mut changes = std::collections::BTreeMap::new();
     changes.insert("project_id".into(), json!(project.to_string()));
     changes.insert("task_type".into(), json!("render"));
@@ -633,7 +633,7 @@ async fn sync_http_health_answers_without_a_token() {
 
 /// An ES256 key pair as Supabase's asymmetric signing keys are: the private key to sign
 /// with, and its public half as a JWKS document.
-fn es256_key(kid: &str) -> (EncodingKey, Json) {
+pub(crate) fn es256_key(kid: &str) -> (EncodingKey, Json) {
     use base64::Engine;
     let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let point = pair.public_key_raw();
@@ -649,7 +649,7 @@ fn es256_key(kid: &str) -> (EncodingKey, Json) {
     )
 }
 
-fn es256_token(key: &EncodingKey, kid: &str, user: Id) -> String {
+pub(crate) fn es256_token(key: &EncodingKey, kid: &str, user: Id) -> String {
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some(kid.to_owned());
     let claims = json!({"sub": user.to_string(), "aud": "authenticated", "exp": epoch(3600)});
