@@ -321,7 +321,7 @@ CREATE POLICY users_owner ON users AS PERMISSIVE FOR ALL TO authenticated USING 
 CREATE POLICY projects_owner ON projects AS PERMISSIVE FOR ALL TO authenticated USING ((user_id = dal_request_user_id())) WITH CHECK ((user_id = dal_request_user_id()));
 CREATE POLICY generations_owner ON generations AS PERMISSIVE FOR ALL TO authenticated USING ((EXISTS ( SELECT 1 FROM projects p WHERE ((p.id = generations.project_id) AND (p.user_id = dal_request_user_id()))))) WITH CHECK ((EXISTS ( SELECT 1 FROM projects p WHERE ((p.id = generations.project_id) AND (p.user_id = dal_request_user_id())))));
 CREATE POLICY shots_owner ON shots AS PERMISSIVE FOR ALL TO authenticated USING ((EXISTS ( SELECT 1 FROM projects p WHERE ((p.id = shots.project_id) AND (p.user_id = dal_request_user_id()))))) WITH CHECK ((EXISTS ( SELECT 1 FROM projects p WHERE ((p.id = shots.project_id) AND (p.user_id = dal_request_user_id())))));
-CREATE POLICY shot_generations_owner ON shot_generations AS PERMISSIVE FOR ALL TO authenticated USING ((EXISTS ( SELECT 1 FROM (shots s JOIN projects p ON ((p.id = s.project_id))) WHERE ((s.id = shot_generations.shot_id) AND (p.user_id = dal_request_user_id()))))) WITH CHECK ((EXISTS ( SELECT 1 FROM (shots s JOIN projects p ON ((p.id = s.project_id))) WHERE ((s.id = shot_generations.shot_id) AND (p.user_id = dal_request_user_id())))));
+CREATE POLICY shot_generations_owner ON shot_generations AS PERMISSIVE FOR ALL TO authenticated USING ((EXISTS ( SELECT 1 FROM (shots s JOIN projects p ON ((p.id = s.project_id))) WHERE ((s.id = shot_generations.shot_id) AND (p.user_id = dal_request_user_id()))))) WITH CHECK (((EXISTS ( SELECT 1 FROM (shots s JOIN projects p ON ((p.id = s.project_id))) WHERE ((s.id = shot_generations.shot_id) AND (p.user_id = dal_request_user_id())))) AND (EXISTS ( SELECT 1 FROM (generations g JOIN projects p ON ((p.id = g.project_id))) WHERE ((g.id = shot_generations.generation_id) AND (p.user_id = dal_request_user_id()))))));
 CREATE POLICY tasks_owner ON tasks AS PERMISSIVE FOR ALL TO authenticated USING ((EXISTS ( SELECT 1 FROM projects p WHERE ((p.id = tasks.project_id) AND (p.user_id = dal_request_user_id()))))) WITH CHECK ((EXISTS ( SELECT 1 FROM projects p WHERE ((p.id = tasks.project_id) AND (p.user_id = dal_request_user_id())))));
 
 CREATE TABLE dal_migration_checksums (
@@ -347,6 +347,7 @@ INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261201_023900_tas
 INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261202_120000_sync_removals', extract(epoch FROM now())::bigint);
 INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261207_040000_sync_client_users', extract(epoch FROM now())::bigint);
 INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261207_041000_sync_notify', extract(epoch FROM now())::bigint);
+INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261207_050000_link_policies', extract(epoch FROM now())::bigint);
 
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20250601_000001_initial_schema', 'c15173c9520480721c317977b41bb2944b4908e494f0c690d1b172994b287fa0');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20250602_000001_row_level_security', 'cee9239a4f428d7d758dd47b0ed323bc52cf982d10e7ce2d16d92395cd0a3a3f');
@@ -359,3 +360,4 @@ INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261201_02390
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261202_120000_sync_removals', '61251f9f1d5789d4cfc0735c307ae5febd43f344715180da3c78fd24494d2731');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_040000_sync_client_users', '032b48098e8409cb02d1fa82798f0dd73c2f9924b4106662127f5e9a40c58bb3');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_041000_sync_notify', '08b33eae58a73a6c6e8cff4c680ba9a3692e869e70bb29ad91e3e7814574f134');
+INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_050000_link_policies', 'bf0c529e17150b36ed6cc986f5c535e4d3e2209db84554ac26ba949cca23c888');

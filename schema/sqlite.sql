@@ -188,6 +188,7 @@ INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261201_023900_tas
 INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261202_120000_sync_removals', CAST(strftime('%s', 'now') AS INTEGER));
 INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261207_040000_sync_client_users', CAST(strftime('%s', 'now') AS INTEGER));
 INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261207_041000_sync_notify', CAST(strftime('%s', 'now') AS INTEGER));
+INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261207_050000_link_policies', CAST(strftime('%s', 'now') AS INTEGER));
 
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20250601_000001_initial_schema', 'c15173c9520480721c317977b41bb2944b4908e494f0c690d1b172994b287fa0');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20250602_000001_row_level_security', 'cee9239a4f428d7d758dd47b0ed323bc52cf982d10e7ce2d16d92395cd0a3a3f');
@@ -200,3 +201,4 @@ INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261201_02390
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261202_120000_sync_removals', '61251f9f1d5789d4cfc0735c307ae5febd43f344715180da3c78fd24494d2731');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_040000_sync_client_users', '032b48098e8409cb02d1fa82798f0dd73c2f9924b4106662127f5e9a40c58bb3');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_041000_sync_notify', '08b33eae58a73a6c6e8cff4c680ba9a3692e869e70bb29ad91e3e7814574f134');
+INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_050000_link_policies', 'bf0c529e17150b36ed6cc986f5c535e4d3e2209db84554ac26ba949cca23c888');

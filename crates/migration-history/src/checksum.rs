@@ -220,6 +220,10 @@ mod tests {
             "m20261207_041000_sync_notify",
             "08b33eae58a73a6c6e8cff4c680ba9a3692e869e70bb29ad91e3e7814574f134",
         ),
+        (
+            "m20261207_050000_link_policies",
+            "bf0c529e17150b36ed6cc986f5c535e4d3e2209db84554ac26ba949cca23c888",
+        ),
     ];
 
     #[test]

@@ -69,4 +69,5 @@ history! {
     m20261202_120000_sync_removals,
     m20261207_040000_sync_client_users,
     m20261207_041000_sync_notify,
+    m20261207_050000_link_policies,
 }

@@ -273,6 +273,46 @@ pub fn owner_rule(path: &[(&str, &str)]) -> String {
     }
 }
 
+/// The write check of a table whose rows name more than one parent (`paths`: the path to
+/// `users` through each parent column, the first parent's first): a row may be written
+/// only if every parent it names belongs to the user, so no row of theirs points into
+/// another user's rows. With one path it is [`owner_rule`].
+pub fn owner_check(paths: &[Vec<(&str, &str)>]) -> String {
+    match paths {
+        [] => owner_rule(&[]),
+        [only] => owner_rule(only),
+        all => all
+            .iter()
+            .map(|path| format!("({})", owner_rule(path)))
+            .collect::<Vec<_>>()
+            .join(" AND "),
+    }
+}
+
+/// Replaces `table`'s owner policy (Postgres) with one that reads the rows under the
+/// first of `paths` (as [`owner_policy`]) and writes only rows whose every parent is the
+/// user's ([`owner_check`]): for tables with more than one parent.
+pub async fn parents_policy(
+    manager: &SchemaManager<'_>,
+    table: &str,
+    paths: &[Vec<(&str, &str)>],
+) -> Result<(), DbErr> {
+    if manager.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let (using, check) = (owner_rule(&paths[0]), owner_check(paths));
+    let db = manager.get_connection();
+    for sql in [
+        format!("DROP POLICY IF EXISTS {table}_owner ON {table}"),
+        format!(
+            "CREATE POLICY {table}_owner ON {table} FOR ALL TO authenticated USING ({using}) WITH CHECK ({check})"
+        ),
+    ] {
+        db.execute_unprepared(&sql).await?;
+    }
+    Ok(())
+}
+
 /// (Re)creates `table`'s row-level security policy `{table}_owner` on Postgres from its
 /// path to `users` (see [`owner_rule`]), enabling row-level security and granting the
 /// `authenticated` role what the other tables grant it, and the triggers that carry its

@@ -47,6 +47,21 @@ pub fn owner_path(tables: &[Table], table: &Table) -> Vec<(&'static str, &'stati
     path
 }
 
+/// The path to `users` through each parent column of `table`, the first parent's first
+/// (as [`synced::owner_check`] takes them): through a parent, then that parent's
+/// [`owner_path`].
+pub fn parent_paths(tables: &[Table], table: &Table) -> Vec<Vec<(&'static str, &'static str)>> {
+    let mut paths = vec![owner_path(tables, table)];
+    for parent in table.parents.iter().skip(1) {
+        let mut path = vec![(parent.column, parent.table)];
+        if let Some(next) = tables.iter().find(|t| t.name == parent.table) {
+            path.extend(owner_path(tables, next));
+        }
+        paths.push(path);
+    }
+    paths
+}
+
 /// How `db` departs from `tables`, one sentence each; empty when they agree.
 ///
 /// `db` must be a transaction (a `dal::UnitOfWork`, a SeaORM `DatabaseTransaction`): on
@@ -272,7 +287,10 @@ async fn postgres_differences<C: ConnectionTrait>(
     };
     // The registry's rule as Postgres prints it: put it on a scratch table of the same
     // shape, in a transaction that is rolled back.
-    let rule = synced::owner_rule(&owner_path(tables, table));
+    let (rule, check) = (
+        synced::owner_rule(&owner_path(tables, table)),
+        synced::owner_check(&parent_paths(tables, table)),
+    );
     let probe = format!("dal_registry_probe_{name}");
     db.execute_unprepared("SAVEPOINT dal_registry_probe")
         .await?;
@@ -280,7 +298,7 @@ async fn postgres_differences<C: ConnectionTrait>(
         db.execute_unprepared(&format!("CREATE TEMP TABLE {probe} (LIKE {name})"))
             .await?;
         db.execute_unprepared(&format!(
-            "CREATE POLICY p ON {probe} USING ({rule}) WITH CHECK ({rule})"
+            "CREATE POLICY p ON {probe} USING ({rule}) WITH CHECK ({check})"
         ))
         .await?;
         strings(

@@ -111,7 +111,6 @@ async fn review15_a_token_not_yet_valid_is_refused() {
 /// missing parent), and the link stays live when the owner tombstones the generation
 /// (their cascade cannot see it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding: shot_generations RLS does not check the generation's owner (cross-user link)"]
 async fn review15_a_user_cannot_link_another_users_generation() {
     run_postgres(|t| async move {
         let rig = HttpRig::start(&t).await;
