@@ -88,6 +88,9 @@ pub(crate) async fn session(app: &App, headers: &HeaderMap) -> Result<Session, F
         })
 }
 
+/// How long a request's body may take to arrive once its headers have.
+const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The body as `T`, read up to the limit (after decompression): over it is 413, not
 /// JSON of the right shape (or not valid gzip) is 400.
 async fn read<T: DeserializeOwned>(
@@ -109,7 +112,18 @@ async fn read<T: DeserializeOwned>(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let bytes = match http_body_util::Limited::new(body, limit).collect().await {
+    // A body trickling in holds a connection and a task: it gets a deadline.
+    let collected = tokio::time::timeout(
+        BODY_DEADLINE,
+        http_body_util::Limited::new(body, limit).collect(),
+    );
+    let Ok(collected) = collected.await else {
+        return Err(Failure::new(
+            ErrorCode::BadRequest,
+            format!("the request body did not arrive within {BODY_DEADLINE:?}"),
+        ));
+    };
+    let bytes = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
