@@ -63,6 +63,24 @@ pub struct DeadLetter {
     pub reason: String,
 }
 
+/// About the most one push's entries carry (their changes, roughly as JSON text).
+const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+
+/// Roughly the length of `value` as JSON text, without writing it.
+fn json_size(value: &Json) -> usize {
+    match value {
+        Json::String(s) => s.len() + 2,
+        Json::Array(items) => items.iter().map(json_size).sum::<usize>() + items.len() + 2,
+        Json::Object(map) => {
+            map.iter()
+                .map(|(k, v)| k.len() + 4 + json_size(v))
+                .sum::<usize>()
+                + 2
+        }
+        _ => 8,
+    }
+}
+
 /// The local replica's sync state: its outbox and its pull cursor.
 #[derive(Clone)]
 pub struct SyncClient {
@@ -207,7 +225,19 @@ impl SyncClient {
                 vec![(limit as i64).into()],
             ))
             .await?;
-        rows.iter().map(|r| self.entry(r)).collect()
+        // A batch of large rows stops early, so its request stays well under a sync
+        // server's body limit (32 MiB by default) whatever the batch size.
+        let mut entries = Vec::with_capacity(rows.len());
+        let mut bytes = 0;
+        for row in &rows {
+            let entry = self.entry(row)?;
+            bytes += entry.changes.values().map(json_size).sum::<usize>() + 256;
+            if !entries.is_empty() && bytes > MAX_BATCH_BYTES {
+                break;
+            }
+            entries.push(entry);
+        }
+        Ok(entries)
     }
 
     fn entry(&self, row: &QueryResult) -> dal::Result<Entry> {
