@@ -12,10 +12,12 @@ use sync::protocol::{PullPage, PullRequest, PushAck, PushBatch};
 use sync::{PostgresTransport, SyncClient, Transport, TransportError};
 use uuid::Uuid;
 
-/// The direct transport, keeping a copy of every batch pushed through it.
+/// The direct transport, keeping a copy of every batch pushed through it and the time
+/// the server's side took.
 pub struct Recorder {
     inner: PostgresTransport,
     batches: Mutex<Vec<PushBatch>>,
+    server_seconds: Mutex<f64>,
 }
 
 impl Recorder {
@@ -24,6 +26,7 @@ impl Recorder {
         Recorder {
             inner: PostgresTransport::new(db),
             batches: Mutex::new(Vec::new()),
+            server_seconds: Mutex::new(0.0),
         }
     }
 }
@@ -32,7 +35,10 @@ impl Recorder {
 impl Transport for Recorder {
     async fn push(&self, batch: PushBatch) -> Result<PushAck, TransportError> {
         self.batches.lock().unwrap().push(batch.clone());
-        self.inner.push(batch).await
+        let started = Instant::now();
+        let ack = self.inner.push(batch).await;
+        *self.server_seconds.lock().unwrap() += started.elapsed().as_secs_f64();
+        ack
     }
 
     async fn pull(&self, request: PullRequest) -> Result<PullPage, TransportError> {
@@ -40,19 +46,112 @@ impl Transport for Recorder {
     }
 }
 
+/// A push measured end to end.
+pub struct Pushed {
+    /// Seconds for the whole push.
+    pub seconds: f64,
+    /// Seconds of it spent in the server's side (the transport's `push` calls).
+    pub server_seconds: f64,
+    /// The batches sent.
+    pub batches: Vec<PushBatch>,
+}
+
 /// Pushes `client`'s whole outbox in batches of `batch` (end to end: reading the outbox,
-/// the server's apply, settling the client): seconds taken, and the batches sent.
-pub async fn push_outbox(
-    client: &SyncClient,
-    server: &dal::Database,
-    batch: usize,
-) -> (f64, Vec<PushBatch>) {
+/// the server's apply, settling the client).
+pub async fn push_outbox(client: &SyncClient, server: &dal::Database, batch: usize) -> Pushed {
     let recorder = Recorder::new(server.clone());
     let started = Instant::now();
     while client.push_once(&recorder, batch).await.expect("push") > 0 {}
     let seconds = started.elapsed().as_secs_f64();
     assert_eq!(client.pending().await.unwrap(), 0, "the outbox drained");
-    (seconds, recorder.batches.into_inner().unwrap())
+    Pushed {
+        seconds,
+        server_seconds: recorder.server_seconds.into_inner().unwrap(),
+        batches: recorder.batches.into_inner().unwrap(),
+    }
+}
+
+/// One line of the push table.
+pub struct PushLine {
+    /// What was pushed.
+    pub operation: String,
+    /// The push's rate, end to end.
+    pub rate: f64,
+    /// The rate of the server's side alone.
+    pub server_rate: f64,
+    /// The hand-written set-based apply's rate on the same batches.
+    pub baseline_rate: f64,
+}
+
+/// The push cases, on a scratch database of their own (so the rows they push do not
+/// change what the pull cases measure): for each size in `batches`, `rounds` times, a
+/// fresh replica writes `writes` tasks (capture on) and pushes its outbox, then the
+/// baseline applies the same batches. Medians of the rounds.
+pub async fn push_cases(
+    postgres_url: &str,
+    dir: &std::path::Path,
+    writes: usize,
+    batches: &[usize],
+    rounds: usize,
+) -> Vec<PushLine> {
+    use dal::prelude::*;
+    let scratch = crate::ScratchPostgres::create(postgres_url).await;
+    let server = Database::connect(&Config::postgres(&scratch.url).expect("scratch URL"))
+        .await
+        .expect("scratch database connects");
+    server.migrate().await.expect("migrations apply");
+    let transport = PostgresTransport::new(server.clone());
+    let user = server.users().create(NewUser::default()).await.unwrap();
+    let project = server
+        .projects()
+        .create(NewProject::new(user.id, "push bench"))
+        .await
+        .unwrap();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let mut lines = Vec::new();
+    for &batch in batches {
+        let (mut push, mut server_side, mut baseline) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let path = dir.join(format!("push-{batch}-{round}.db"));
+            let db = Database::connect(&Config::sqlite(&path))
+                .await
+                .expect("replica opens");
+            let client = SyncClient::open(db).await.expect("sync turns on");
+            sync::engine::sync_once(&client, &transport, &sync::SyncOptions::default())
+                .await
+                .expect("initial pull");
+            for i in 0..writes {
+                client
+                    .database()
+                    .tasks()
+                    .create(NewTask::queued(
+                        project.id,
+                        "local",
+                        serde_json::json!({"i": i}),
+                    ))
+                    .await
+                    .expect("local write");
+            }
+            let pushed = push_outbox(&client, &server, batch).await;
+            push.push(pushed.seconds);
+            server_side.push(pushed.server_seconds);
+            baseline.push(set_based_apply(&scratch.url, &pushed.batches).await);
+            client.database().clone().close().await.ok();
+        }
+        let rate = |seconds| writes as f64 / seconds;
+        lines.push(PushLine {
+            operation: format!("push of {writes} outbox entries, batches of {batch}"),
+            rate: rate(median(push)),
+            server_rate: rate(median(server_side)),
+            baseline_rate: rate(median(baseline)),
+        });
+    }
+    server.close().await.ok();
+    scratch.drop_database().await;
+    lines
 }
 
 /// Applies `batches` (inserts of `tasks` rows, given new ids and a new client id so they

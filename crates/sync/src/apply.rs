@@ -1,5 +1,6 @@
-//! Storing pulled rows in the replica, set-based: one statement per run of a table's rows
-//! (up to [`CHUNK`] rows), not one per row.
+//! Storing server rows in the replica (a pulled page, the rows a push's answer sends
+//! back), set-based: one statement per run of a table's rows (up to [`CHUNK`] rows), not
+//! one per row.
 //!
 //! Under sqlx every SQLite statement is a round trip to its worker thread, which cost
 //! more than the row's own insert; a page of 500 rows was 500 round trips. Here the rows
@@ -23,9 +24,31 @@ use crate::tables::{self, Kind, Table};
 /// size.
 const CHUNK: usize = 2_000;
 
+/// When a server row replaces the local copy of its row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Replace {
+    /// Only if its `sync_version` is newer (pulls).
+    IfNewer,
+    /// Unless the local copy is a newer server version (a push's answer: the row as the
+    /// batch left it). Local writes never raise `sync_version`, so this undoes a refused
+    /// change; and a pull that stored a later version meanwhile (through another
+    /// `SyncClient` on the same file) is not taken back.
+    UnlessOlder,
+}
+
 /// Stores server rows as a pull does: each one replaces the local copy only if its
 /// `sync_version` is newer. Consecutive rows of one table go in one statement, in order.
 pub(crate) async fn upsert_newer(uow: &UnitOfWork, rows: &[(&str, &RowValues)]) -> dal::Result<()> {
+    upsert(uow, rows, Replace::IfNewer).await
+}
+
+/// Stores server rows, each replacing the local copy as `replace` says. Consecutive rows
+/// of one table go in one statement, in order.
+pub(crate) async fn upsert(
+    uow: &UnitOfWork,
+    rows: &[(&str, &RowValues)],
+    replace: Replace,
+) -> dal::Result<()> {
     let mut run: Option<(&'static Table, Vec<&RowValues>)> = None;
     for &(table, values) in rows {
         match &mut run {
@@ -36,19 +59,24 @@ pub(crate) async fn upsert_newer(uow: &UnitOfWork, rows: &[(&str, &RowValues)]) 
             _ => {}
         }
         if let Some((spec, batch)) = run.take() {
-            store_run(uow, spec, &batch).await?;
+            store_run(uow, spec, &batch, replace).await?;
         }
         let spec = tables::table(table).ok_or_else(|| unsynced(table))?;
         run = Some((spec, vec![values]));
     }
     if let Some((spec, batch)) = run {
-        store_run(uow, spec, &batch).await?;
+        store_run(uow, spec, &batch, replace).await?;
     }
     Ok(())
 }
 
 /// One statement for `rows` of `table`.
-async fn store_run(uow: &UnitOfWork, table: &Table, rows: &[&RowValues]) -> dal::Result<()> {
+async fn store_run(
+    uow: &UnitOfWork,
+    table: &Table,
+    rows: &[&RowValues],
+    replace: Replace,
+) -> dal::Result<()> {
     let mut json = String::with_capacity(rows.len() * 512);
     json.push('[');
     for (r, values) in rows.iter().enumerate() {
@@ -66,7 +94,7 @@ async fn store_run(uow: &UnitOfWork, table: &Table, rows: &[&RowValues]) -> dal:
     json.push(']');
     uow.execute_raw(Statement::from_sql_and_values(
         sea_orm::DbBackend::Sqlite,
-        upsert_sql(table),
+        upsert_sql(table, replace),
         [Value::String(Some(json))],
     ))
     .await?;
@@ -74,8 +102,13 @@ async fn store_run(uow: &UnitOfWork, table: &Table, rows: &[&RowValues]) -> dal:
 }
 
 /// `INSERT … SELECT value->>0, … FROM json_each(?) … ON CONFLICT (id) DO UPDATE … WHERE
-/// excluded.sync_version > sync_version`: the same text for every run of `table`.
-fn upsert_sql(table: &Table) -> String {
+/// excluded.sync_version > sync_version` (`>=` for [`Replace::UnlessOlder`]): the same
+/// text for every run of `table`.
+fn upsert_sql(table: &Table, replace: Replace) -> String {
+    let compare = match replace {
+        Replace::IfNewer => ">",
+        Replace::UnlessOlder => ">=",
+    };
     let mut columns = vec!["id".to_owned()];
     columns.extend(table.wire_columns().map(|c| format!("\"{}\"", c.name)));
     let selected: Vec<String> = (0..columns.len()).map(|i| format!("value->>{i}")).collect();
@@ -87,7 +120,7 @@ fn upsert_sql(table: &Table) -> String {
     // `WHERE true`: SQLite would otherwise read ON CONFLICT as a join's ON.
     format!(
         "INSERT INTO \"{name}\" ({}) SELECT {} FROM json_each(?) WHERE true \
-         ON CONFLICT (id) DO UPDATE SET {} WHERE excluded.sync_version > \"{name}\".sync_version",
+         ON CONFLICT (id) DO UPDATE SET {} WHERE excluded.sync_version {compare} \"{name}\".sync_version",
         columns.join(", "),
         selected.join(", "),
         updates.join(", "),
@@ -96,7 +129,7 @@ fn upsert_sql(table: &Table) -> String {
 }
 
 /// Appends a wire value as the JSON that `->>` turns into what SQLite stores for a column
-/// of `kind`: the same values a bound parameter gets (`wire::to_sqlite_value`): integers
+/// of `kind` (as the per-row statements it replaced bound it): integers
 /// for integer and boolean columns, text for everything else, NULL for what is missing.
 fn push_cell(out: &mut String, kind: Kind, value: Option<&Json>) {
     let value = value.unwrap_or(&Json::Null);

@@ -63,6 +63,24 @@ pub struct DeadLetter {
     pub reason: String,
 }
 
+/// About the most one push's entries carry (their changes, roughly as JSON text).
+const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+
+/// Roughly the length of `value` as JSON text, without writing it.
+fn json_size(value: &Json) -> usize {
+    match value {
+        Json::String(s) => s.len() + 2,
+        Json::Array(items) => items.iter().map(json_size).sum::<usize>() + items.len() + 2,
+        Json::Object(map) => {
+            map.iter()
+                .map(|(k, v)| k.len() + 4 + json_size(v))
+                .sum::<usize>()
+                + 2
+        }
+        _ => 8,
+    }
+}
+
 /// The local replica's sync state: its outbox and its pull cursor.
 #[derive(Clone)]
 pub struct SyncClient {
@@ -207,7 +225,19 @@ impl SyncClient {
                 vec![(limit as i64).into()],
             ))
             .await?;
-        rows.iter().map(|r| self.entry(r)).collect()
+        // A batch of large rows stops early, so its request stays well under a sync
+        // server's body limit (32 MiB by default) whatever the batch size.
+        let mut entries = Vec::with_capacity(rows.len());
+        let mut bytes = 0;
+        for row in &rows {
+            let entry = self.entry(row)?;
+            bytes += entry.changes.values().map(json_size).sum::<usize>() + 256;
+            if !entries.is_empty() && bytes > MAX_BATCH_BYTES {
+                break;
+            }
+            entries.push(entry);
+        }
+        Ok(entries)
     }
 
     fn entry(&self, row: &QueryResult) -> dal::Result<Entry> {
@@ -278,13 +308,17 @@ impl SyncClient {
                 .map(|(t, id, _)| (t.as_str(), id.to_string())),
         )
         .await?;
+        // In the answer's order (parents first); runs of stored rows go set-based.
+        let mut run: Vec<(&str, &RowValues)> = Vec::new();
         for (table, id, row) in &ack.rows {
             if pending.contains(&(table.clone(), id.to_string())) {
                 continue;
             }
             match row {
-                Some(values) => upsert(&uow, table, values, Overwrite::UnlessOlder).await?,
+                Some(values) => run.push((table.as_str(), values)),
                 None => {
+                    apply::upsert(&uow, &run, apply::Replace::UnlessOlder).await?;
+                    run.clear();
                     let spec = tables::table(table).ok_or_else(|| unsynced(table))?;
                     uow.execute_raw(sql(
                         &format!("DELETE FROM \"{}\" WHERE id = ?", spec.name),
@@ -294,6 +328,7 @@ impl SyncClient {
                 }
             }
         }
+        apply::upsert(&uow, &run, apply::Replace::UnlessOlder).await?;
         set_state(&uow, "capture", "1").await?;
         uow.commit().await?;
         Ok(settled)
@@ -577,57 +612,6 @@ async fn pending_among<'a>(
         .map(|r| Ok((r.try_get("", "table_name")?, r.try_get("", "row_id")?)))
         .collect::<Result<_, sea_orm::DbErr>>()
         .map_err(DalError::from)
-}
-
-/// When a server row replaces the local copy (pulls store only newer ones: see
-/// `apply::upsert_newer`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Overwrite {
-    /// Unless the local copy is a newer server version (push answers: the row as the
-    /// batch left it). Local writes never raise `sync_version`, so this undoes a refused
-    /// change; and a pull that stored a later version meanwhile (through another
-    /// `SyncClient` on the same file) is not taken back.
-    UnlessOlder,
-}
-
-/// Stores a server row, as `overwrite` says.
-async fn upsert(
-    uow: &UnitOfWork,
-    table: &str,
-    values: &RowValues,
-    overwrite: Overwrite,
-) -> dal::Result<()> {
-    let spec = tables::table(table).ok_or_else(|| unsynced(table))?;
-    let mut columns = vec!["id".to_owned()];
-    let mut binds = vec![wire::to_sqlite_value(
-        tables::Kind::Uuid,
-        values.get("id").unwrap_or(&Json::Null),
-    )];
-    for column in spec.wire_columns() {
-        columns.push(format!("\"{}\"", column.name));
-        binds.push(wire::to_sqlite_value(
-            column.kind,
-            values.get(column.name).unwrap_or(&Json::Null),
-        ));
-    }
-    let placeholders = vec!["?"; columns.len()].join(", ");
-    let updates: Vec<String> = columns
-        .iter()
-        .skip(1)
-        .map(|c| format!("{c} = excluded.{c}"))
-        .collect();
-    let condition = match overwrite {
-        Overwrite::UnlessOlder => {
-            format!(" WHERE excluded.sync_version >= \"{table}\".sync_version")
-        }
-    };
-    let statement = format!(
-        "INSERT INTO \"{table}\" ({}) VALUES ({placeholders}) ON CONFLICT (id) DO UPDATE SET {}{condition}",
-        columns.join(", "),
-        updates.join(", ")
-    );
-    uow.execute_raw(sql(&statement, binds)).await?;
-    Ok(())
 }
 
 /// The tables, parents first (for callers comparing replicas).

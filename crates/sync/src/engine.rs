@@ -19,7 +19,10 @@ pub struct SyncOptions {
     pub push_interval: Duration,
     /// Time between pulls when all is well.
     pub pull_interval: Duration,
-    /// Outbox entries per push.
+    /// Outbox entries per push, at most (a push of large rows stops at about 8 MiB of
+    /// changes). Each push costs a fixed handful of statements and round trips, so a long
+    /// outbox (a replica back from a long offline spell) drains faster in large batches
+    /// (see BENCHMARKS.md, `sync-bench`); a short one goes in one push whatever this is.
     pub batch: usize,
     /// Changed rows per pulled page (memory stays bounded whatever a table's size). Each
     /// page costs a fixed dozen statements on each side, so a first pull of a large
@@ -37,7 +40,7 @@ impl Default for SyncOptions {
         SyncOptions {
             push_interval: Duration::from_secs(5),
             pull_interval: Duration::from_secs(15),
-            batch: 200,
+            batch: 1_000,
             page: 2_000,
             max_backoff: Duration::from_secs(60),
             step_timeout: Duration::from_secs(60),

@@ -59,17 +59,23 @@ impl Entry {
     /// write that reuses a sequence number.
     pub fn digest(&self) -> String {
         use sha2::{Digest, Sha256};
-        let canonical = serde_json::json!([
-            self.table,
-            self.row_id,
-            self.op,
-            self.changes,
-            self.base_version
-        ]);
-        Sha256::digest(canonical.to_string().as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        use std::fmt::Write as _;
+        // The JSON array `[table, row_id, op, changes, base_version]`, serialised straight
+        // from the entry (the same text as building it as a `Value` first, without
+        // copying the changes: a push computes this for every entry).
+        let canonical = serde_json::to_vec(&(
+            &self.table,
+            &self.row_id,
+            &self.op,
+            &self.changes,
+            self.base_version,
+        ))
+        .unwrap_or_default();
+        let mut hex = String::with_capacity(64);
+        for byte in Sha256::digest(&canonical) {
+            let _ = write!(hex, "{byte:02x}");
+        }
+        hex
     }
 }
 
@@ -130,4 +136,44 @@ pub struct PullPage {
     /// server's cascade did. They come after the window's changed rows, paged with them.
     #[serde(default)]
     pub removed: Vec<(String, Uuid)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The digest as first defined (and stored in every server's `sync_log`): it must not
+    /// change, or retried batches would read as reused sequence numbers.
+    fn first_digest(e: &Entry) -> String {
+        use sha2::{Digest, Sha256};
+        let canonical = serde_json::json!([e.table, e.row_id, e.op, e.changes, e.base_version]);
+        Sha256::digest(canonical.to_string().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    #[test]
+    fn the_digest_is_the_one_servers_have_stored() {
+        let changes: RowValues = serde_json::from_str(
+            r#"{"params": {"z": [1, 2.5, -3e10, null], "a": "\u00e9\"\n\u0000"},
+                "status": "Queued", "attempts": 12345678901234567890, "deleted": false,
+                "dependant_on": "[\"6f1c0000-0000-4000-8000-000000000000\"]",
+                "last_error": null, "name": "日本 \ud83d\ude00 \\ / <>&'"}"#,
+        )
+        .unwrap();
+        for (op, base) in [(Op::Insert, 0), (Op::Update, 7), (Op::Delete, -1)] {
+            let entry = Entry {
+                seq: 3,
+                table: "tasks\u{0}\"".into(),
+                row_id: Uuid::from_u128(0x1234_5678_9abc_4def_8123_4567_89ab_cdef),
+                op,
+                changes: changes.clone(),
+                base_version: base,
+                client_time: "2026-01-01T00:00:00.000000Z".into(),
+            };
+            assert_eq!(entry.digest(), first_digest(&entry));
+            assert_eq!(entry.digest().len(), 64);
+        }
+    }
 }

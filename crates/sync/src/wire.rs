@@ -137,18 +137,6 @@ pub(crate) fn to_value(kind: Kind, value: &Json) -> Result<Value, String> {
     })
 }
 
-/// A wire value as SQLite stores it (text, integer or NULL).
-pub(crate) fn to_sqlite_value(kind: Kind, value: &Json) -> Value {
-    match (kind, value) {
-        (_, Json::Null) => Value::String(None),
-        (Kind::Int, v) => Value::BigInt(v.as_i64()),
-        (Kind::Bool, Json::Bool(b)) => Value::BigInt(Some(i64::from(*b))),
-        (Kind::Bool, v) => Value::BigInt(v.as_i64()),
-        (_, Json::String(s)) => Value::String(Some(s.clone())),
-        (_, other) => Value::String(Some(other.to_string())),
-    }
-}
-
 /// Parses the wire's timestamp form (RFC 3339 in general).
 pub(crate) fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)

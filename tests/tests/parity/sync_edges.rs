@@ -180,6 +180,64 @@ async fn a_hole_inside_a_batch_writes_nothing_and_pulls_go_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_large_rows_stops_early_so_its_request_stays_small() {
+    run_postgres(|t| async move {
+        let rig = Rig::new(&t);
+        let (project, client) = rig.synced_client("large").await;
+        // Three writes of 3 MiB each: two fit in one push (about 8 MiB), not three.
+        let big = "x".repeat(3 * 1024 * 1024);
+        for n in 0..3 {
+            client
+                .database()
+                .tasks()
+                .create(NewTask::queued(
+                    project,
+                    "render",
+                    json!({"n": n, "blob": big}),
+                ))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            client
+                .push_once(rig.transport.as_ref(), 1_000)
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(client.pending().await.unwrap(), 1);
+        assert_eq!(
+            client
+                .push_once(rig.transport.as_ref(), 1_000)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            server_count(&rig.server, "SELECT count(*) AS n FROM tasks").await,
+            3
+        );
+        // One entry larger than the bound still goes, alone.
+        let huge = "y".repeat(9 * 1024 * 1024);
+        client
+            .database()
+            .tasks()
+            .create(NewTask::queued(project, "render", json!({"blob": huge})))
+            .await
+            .unwrap();
+        assert_eq!(
+            client
+                .push_once(rig.transport.as_ref(), 1_000)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(client.pending().await.unwrap(), 0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_whose_row_moved_to_a_project_the_client_lacks_settles() {
     run_postgres(|t| async move {
         let rig = Rig::new(&t);

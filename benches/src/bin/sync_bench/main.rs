@@ -37,6 +37,41 @@ struct Args {
     /// Rounds of the full pulls (library and baseline interleaved); medians are reported.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Only the push cases (on a scratch database of their own).
+    #[arg(long)]
+    push_only: bool,
+    /// Outbox entries each push case writes and pushes.
+    #[arg(long, default_value_t = 10_000)]
+    writes: usize,
+    /// Batch sizes of the push cases (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [200, 1_000, 10_000])]
+    batches: Vec<usize>,
+}
+
+/// The push cases (see `dal_bench::sync_push`), printed as their own table.
+async fn push_table(args: &Args, dir: &std::path::Path) {
+    let (writes, rounds) = if args.quick {
+        (200, 1)
+    } else {
+        (args.writes, args.rounds.max(1))
+    };
+    let lines =
+        dal_bench::sync_push::push_cases(&args.postgres_url, dir, writes, &args.batches, rounds)
+            .await;
+    println!(
+        "\n| push, end to end | entries/s | server side alone | hand-written set-based apply | push/baseline time |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for line in lines {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.0} | {:.2}x |",
+            line.operation,
+            line.rate,
+            line.server_rate,
+            line.baseline_rate,
+            line.baseline_rate / line.rate
+        );
+    }
 }
 
 /// The process's peak resident memory since the last [`reset_peak`], in KiB (Linux).
@@ -267,6 +302,11 @@ async fn full_pulls(
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    if args.push_only {
+        let dir = tempfile::tempdir().expect("temp dir");
+        push_table(&args, dir.path()).await;
+        return;
+    }
     let (large, writes, rounds, empty_syncs) = if args.quick {
         (2_000, 200, 1, 20)
     } else {
@@ -362,20 +402,6 @@ async fn main() {
         format!("local task creates with capture on, {writes}"),
         format!("{:.0} writes/s", writes as f64 / seconds),
     ));
-    let started = Instant::now();
-    sync_once(&client, transport.as_ref(), &options)
-        .await
-        .expect("push");
-    let seconds = started.elapsed().as_secs_f64();
-    assert_eq!(client.pending().await.unwrap(), 0, "the outbox drained");
-    lines.push(Line::plain(
-        format!(
-            "push of {writes} outbox entries, batches of {}",
-            options.batch
-        ),
-        format!("{:.0} entries/s", writes as f64 / seconds),
-    ));
-
     println!("| operation | library | baseline | library/baseline | peak memory growth |");
     println!("|---|---:|---:|---:|---:|");
     for line in lines {
@@ -385,11 +411,12 @@ async fn main() {
             line.operation, line.result, line.baseline, line.ratio
         );
     }
-    if args.quick {
-        println!("\n(--quick: sizes are tiny; these numbers mean nothing)");
-    }
     client.database().clone().close().await.ok();
     pg.close().await;
     server.close().await.ok();
     scratch.drop_database().await;
+    push_table(&args, dir.path()).await;
+    if args.quick {
+        println!("\n(--quick: sizes are tiny; these numbers mean nothing)");
+    }
 }

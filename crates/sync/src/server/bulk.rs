@@ -316,37 +316,44 @@ impl SetPath {
             .collect()
     }
 
-    /// Logs the applied `run` (with each entry's row version after it) in one insert.
+    /// Logs the applied `run` (with each entry's row version after it) in one insert,
+    /// its columns bound as typed arrays (no JSON document to build and parse).
     pub(super) async fn log(
         &self,
         uow: &UnitOfWork,
         run: &[Planned<'_>],
         versions: &[i64],
     ) -> dal::Result<()> {
-        let rows: Vec<Json> = run
-            .iter()
-            .zip(versions)
-            .map(|(p, version)| {
-                let e = p.entry;
-                serde_json::json!({
-                    "client_id": self.client,
-                    "seq": e.seq,
-                    "table_name": storable(&e.table),
-                    "row_id": e.row_id,
-                    "op": op_name(e),
-                    "outcome": "applied",
-                    "entry_digest": e.digest(),
-                    "changed_columns": e.changes.keys().map(|c| storable(c)).collect::<Vec<_>>(),
-                    "row_version": version,
-                })
-            })
-            .collect();
+        let array = |kind, values: Vec<Value>| Value::Array(kind, Some(Box::new(values)));
+        let column = |f: &dyn Fn(&Planned) -> Value| run.iter().map(f).collect::<Vec<_>>();
         uow.execute_raw(statement(
             uow,
+            // A run's entries only change columns of their table (`writable_table`), whose
+            // names hold no comma: the list travels joined and is split back.
             "INSERT INTO sync_log (client_id, seq, table_name, row_id, op, outcome, entry_digest, changed_columns, row_version) \
-             SELECT client_id, seq, table_name, row_id, op, outcome, entry_digest, changed_columns, row_version \
-             FROM jsonb_populate_recordset(NULL::sync_log, $1)",
-            vec![Value::Json(Some(Box::new(Json::Array(rows))))],
+             SELECT $1, u.seq, u.t, u.id, u.op, 'applied', u.digest, string_to_array(u.columns, ','), u.version \
+             FROM unnest($2::bigint[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::bigint[]) \
+             AS u(seq, t, id, op, digest, columns, version)",
+            vec![
+                Value::Uuid(Some(self.client)),
+                array(ArrayType::BigInt, column(&|p| p.entry.seq.into())),
+                array(ArrayType::String, column(&|p| storable(&p.entry.table).into())),
+                array(ArrayType::Uuid, column(&|p| Value::Uuid(Some(p.entry.row_id)))),
+                array(ArrayType::String, column(&|p| op_name(p.entry).into())),
+                array(ArrayType::String, column(&|p| p.entry.digest().into())),
+                array(
+                    ArrayType::String,
+                    column(&|p| {
+                        let names: Vec<String> =
+                            p.entry.changes.keys().map(|c| storable(c)).collect();
+                        names.join(",").into()
+                    }),
+                ),
+                array(
+                    ArrayType::BigInt,
+                    versions.iter().map(|v| Value::from(*v)).collect(),
+                ),
+            ],
         ))
         .await?;
         Ok(())
