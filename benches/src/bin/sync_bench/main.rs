@@ -8,16 +8,18 @@
 //! uses tiny sizes so CI keeps it compiling and running; its numbers mean nothing.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::Parser;
 use dal::prelude::*;
 use serde_json::json;
 use sync::engine::sync_once;
 use sync::protocol::PullRequest;
-use sync::{PostgresTransport, SyncClient, SyncOptions, Transport};
+use sync::{PostgresTransport, SyncOptions, Transport};
 
 mod baseline;
+
+use dal_bench::measure::{measured, median, percentile, remove_replica, replica};
 
 #[derive(Parser)]
 struct Args {
@@ -74,32 +76,6 @@ async fn push_table(args: &Args, dir: &std::path::Path) {
     }
 }
 
-/// The process's peak resident memory since the last [`reset_peak`], in KiB (Linux).
-fn peak_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Current resident memory in KiB (Linux).
-fn resident_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Starts a new peak-memory window (`/proc/self/clear_refs`, Linux 4.0+).
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-async fn replica(dir: &std::path::Path, name: &str) -> SyncClient {
-    let db = Database::connect(&Config::sqlite(dir.join(format!("{name}.db"))))
-        .await
-        .expect("replica opens");
-    SyncClient::open(db).await.expect("sync turns on")
-}
-
 /// Adds `n` tasks to `project` on the server, in bulk.
 async fn fill(server: &Database, project: Id, n: usize) {
     for start in (0..n).step_by(20_000) {
@@ -111,30 +87,6 @@ async fn fill(server: &Database, project: Id, n: usize) {
             .insert_many(chunk)
             .await
             .expect("bulk insert");
-    }
-}
-
-/// Runs `work` in a fresh peak-memory window: (seconds, peak growth over the resident
-/// size before it, in MiB).
-async fn measured<T>(work: impl std::future::Future<Output = T>) -> (T, f64, Option<f64>) {
-    reset_peak();
-    let before = resident_kib();
-    let started = Instant::now();
-    let out = work.await;
-    let seconds = started.elapsed().as_secs_f64();
-    let growth = match (peak_kib(), before) {
-        (Some(peak), Some(before)) => Some(peak.saturating_sub(before) as f64 / 1024.0),
-        _ => None,
-    };
-    (out, seconds, growth)
-}
-
-/// Removes a SQLite file and its WAL companions (a 200k-row replica is ~200 MB).
-fn remove_replica(path: &std::path::Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        let _ = std::fs::remove_file(name);
     }
 }
 
@@ -195,17 +147,6 @@ async fn server_pages(transport: &dyn Transport, page: usize) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
-fn median_f(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(|a, b| a.total_cmp(b));
-    samples[samples.len() / 2]
-}
-
-fn percentile(mut samples: Vec<Duration>, p: f64) -> Duration {
-    samples.sort();
-    let rank = ((samples.len() as f64 * p).ceil() as usize).clamp(1, samples.len());
-    samples[rank - 1]
-}
-
 /// One line of the report.
 struct Line {
     operation: String,
@@ -263,9 +204,9 @@ async fn full_pulls(
             }
         }
     }
-    let raw_rate = rows as f64 / median_f(raw.0);
+    let raw_rate = rows as f64 / median(raw.0);
     for (i, &page) in sweep.iter().enumerate() {
-        let rate = rows as f64 / median_f(library[i].0.clone());
+        let rate = rows as f64 / median(library[i].0.clone());
         let (baseline, ratio) = if page == default_page {
             (
                 format!("{raw_rate:.0} rows/s"),
@@ -286,7 +227,7 @@ async fn full_pulls(
         for (i, &page) in sweep.iter().enumerate() {
             lines.push(Line::plain(
                 format!("server side alone (pages read, not stored), {rows} rows, pages of {page}"),
-                format!("{:.0} rows/s", rows as f64 / median_f(server[i].clone())),
+                format!("{:.0} rows/s", rows as f64 / median(server[i].clone())),
             ));
         }
     }
