@@ -218,7 +218,7 @@ mod tests {
         ),
         (
             "m20261207_041000_sync_notify",
-            "08b33eae58a73a6c6e8cff4c680ba9a3692e869e70bb29ad91e3e7814574f134",
+            "d02020af262e73b50b4d17e07a77f0c3106a330c66a937f21f5900ae3d9b0956",
         ),
         (
             "m20261207_050000_link_policies",

@@ -5,7 +5,7 @@
 //! identical ones, so a bulk write costs one notification. Postgres only.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
 use crate::synced::notify_trigger;
 
@@ -18,22 +18,9 @@ impl MigrationName for Migration {
     }
 }
 
-/// The synced tables: those the sync migration (and `synced::make_synced` since) gave a
-/// change stamp, read from the database so this list cannot fall behind the schema.
-async fn synced_tables(manager: &SchemaManager<'_>) -> Result<Vec<String>, DbErr> {
-    let rows = manager
-        .get_connection()
-        .query_all_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT DISTINCT c.relname AS name FROM pg_trigger t \
-             JOIN pg_class c ON c.oid = t.tgrelid \
-             WHERE NOT t.tgisinternal AND t.tgname = c.relname || '_sync_stamp' \
-               AND c.relnamespace = current_schema()::regnamespace \
-             ORDER BY 1",
-        ))
-        .await?;
-    rows.iter().map(|row| row.try_get("", "name")).collect()
-}
+/// The synced tables as of this migration; a table made synced later gets the trigger
+/// from `synced::make_synced`.
+const TABLES: [&str; 6] = ["users", "projects", "tasks", "generations", "shots", "shot_generations"];
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -52,8 +39,8 @@ impl MigrationTrait for Migration {
              BEGIN PERFORM pg_notify('dal_sync', ''); RETURN NULL; END $$",
         )
         .await?;
-        for table in synced_tables(manager).await? {
-            db.execute_unprepared(&notify_trigger(&table)).await?;
+        for table in TABLES {
+            db.execute_unprepared(&notify_trigger(table)).await?;
         }
         Ok(())
     }
@@ -63,7 +50,7 @@ impl MigrationTrait for Migration {
             return Ok(());
         }
         let db = manager.get_connection();
-        for table in synced_tables(manager).await? {
+        for table in TABLES {
             db.execute_unprepared(&format!(
                 "DROP TRIGGER IF EXISTS \"{table}_sync_notify\" ON \"{table}\""
             ))
