@@ -200,5 +200,5 @@ INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261130_23200
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261201_023900_task_leases', 'd094acf725a4016d1c4a59a379f8c6245319bff2b6db3333fb73e4f9126eb3c6');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261202_120000_sync_removals', '61251f9f1d5789d4cfc0735c307ae5febd43f344715180da3c78fd24494d2731');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_040000_sync_client_users', '032b48098e8409cb02d1fa82798f0dd73c2f9924b4106662127f5e9a40c58bb3');
-INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_041000_sync_notify', '08b33eae58a73a6c6e8cff4c680ba9a3692e869e70bb29ad91e3e7814574f134');
+INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_041000_sync_notify', 'd02020af262e73b50b4d17e07a77f0c3106a330c66a937f21f5900ae3d9b0956');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_050000_link_policies', 'bf0c529e17150b36ed6cc986f5c535e4d3e2209db84554ac26ba949cca23c888');
