@@ -250,19 +250,27 @@ async fn postgres_differences<C: ConnectionTrait>(
     out: &mut Vec<String>,
 ) -> Result<(), DbErr> {
     let name = table.name;
-    let stamp = strings(
-        db,
-        format!(
-            "SELECT tgname::text AS name FROM pg_trigger WHERE tgrelid = to_regclass({}) AND tgname = {}",
-            quoted(name),
-            quoted(&format!("{name}_sync_stamp"))
-        ),
-        "name",
-    )
-    .await?;
-    if stamp.is_empty() {
+    let has = |trigger: String| async move {
+        strings(
+            db,
+            format!(
+                "SELECT tgname::text AS name FROM pg_trigger WHERE tgrelid = to_regclass({}) AND tgname = {}",
+                quoted(name),
+                quoted(&trigger)
+            ),
+            "name",
+        )
+        .await
+        .map(|found| !found.is_empty())
+    };
+    if !has(format!("{name}_sync_stamp")).await? {
         out.push(format!(
             "{name}: the sync stamp trigger {name}_sync_stamp is missing"
+        ));
+    }
+    if !has(format!("{name}_sync_notify")).await? {
+        out.push(format!(
+            "{name}: the live-update trigger {name}_sync_notify is missing (migration_history::synced::make_synced creates it)"
         ));
     }
     removal_differences(db, table, out).await?;

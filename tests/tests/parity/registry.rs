@@ -93,6 +93,10 @@ parity_test!(async fn entities_live_tables_and_capture_triggers_agree(t) {
             db.execute_unprepared("DROP TRIGGER tasks_sync_stamp ON tasks").await.unwrap();
             let problems = differences(&db, &both).await;
             assert!(mentions(&problems, &["tasks_sync_stamp", "missing"]), "{problems:#?}");
+            assert!(!mentions(&problems, &["tasks_sync_notify"]), "{problems:#?}");
+            db.execute_unprepared("DROP TRIGGER tasks_sync_notify ON tasks").await.unwrap();
+            let problems = differences(&db, &both).await;
+            assert!(mentions(&problems, &["tasks_sync_notify", "missing"]), "{problems:#?}");
         }
     }
     db.close().await.unwrap();
