@@ -948,11 +948,23 @@ impl Transport for Balancer {
         if self.pushes.fetch_add(1, Ordering::SeqCst) % 20 == 9 {
             self.kill_soon(i);
         }
-        self.servers[i].1.push(batch).await
+        // As a load balancer does with a request whose instance went away, the push is
+        // sent again to the other one: pushes are safe to repeat (exactly once by
+        // sequence number), and the first attempt may have committed before the kill.
+        match self.servers[i].1.push(batch.clone()).await {
+            Err(TransportError::Transient(_)) => {
+                self.servers[1 - i].1.push(batch).await
+            }
+            answered => answered,
+        }
     }
 
     async fn pull(&self, request: PullRequest) -> Result<sync::protocol::PullPage, TransportError> {
-        self.servers[self.pick()].1.pull(request).await
+        let i = self.pick();
+        match self.servers[i].1.pull(request.clone()).await {
+            Err(TransportError::Transient(_)) => self.servers[1 - i].1.pull(request).await,
+            answered => answered,
+        }
     }
 }
 

@@ -15,14 +15,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::{Datelike, SubsecRound};
 use dal::prelude::*;
 use sea_orm::sea_query::ArrayType;
 use sea_orm::{ConnectionTrait, Value};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 use uuid::Uuid;
 
 use super::acting::Actor;
+use super::columns::{self, ColumnTypes, Text};
 use super::conflict::{self, Contested, Decision};
 use super::push::{contested_from, op_name, storable, version};
 use super::statement;
@@ -37,12 +37,12 @@ pub(super) const MAX_WINDOW: usize = 2000;
 pub(super) const MIN_WINDOW: usize = 16;
 
 /// One entry the set-based path applies: an insert or a plain update, with the values to
-/// write as `jsonb_populate_recordset` reads them.
+/// write (by column name, `id` included) in their text form.
 pub(super) struct Planned<'e> {
     pub entry: &'e Entry,
     table: &'static Table,
     insert: bool,
-    values: Map<String, Json>,
+    values: BTreeMap<String, Text>,
 }
 
 /// The set-based path of one push.
@@ -51,6 +51,8 @@ pub(super) struct SetPath {
     client: Uuid,
     /// Tables with a unique constraint besides the key, read on first use.
     unique: Option<HashSet<String>>,
+    /// The synced tables' column types, read on first use.
+    types: Option<ColumnTypes>,
 }
 
 impl SetPath {
@@ -59,6 +61,7 @@ impl SetPath {
             actor,
             client,
             unique: None,
+            types: None,
         }
     }
 
@@ -86,6 +89,9 @@ impl SetPath {
     ) -> dal::Result<Vec<Planned<'e>>> {
         if self.unique.is_none() {
             self.unique = Some(unique_tables(uow).await?);
+        }
+        if self.types.is_none() {
+            self.types = Some(ColumnTypes::read(uow).await?);
         }
         // The candidates: what can be told without the rows.
         let mut seen = HashSet::new();
@@ -149,14 +155,13 @@ impl SetPath {
         Ok(run)
     }
 
-    /// The entry's values as JSON for `jsonb_populate_recordset`, with the server's
-    /// metadata; `None` when one has no JSON form that Postgres reads back as the
-    /// per-entry path would write it.
-    fn values(&self, table: &Table, entry: &Entry) -> Option<Map<String, Json>> {
-        let mut values = Map::new();
-        values.insert("id".into(), Json::String(entry.row_id.to_string()));
+    /// The entry's values in their text form, with the server's metadata; `None` when
+    /// one has no text form that Postgres reads back as the per-entry path would write it.
+    fn values(&self, table: &Table, entry: &Entry) -> Option<BTreeMap<String, Text>> {
+        let mut values = BTreeMap::new();
+        values.insert("id".into(), Some(entry.row_id.to_string()));
         for (column, value) in assignments(table, self.client, entry, &entry.changes).ok()? {
-            values.insert(column, json_of(value)?);
+            values.insert(column, columns::text_of(value)?);
         }
         Some(values)
     }
@@ -258,38 +263,56 @@ impl SetPath {
                 .or_default()
                 .push(planned);
         }
+        let types = self
+            .types
+            .as_ref()
+            .ok_or_else(|| DalError::database("a set write before its plan"))?;
         let mut versions: HashMap<(usize, Uuid), i64> = HashMap::new();
         for ((order, update, columns), planned) in groups {
             let table = planned[0].table.name;
-            let quoted: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+            let mut casts = Vec::new();
+            for (n, column) in columns.iter().enumerate() {
+                casts.push(format!("u.c{n}::{}", types.of(table, column)?));
+            }
+            let unnest: Vec<String> = (1..=columns.len())
+                .map(|n| format!("${n}::text[]"))
+                .collect();
+            let aliases: Vec<String> = (0..columns.len()).map(|n| format!("c{n}")).collect();
+            let from = format!("unnest({}) AS u({})", unnest.join(", "), aliases.join(", "));
             let sql = if update {
-                let sets: Vec<String> = quoted
+                let id = columns.iter().position(|c| *c == "id").unwrap_or_default();
+                let sets: Vec<String> = columns
                     .iter()
-                    .filter(|c| c.as_str() != "\"id\"")
-                    .map(|c| format!("{c} = r.{c}"))
+                    .zip(&casts)
+                    .filter(|(c, _)| **c != "id")
+                    .map(|(c, cast)| format!("\"{c}\" = {cast}"))
                     .collect();
                 format!(
-                    "UPDATE \"{table}\" AS t SET {} FROM jsonb_populate_recordset(NULL::\"{table}\", $1) AS r \
-                     WHERE t.id = r.id RETURNING t.id, t.sync_version",
-                    sets.join(", ")
+                    "UPDATE \"{table}\" AS t SET {} FROM {from} WHERE t.id = {} \
+                     RETURNING t.id, t.sync_version",
+                    sets.join(", "),
+                    casts[id]
                 )
             } else {
-                let list = quoted.join(", ");
+                let list: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
                 format!(
-                    "INSERT INTO \"{table}\" ({list}) SELECT {list} FROM jsonb_populate_recordset(NULL::\"{table}\", $1) \
-                     RETURNING id, sync_version"
+                    "INSERT INTO \"{table}\" ({}) SELECT {} FROM {from} RETURNING id, sync_version",
+                    list.join(", "),
+                    casts.join(", ")
                 )
             };
-            let rows: Vec<Json> = planned
+            let parameters = columns
                 .iter()
-                .map(|p| Json::Object(p.values.clone()))
+                .map(|column| {
+                    Value::from(columns::array_literal(
+                        planned
+                            .iter()
+                            .map(|p| p.values.get(*column).unwrap_or(&None)),
+                    ))
+                })
                 .collect();
             let returned = attempt
-                .query_all_raw(statement(
-                    attempt,
-                    &sql,
-                    vec![Value::Json(Some(Box::new(Json::Array(rows))))],
-                ))
+                .query_all_raw(statement(attempt, &sql, parameters))
                 .await?;
             if returned.len() != planned.len() {
                 return Err(DalError::database(format!(
@@ -455,35 +478,4 @@ async fn unique_tables(uow: &UnitOfWork) -> dal::Result<HashSet<String>> {
     rows.iter()
         .map(|r| Ok(r.try_get::<String>("", "name")?))
         .collect()
-}
-
-/// A bound value as `jsonb_populate_recordset` reads it back into the same column value;
-/// `None` for what it would not (a JSON document that is `null`, which it reads as SQL
-/// `NULL`; a timestamp outside the years the per-entry path accepts).
-fn json_of(value: Value) -> Option<Json> {
-    let text = |s: Option<String>| s.map_or(Json::Null, Json::String);
-    Some(match value {
-        Value::Uuid(id) => text(id.map(|id| id.to_string())),
-        Value::String(s) => text(s),
-        Value::Json(None) => Json::Null,
-        Value::Json(Some(doc)) if doc.is_null() => return None,
-        Value::Json(Some(doc)) => *doc,
-        Value::ChronoDateTimeUtc(None) => Json::Null,
-        Value::ChronoDateTimeUtc(Some(t)) if (1..=9999).contains(&t.year()) => {
-            Json::String(wire::format_timestamp(t.trunc_subsecs(6)))
-        }
-        Value::Array(ArrayType::Uuid, None) => Json::Null,
-        Value::Array(ArrayType::Uuid, Some(items)) => Json::Array(
-            (*items)
-                .into_iter()
-                .map(|item| match item {
-                    Value::Uuid(Some(id)) => Some(Json::String(id.to_string())),
-                    _ => None,
-                })
-                .collect::<Option<Vec<_>>>()?,
-        ),
-        Value::BigInt(n) => n.map_or(Json::Null, Json::from),
-        Value::Bool(b) => b.map_or(Json::Null, Json::Bool),
-        _ => return None,
-    })
 }

@@ -25,6 +25,7 @@
 
 mod acting;
 mod bulk;
+mod columns;
 mod conflict;
 mod pull;
 mod push;
