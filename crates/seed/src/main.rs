@@ -1,5 +1,5 @@
-//! `cargo run -p seed [-- --from-dir DIR [--watch] | --scale N]`: migrate the configured
-//! database and seed it.
+//! `cargo run -p seed [-- --from-dir DIR [--watch] | --scale N] [--out FILE]`: migrate the
+//! configured database and seed it, or seed a new database into a snapshot file to ship.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +22,11 @@ struct Cli {
     /// Also add N generated projects with shots, generations and tasks (idempotent).
     #[arg(long, value_name = "N")]
     scale: Option<usize>,
+    /// Seed a new database and write it as a snapshot FILE (see the snapshot crate) to
+    /// ship, instead of seeding the configured database. The same inputs give the same
+    /// checksum; with SOURCE_DATE_EPOCH set, a byte-identical file.
+    #[arg(long, value_name = "FILE", conflicts_with = "watch")]
+    out: Option<PathBuf>,
     /// How often --watch scans the directory, in milliseconds.
     #[arg(long, default_value_t = 300, value_name = "MS")]
     watch_interval_ms: u64,
@@ -48,7 +53,73 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let config = dal::Config::from_env()?;
+    let Some(out) = cli.out.clone() else {
+        return seed_into(dal::Config::from_env()?, &cli).await;
+    };
+    if out.exists() {
+        return Err(snapshot::SnapshotError::Exists { path: out }.into());
+    }
+    // Seeded in a work file beside the snapshot, which is removed whatever happens.
+    let mut name = out.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".seeding-{}", std::process::id()));
+    let work = out.with_file_name(name);
+    let seeded = async {
+        let code = seed_into(dal::Config::sqlite(&work), &cli).await?;
+        if code != ExitCode::SUCCESS {
+            return Err("fixtures were refused: no snapshot written".into());
+        }
+        let db = Database::connect(&dal::Config::sqlite(&work)).await?;
+        let options = snapshot::ExportOptions {
+            reproducible_at: Some(source_date()?),
+            ..snapshot::ExportOptions::new(made_from(&cli))
+        };
+        let exported = snapshot::export(&db, &out, &options, |_| {}).await;
+        db.close().await?;
+        let meta = exported?;
+        println!(
+            "wrote {}: {} rows, {}",
+            out.display(),
+            meta.total_rows(),
+            meta.checksum
+        );
+        Ok::<_, Box<dyn std::error::Error>>(code)
+    }
+    .await;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = work.clone().into_os_string();
+        name.push(suffix);
+        let _ = std::fs::remove_file(name);
+    }
+    seeded
+}
+
+/// The snapshot's time: `SOURCE_DATE_EPOCH` (seconds), as reproducible builds set it,
+/// or now.
+fn source_date() -> Result<chrono::DateTime<chrono::Utc>, Box<dyn std::error::Error>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) => text
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+            .ok_or_else(|| format!("SOURCE_DATE_EPOCH={text:?} is not a time in seconds").into()),
+        Err(_) => Ok(chrono::Utc::now()),
+    }
+}
+
+/// What the snapshot says it was made from: the seeder's inputs.
+fn made_from(cli: &Cli) -> String {
+    let mut from = String::from("seed");
+    if let Some(n) = cli.scale {
+        from.push_str(&format!(" --scale {n}"));
+    }
+    if let Some(dir) = &cli.from_dir {
+        from.push_str(&format!(" --from-dir {}", dir.display()));
+    }
+    from
+}
+
+async fn seed_into(config: dal::Config, cli: &Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
     println!(
         "seeding {} (APP_ENV={}{})",
         config.describe_target(),

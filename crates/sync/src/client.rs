@@ -133,8 +133,12 @@ impl SyncClient {
             })?,
             None => {
                 let id = Uuid::new_v4();
+                // A replica the server made (`Server::export`) holds the server's rows
+                // already: they are not local writes to push.
+                if state(&uow, crate::server::SERVER_MADE).await?.is_none() {
+                    enqueue_existing_rows(&uow).await?;
+                }
                 set_state(&uow, "client_id", &id.to_string()).await?;
-                enqueue_existing_rows(&uow).await?;
                 id
             }
         };

@@ -31,6 +31,8 @@ mod schema_tools;
 mod scoping;
 mod security;
 mod seeding;
+mod snapshot_import;
+mod snapshots;
 mod sync;
 mod sync_edges;
 mod sync_http;

@@ -21,12 +21,14 @@
 //! log of entries, conflicts, the rows sent back), `conflict.rs` decides what an entry
 //! does, `write.rs` carries that out on the rows, `bulk.rs` applies runs of plain
 //! entries with a few set statements instead of one entry at a time, `acting.rs` switches
-//! between the user a push acts for and the server, and `pull.rs` pages through changes.
+//! between the user a push acts for and the server, `pull.rs` pages through changes, and
+//! `export.rs` copies a consistent snapshot of the rows into a new replica.
 
 mod acting;
 mod bulk;
 mod columns;
 mod conflict;
+mod export;
 mod pull;
 mod push;
 mod removals;
@@ -41,6 +43,8 @@ use uuid::Uuid;
 use crate::protocol::{PullPage, PullRequest, PushAck, PushBatch};
 use crate::transport::{Transport, TransportError};
 use acting::Actor;
+pub use export::Exported;
+pub(crate) use export::SERVER_MADE;
 use push::Settled;
 
 /// The server's sync operations on a Postgres [`Database`].
