@@ -75,6 +75,9 @@ pub enum SnapshotError {
         #[source]
         source: std::io::Error,
     },
+    /// The sync server could not be asked, or refused (`bootstrap`).
+    #[error("the sync server: {0}")]
+    Transport(#[source] sync::TransportError),
     /// The database failed.
     #[error(transparent)]
     Database(#[from] DalError),

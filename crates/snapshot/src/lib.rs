@@ -14,6 +14,8 @@
 //! - [`check`]: integrity, metadata, checksum and schema version, without writing.
 //! - [`import`]: replaces the local database atomically with a checked, migrated copy;
 //!   the previous one stays in place until the new one is in place and checked.
+//! - [`bootstrap`]: a new device's first sync as one download of the server's snapshot
+//!   of its user's rows, then incremental pulls from the snapshot's point.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,6 +32,7 @@
 //! The command-line tool does the same: `cargo run -p snapshot -- export --out FILE`,
 //! `check FILE`, `import FILE`.
 
+mod bootstrap;
 mod content;
 mod error;
 mod export;
@@ -37,6 +40,7 @@ mod file;
 mod import;
 mod meta;
 
+pub use bootstrap::bootstrap;
 pub use error::{Result, SnapshotError};
 pub use export::{ExportOptions, Progress, export};
 pub use import::{Imported, check, import};

@@ -25,7 +25,7 @@ use crate::clients::{self, Binding};
 pub struct Failure(ErrorBody);
 
 impl Failure {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Failure {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Failure {
         Failure(ErrorBody::new(code, message))
     }
 }
@@ -64,6 +64,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route(PULL_PATH, post(pull))
         .route(HEALTH_PATH, get(health))
         .route(sync::http::EVENTS_PATH, get(crate::events::stream))
+        .route(sync::http::SNAPSHOT_PATH, get(crate::snapshot::download))
         .with_state(app)
 }
 

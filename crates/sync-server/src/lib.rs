@@ -8,6 +8,8 @@
 //!   id belongs to the first user who pushed under it.
 //! * **Live updates**: `GET /v1/events` (Server-Sent Events) tells online clients to pull
 //!   when the database changes (Postgres `LISTEN`/`NOTIFY`).
+//! * **New devices**: `GET /v1/snapshot` sends the user's rows as one SQLite replica
+//!   made from a consistent snapshot, to go on from with incremental pulls.
 //! * **No state of its own**: any number of instances behind any load balancer share
 //!   only Postgres.
 //!
@@ -26,6 +28,7 @@ pub mod auth;
 pub mod clients;
 pub mod config;
 pub mod events;
+mod snapshot;
 pub mod tls;
 
 use std::future::Future;

@@ -31,6 +31,7 @@ mod schema_tools;
 mod scoping;
 mod security;
 mod seeding;
+mod snapshot_bootstrap;
 mod snapshot_import;
 mod snapshots;
 mod sync;

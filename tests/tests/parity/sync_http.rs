@@ -952,9 +952,7 @@ impl Transport for Balancer {
         // sent again to the other one: pushes are safe to repeat (exactly once by
         // sequence number), and the first attempt may have committed before the kill.
         match self.servers[i].1.push(batch.clone()).await {
-            Err(TransportError::Transient(_)) => {
-                self.servers[1 - i].1.push(batch).await
-            }
+            Err(TransportError::Transient(_)) => self.servers[1 - i].1.push(batch).await,
             answered => answered,
         }
     }

@@ -30,6 +30,8 @@ pub const PUSH_PATH: &str = "/v1/push";
 pub const PULL_PATH: &str = "/v1/pull";
 /// Where a client listens for live updates (Server-Sent Events).
 pub const EVENTS_PATH: &str = "/v1/events";
+/// Where a new device downloads its user's rows as one SQLite replica (GET).
+pub const SNAPSHOT_PATH: &str = "/v1/snapshot";
 /// Where a load balancer checks that an instance can reach the database.
 pub const HEALTH_PATH: &str = "/health";
 

@@ -11,7 +11,7 @@ use futures::stream::{BoxStream, Stream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{EVENTS_PATH, ErrorBody, PULL_PATH, PUSH_PATH};
+use super::{EVENTS_PATH, ErrorBody, PULL_PATH, PUSH_PATH, SNAPSHOT_PATH};
 use crate::protocol::{PullPage, PullRequest, PushAck, PushBatch};
 use crate::transport::{Transport, TransportError};
 
@@ -212,6 +212,58 @@ impl HttpTransport {
             // the outcome is unknown.
             Err(_) => Err(TransportError::Transient(format!("HTTP {status}"))),
         }
+    }
+}
+
+impl HttpTransport {
+    /// Downloads the server's snapshot of the user's rows (`GET /v1/snapshot`) into the
+    /// new file `to`, streaming: the bytes as sent, for the snapshot crate to check and
+    /// put in place (`snapshot::bootstrap` does both). A failed download removes what it
+    /// wrote; `to` must not exist.
+    pub async fn download_snapshot(&self, to: &std::path::Path) -> Result<u64, TransportError> {
+        let token = self.bearer().await?;
+        let response = self
+            .http
+            .get(self.url(SNAPSHOT_PATH))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await.map_err(unreachable)?;
+            return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(body) => body.into_transport(),
+                Err(_) if status.as_u16() == 401 => {
+                    TransportError::Unauthorized(format!("HTTP {status}"))
+                }
+                Err(_) => TransportError::Transient(format!("HTTP {status}")),
+            });
+        }
+        let local = |e: std::io::Error| {
+            TransportError::Refused(format!("cannot write {}: {e}", to.display()))
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(to)
+            .map_err(local)?;
+        let mut body = response.bytes_stream();
+        let mut written = 0u64;
+        let copied = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(unreachable)?;
+                file.write_all(&chunk).map_err(local)?;
+                written += chunk.len() as u64;
+            }
+            file.sync_all().map_err(local)
+        }
+        .await;
+        if let Err(e) = copied {
+            let _ = std::fs::remove_file(to);
+            return Err(e);
+        }
+        Ok(written)
     }
 }
 
