@@ -203,3 +203,71 @@ parity_test!(async fn a_postgres_export_is_refused_at_another_schema_version(t) 
     assert!(why.contains(Database::latest_schema_version()), "{why}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 });
+
+/// The Node packages the JavaScript check needs (`better-sqlite3` 12, `typescript`,
+/// `@types/better-sqlite3`, `@types/node`), as `.ci/run` installs them; `None` when they
+/// are not there (the check is then reported as not run), except where
+/// `DAL_REQUIRE_NODE` is set (`.ci/run`): there a missing install fails the test.
+fn node_modules() -> Option<PathBuf> {
+    match std::env::var_os("DAL_NODE_MODULES") {
+        Some(dir) => Some(PathBuf::from(dir)),
+        None if std::env::var_os("DAL_REQUIRE_NODE").is_some() => panic!(
+            "DAL_NODE_MODULES is not set: .ci/run installs better-sqlite3@12, typescript and their types and points it at their node_modules"
+        ),
+        None => None,
+    }
+}
+
+parity_test!(async fn a_snapshot_opens_in_node_with_rows_shaped_as_schema_ts_declares(t) {
+    let Some(modules) = node_modules() else {
+        eprintln!("NOTE: DAL_NODE_MODULES is not set; the snapshot was not opened in Node");
+        return;
+    };
+    seed::seed(&t.db).await.unwrap();
+    seed::scale::scale(&t.db, 5, |_, _| {}).await.unwrap();
+    let dir = scratch();
+    let out = export_all(&t.db, dir.path(), "for-node.db").await;
+    let meta = snapshot::check(&out).await.unwrap();
+    // Compiled against the committed schema.ts, with strict checks.
+    let work = dir.path().join("js");
+    std::fs::create_dir(&work).unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::copy(repo.join("tests/js/snapshot_rows.ts"), work.join("snapshot_rows.ts")).unwrap();
+    std::fs::copy(repo.join("schema/schema.ts"), work.join("schema.ts")).unwrap();
+    std::os::unix::fs::symlink(&modules, work.join("node_modules")).unwrap();
+    let run = |program: PathBuf, args: &[&str]| {
+        let output = std::process::Command::new(&program)
+            .args(args)
+            .current_dir(&work)
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.status.success(), "{} failed:\n{said}", program.display());
+        said
+    };
+    run(
+        modules.join(".bin/tsc"),
+        &[
+            "--strict", "--target", "es2020", "--module", "commonjs", "--esModuleInterop",
+            "--skipLibCheck", "--outDir", "out", "snapshot_rows.ts",
+        ],
+    );
+    let said = run(
+        PathBuf::from("node"),
+        &["out/snapshot_rows.js", out.to_str().unwrap()],
+    );
+    let read: serde_json::Value = serde_json::from_str(said.trim()).expect(&said);
+    assert_eq!(read["schema_version"], meta.schema_version.as_str());
+    for table in entities::schema::tables() {
+        assert_eq!(
+            read["counts"][table.name].as_u64(),
+            meta.row_counts.get(table.name).copied(),
+            "{}: {said}",
+            table.name
+        );
+    }
+});
