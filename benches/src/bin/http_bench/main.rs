@@ -3,7 +3,8 @@
 //! Sync through the HTTP sync server on loopback against the direct Postgres transport,
 //! in the same run on the same scratch database: a full pull into a new replica
 //! (throughput and peak memory growth), pushing a long outbox, a sync with nothing to do
-//! (median and p99), and, over HTTP only, live-update latency: a change committed on the
+//! (median and p99), a new replica started from the server's snapshot instead (the
+//! snapshot crate's bootstrap), and, over HTTP only, live-update latency: a change committed on the
 //! server until it is visible in an online replica (median and p99). Prints Markdown (see
 //! BENCHMARKS.md). `--quick` uses tiny sizes so CI keeps it running; its numbers mean
 //! nothing.
@@ -193,6 +194,62 @@ async fn main() {
         ),
         http: format!("{http_rate:.0} rows/s ({:.1} MiB)", pulls[0].1),
         direct: format!("{direct_rate:.0} rows/s ({:.1} MiB)", pulls[1].1),
+        ratio: format!("{:.2}x", http_rate / direct_rate),
+    });
+
+    // The same rows as a new device's first sync from the server's snapshot: over HTTP
+    // (`GET /v1/snapshot`, checked and put in place), and directly (the server's export
+    // into the file, then the same check and import), then the first pull from its point.
+    let mut boots: [(Vec<f64>, f64); 2] = [(Vec::new(), 0.0), (Vec::new(), 0.0)];
+    let bootstrap_transport =
+        HttpTransport::new(&url, Arc::new(StaticToken::new(token(user.id)))).expect("transport");
+    for round in 0..rounds {
+        for (i, (name, transport)) in transports.iter().enumerate() {
+            let local = dir.path().join(format!("boot-{name}-{round}.db"));
+            let made = async {
+                if i == 0 {
+                    snapshot::bootstrap(&bootstrap_transport, &local)
+                        .await
+                        .expect("bootstrap");
+                } else {
+                    let file = dir.path().join(format!("boot-{name}-{round}.snapshot"));
+                    let options = snapshot::ExportOptions {
+                        scope: snapshot::Scope::User(user.id.0),
+                        ..snapshot::ExportOptions::new("http-bench")
+                    };
+                    snapshot::export(&server, &file, &options, |_| {})
+                        .await
+                        .expect("export");
+                    snapshot::import(&file, &local, false)
+                        .await
+                        .expect("import");
+                    std::fs::remove_file(&file).ok();
+                }
+                let db = Database::connect(&Config::sqlite(&local))
+                    .await
+                    .expect("replica opens");
+                let client = sync::SyncClient::open(db).await.expect("sync client");
+                sync_once(&client, transport.as_ref(), &options)
+                    .await
+                    .expect("first pull");
+                assert_eq!(client.pending().await.unwrap(), 0, "nothing pushed back");
+                client
+            };
+            let (client, seconds, growth) = measured(made).await;
+            boots[i].0.push(seconds);
+            boots[i].1 = boots[i].1.max(growth.unwrap_or(0.0));
+            client.database().clone().close().await.ok();
+            remove_replica(&local);
+        }
+    }
+    let total = rows.max(have) + 2;
+    let (http_rate, direct_rate) = (rate(&boots[0].0, total), rate(&boots[1].0, total));
+    lines.push(Line {
+        operation: format!(
+            "new replica from the server's snapshot, then its first pull, {total} rows (peak memory growth)"
+        ),
+        http: format!("{http_rate:.0} rows/s ({:.1} MiB)", boots[0].1),
+        direct: format!("{direct_rate:.0} rows/s ({:.1} MiB)", boots[1].1),
         ratio: format!("{:.2}x", http_rate / direct_rate),
     });
 
