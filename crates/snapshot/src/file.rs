@@ -84,6 +84,17 @@ pub(crate) fn remove_with_journals(path: &Path) {
     }
 }
 
+/// A temporary file, removed with its journals when this is dropped: whatever becomes of
+/// the work that writes it (an error, or its future dropped midway: a request timed out,
+/// a client gone), nothing is left behind under the temporary name.
+pub(crate) struct Temporary<'a>(pub(crate) &'a Path);
+
+impl Drop for Temporary<'_> {
+    fn drop(&mut self) {
+        remove_with_journals(self.0);
+    }
+}
+
 /// Refuses an existing `path`.
 pub(crate) fn refuse_existing(path: &Path) -> Result<()> {
     if path.exists() {

@@ -2,6 +2,8 @@
 //! reviewed. These work on local files only (no backend is involved).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use dal::Config;
 use dal::prelude::*;
@@ -100,4 +102,73 @@ async fn a_snapshot_whose_schema_was_changed_without_its_rows_fails_the_check() 
             "{name} ({change}) passed the check: {checked:?}"
         );
     }
+}
+
+/// Finding: import's only guard against an application that still has the database
+/// open was `wal_checkpoint(TRUNCATE)` reporting busy, which it does only while another
+/// connection is in the middle of a read. An application with the database open but
+/// idle (a pool's idle connections: the usual case) was not noticed: the import moved
+/// the file from under it and removed it, and every write the application made after
+/// that went into the removed file and was lost. An import now takes the database
+/// exclusively first and is refused while any other connection has it open.
+#[tokio::test]
+async fn an_import_is_refused_while_the_application_has_the_database_open() {
+    let dir = scratch();
+    let good = good_snapshot(dir.path()).await;
+    let (local, app) = local_open(dir.path(), "local.db").await;
+    let imported = snapshot::import(&good, &local, false).await;
+    assert!(
+        imported.is_err(),
+        "imported under an open application: {imported:?}"
+    );
+    let why = imported.unwrap_err().to_string();
+    assert!(why.contains("in use"), "{why}");
+    // The application goes on, and what it writes is in the local database.
+    let later = app
+        .users()
+        .create(NewUser::new().display_name("written after the import"))
+        .await
+        .unwrap();
+    app.close().await.unwrap();
+    let reopened = Database::connect(&Config::sqlite(&local)).await.unwrap();
+    let found = reopened.users().get(later.id).await;
+    assert!(found.is_ok(), "the application's write is lost: {found:?}");
+    reopened.close().await.unwrap();
+    // Closed, it imports.
+    snapshot::import(&good, &local, false).await.unwrap();
+}
+
+/// Finding: import moved the local database aside and then renamed the prepared copy
+/// in: between the two (and for the fsync of the directory) no database had the local
+/// name, so a process killed there left the application to start on a new, empty
+/// database, the user's data under a `.before-import-` name nothing looks for. Now the
+/// copy is renamed over the old database in one step: the name always holds a whole
+/// database, the old one or the new one.
+#[tokio::test]
+async fn the_local_database_never_goes_missing_during_an_import() {
+    let dir = scratch();
+    let good = good_snapshot(dir.path()).await;
+    let (local, app) = local_open(dir.path(), "local.db").await;
+    app.close().await.unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (local, done) = (local.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut missing = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                if std::fs::metadata(&local).is_err() {
+                    missing += 1;
+                }
+            }
+            missing
+        })
+    };
+    for keep_previous in [false, true, false, true, false, true, false, true] {
+        snapshot::import(&good, &local, keep_previous)
+            .await
+            .unwrap();
+    }
+    done.store(true, Ordering::Relaxed);
+    let missing = watcher.join().unwrap();
+    assert_eq!(missing, 0, "the local database was missing {missing} times");
 }
