@@ -78,7 +78,10 @@ pub async fn export(
 ) -> Result<Meta> {
     file::refuse_existing(out)?;
     let partial = file::beside(out, &format!(".partial-{}", uuid::Uuid::new_v4().simple()));
-    let made = async {
+    // Removed however this ends, a cancellation included (once in place, it has no
+    // temporary name left to remove).
+    let _partial = file::Temporary(&partial);
+    async {
         let pull_from = match db.backend() {
             Backend::Sqlite => {
                 if options.scope != Scope::All {
@@ -96,11 +99,7 @@ pub async fn export(
         file::place(&partial, out)?;
         Ok(meta)
     }
-    .await;
-    if made.is_err() {
-        file::remove_with_journals(&partial);
-    }
-    made
+    .await
 }
 
 /// A consistent, compact copy of the SQLite database `db` at `to`.

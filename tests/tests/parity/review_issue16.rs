@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use dal::Config;
 use dal::prelude::*;
-use snapshot::SnapshotError;
+use snapshot::{ExportOptions, Progress, SnapshotError};
 
 use crate::snapshots::{export_all, scratch, user_with_work};
 
@@ -171,4 +171,38 @@ async fn the_local_database_never_goes_missing_during_an_import() {
     done.store(true, Ordering::Relaxed);
     let missing = watcher.join().unwrap();
     assert_eq!(missing, 0, "the local database was missing {missing} times");
+}
+
+/// Finding: a cancelled export (the future dropped: a request timeout, a client gone
+/// from `GET /v1/snapshot`) left its `.partial-` file behind for good: the clean-up ran
+/// only when the export returned an error. On the sync server those pile up in the
+/// temporary directory, one user's rows each.
+#[tokio::test]
+async fn a_cancelled_export_leaves_no_partial_file() {
+    let dir = scratch();
+    let (_, db) = local_open(dir.path(), "source.db").await;
+    let out = dir.path().join("cancelled.db");
+    let (measuring, measured) = tokio::sync::oneshot::channel::<()>();
+    let mut measuring = Some(measuring);
+    let options = ExportOptions::new("the test");
+    let export = snapshot::export(&db, &out, &options, |step| {
+        if matches!(step, Progress::Measuring)
+            && let Some(tx) = measuring.take()
+        {
+            let _ = tx.send(());
+        }
+    });
+    tokio::select! {
+        biased;
+        _ = measured => {}
+        made = export => panic!("the export ended before it was cancelled: {made:?}"),
+    }
+    db.close().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let strays: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("cancelled"))
+        .collect();
+    assert!(strays.is_empty(), "left behind: {strays:?}");
 }
