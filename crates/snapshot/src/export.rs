@@ -77,7 +77,13 @@ pub async fn export(
     mut progress: impl FnMut(Progress<'_>) + Send,
 ) -> Result<Meta> {
     file::refuse_existing(out)?;
-    let partial = file::beside(out, &format!(".partial-{}", uuid::Uuid::new_v4().simple()));
+    // Absolute: SQLite reads a name beginning with `file:` as a URI (a relative
+    // `file:backup.db` would be written as `backup.db`), never one beginning with `/`.
+    let absolute = std::path::absolute(out).map_err(crate::error::io(out))?;
+    let partial = file::beside(
+        &absolute,
+        &format!(".partial-{}", uuid::Uuid::new_v4().simple()),
+    );
     // Removed however this ends, a cancellation included (once in place, it has no
     // temporary name left to remove).
     let _partial = file::Temporary(&partial);

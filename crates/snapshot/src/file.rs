@@ -17,8 +17,10 @@ const MAGIC: &[u8; 16] = b"SQLite format 3\0";
 /// mode, so the file is complete in itself when closed (no `-wal` beside it, which a
 /// browser's SQLite could not read).
 pub(crate) async fn open(path: &Path, writable: bool) -> Result<SqlitePool> {
+    // Absolute: SQLite reads a relative name beginning with `file:` as a URI.
+    let absolute = std::path::absolute(path).map_err(io(path))?;
     let options = SqliteConnectOptions::new()
-        .filename(path)
+        .filename(&absolute)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5));
     let options = if writable {

@@ -107,6 +107,8 @@ pub struct Imported {
 /// syncing it.
 pub async fn import(snapshot: &Path, local: &Path, keep_previous: bool) -> Result<Imported> {
     let meta = check(snapshot).await?;
+    // Absolute: SQLite reads a relative name beginning with `file:` as a URI.
+    let local = &std::path::absolute(local).map_err(io(local))?;
     let staging = file::beside(local, ".importing");
     if same_file(snapshot, &staging) {
         return Err(SnapshotError::Source(format!(

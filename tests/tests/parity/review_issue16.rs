@@ -206,3 +206,33 @@ async fn a_cancelled_export_leaves_no_partial_file() {
         .collect();
     assert!(strays.is_empty(), "left behind: {strays:?}");
 }
+
+/// Finding: the SQLite build opens names beginning with `file:` as URIs, and `VACUUM INTO`
+/// was given the export's temporary name as the caller spelled it: a relative `--out
+/// file:backup.db` had SQLite write the copy to `backup.db.partial-…` instead, the export
+/// then failed ("No such file or directory") and left that full copy of the database
+/// behind under a name nothing removes. The temporary name is now made absolute.
+#[tokio::test]
+async fn an_export_to_a_relative_name_that_looks_like_a_uri_is_written_under_that_name() {
+    let dir = scratch();
+    let (_, db) = local_open(dir.path(), "source.db").await;
+    // Relative to the test's directory: an absolute path is never read as a URI.
+    let stem = format!("review16-{}.db", uuid::Uuid::new_v4().simple());
+    let out = PathBuf::from(format!("file:{stem}"));
+    let made = snapshot::export(&db, &out, &ExportOptions::new("the test"), |_| {}).await;
+    db.close().await.unwrap();
+    let strays: Vec<PathBuf> = std::fs::read_dir(".")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(&stem))
+        .collect();
+    for stray in &strays {
+        let _ = std::fs::remove_file(stray);
+    }
+    made.expect("the export succeeds");
+    assert_eq!(
+        strays,
+        vec![PathBuf::from(".").join(&out)],
+        "only the snapshot"
+    );
+}
