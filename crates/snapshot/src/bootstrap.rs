@@ -31,17 +31,16 @@ pub async fn bootstrap(transport: &HttpTransport, local: &Path) -> Result<Import
         local,
         &format!(".download-{}", uuid::Uuid::new_v4().simple()),
     );
+    let _download = file::Temporary(&download);
     let fetched = transport.download_snapshot(&download).await;
     let imported = match fetched {
         Ok(_) => server_made(&download).await,
         Err(e) => Err(SnapshotError::Transport(e)),
     };
-    let imported = match imported {
+    match imported {
         Ok(()) => import(&download, local, false).await,
         Err(e) => Err(e),
-    };
-    file::remove_with_journals(&download);
-    imported
+    }
 }
 
 /// Refuses a snapshot that is not a replica the server made (no pull cursor).

@@ -5,7 +5,10 @@
 //! `quote()` renders each value (type-exact: `1`, `'1'` and `X'31'` differ), rows in
 //! primary-key order, so the same rows give the same checksum whatever order they were
 //! written in and however the pages are arranged. The metadata table itself is left out,
-//! and so is the time each migration was applied.
+//! and so is the time each migration was applied. The schema counts as content too:
+//! every table, index, trigger and view as `sqlite_master` records it (type, name, table
+//! and SQL text), so a trigger added or dropped, an index or a column's declaration
+//! changed, fails the checksum even when no row changed.
 
 use std::collections::BTreeMap;
 
@@ -35,6 +38,21 @@ pub(crate) async fn measure(pool: &SqlitePool) -> sqlx::Result<Content> {
     .await?;
     let mut hash = Sha256::new();
     let mut row_counts = BTreeMap::new();
+    let schema: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE tbl_name <> ? \
+         ORDER BY type, name",
+    )
+    .bind(META_TABLE)
+    .fetch_all(pool)
+    .await?;
+    for (kind, name, table, sql) in schema {
+        hash.update(format!(
+            "schema {kind} {} on {}: {}\n",
+            quoted(&name),
+            quoted(&table),
+            sql.as_deref().unwrap_or("")
+        ));
+    }
     for table in tables {
         let mut columns = columns(pool, &table).await?;
         if table == "seaql_migrations" {

@@ -77,8 +77,17 @@ pub async fn export(
     mut progress: impl FnMut(Progress<'_>) + Send,
 ) -> Result<Meta> {
     file::refuse_existing(out)?;
-    let partial = file::beside(out, &format!(".partial-{}", uuid::Uuid::new_v4().simple()));
-    let made = async {
+    // Absolute: SQLite reads a name beginning with `file:` as a URI (a relative
+    // `file:backup.db` would be written as `backup.db`), never one beginning with `/`.
+    let absolute = std::path::absolute(out).map_err(crate::error::io(out))?;
+    let partial = file::beside(
+        &absolute,
+        &format!(".partial-{}", uuid::Uuid::new_v4().simple()),
+    );
+    // Removed however this ends, a cancellation included (once in place, it has no
+    // temporary name left to remove).
+    let _partial = file::Temporary(&partial);
+    async {
         let pull_from = match db.backend() {
             Backend::Sqlite => {
                 if options.scope != Scope::All {
@@ -96,11 +105,7 @@ pub async fn export(
         file::place(&partial, out)?;
         Ok(meta)
     }
-    .await;
-    if made.is_err() {
-        file::remove_with_journals(&partial);
-    }
-    made
+    .await
 }
 
 /// A consistent, compact copy of the SQLite database `db` at `to`.

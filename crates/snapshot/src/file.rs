@@ -17,8 +17,10 @@ const MAGIC: &[u8; 16] = b"SQLite format 3\0";
 /// mode, so the file is complete in itself when closed (no `-wal` beside it, which a
 /// browser's SQLite could not read).
 pub(crate) async fn open(path: &Path, writable: bool) -> Result<SqlitePool> {
+    // Absolute: SQLite reads a relative name beginning with `file:` as a URI.
+    let absolute = std::path::absolute(path).map_err(io(path))?;
     let options = SqliteConnectOptions::new()
-        .filename(path)
+        .filename(&absolute)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5));
     let options = if writable {
@@ -81,6 +83,17 @@ pub(crate) fn beside(path: &Path, suffix: &str) -> PathBuf {
 pub(crate) fn remove_with_journals(path: &Path) {
     for suffix in ["", "-journal", "-wal", "-shm"] {
         let _ = std::fs::remove_file(beside(path, suffix));
+    }
+}
+
+/// A temporary file, removed with its journals when this is dropped: whatever becomes of
+/// the work that writes it (an error, or its future dropped midway: a request timed out,
+/// a client gone), nothing is left behind under the temporary name.
+pub(crate) struct Temporary<'a>(pub(crate) &'a Path);
+
+impl Drop for Temporary<'_> {
+    fn drop(&mut self) {
+        remove_with_journals(self.0);
     }
 }
 

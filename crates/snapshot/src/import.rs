@@ -2,14 +2,16 @@
 //!
 //! [`check`] reads a file without writing to it. [`import`] works on a copy: the copy is
 //! checked, migrated forward if it is older than this build, stripped of its metadata,
-//! and only then swapped in; the previous database is moved aside first and put back if
-//! anything fails after, so a failed import leaves the local database as it was.
+//! checked again, and only then renamed over the local database in one step, so the
+//! local name always holds a whole database and a failed import leaves it as it was.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use chrono::Utc;
 use dal::{Config, Database};
 use sea_orm::{ConnectionTrait, Statement};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteLockingMode};
 
 use crate::content;
 use crate::error::{Result, SnapshotError, io};
@@ -90,60 +92,79 @@ pub struct Imported {
 }
 
 /// Replaces the local SQLite database at `local` with the snapshot at `snapshot`, which
-/// is left as it is. The snapshot is checked ([`check`]) and prepared on a copy beside
-/// `local`; the previous database (if any) is moved aside, the copy renamed into place
-/// and checked again, and the previous one removed, or kept (`keep_previous`) under
-/// `<local>.before-import-<time>`. If any step fails, the previous database is back in
-/// place and nothing else remains.
+/// is left as it is. The snapshot is checked ([`check`]), prepared on a copy beside
+/// `local` and the copy checked again; then the local database is taken exclusively
+/// (refused while any other connection has it open), its write-ahead log folded in, kept
+/// under `<local>.before-import-<time>` if asked (`keep_previous`), and the copy renamed
+/// over it in one step: whatever happens, even a process killed midway, the name `local`
+/// holds a whole database, the previous one or the new one, and a failed import leaves
+/// the previous one as it was.
 ///
-/// Run it while no process has `local` open: a connection left open would go on writing
-/// to the file moved aside. An imported replica still carries the identity of the one
-/// it was taken from: see the sync crate's restore path before syncing it.
+/// Run it while no process has `local` open. One that holds it open in write-ahead-log
+/// mode (the library's) is noticed and the import refused; one in rollback-journal mode
+/// that is idle holds no lock and cannot be noticed. An imported replica still carries the
+/// identity of the one it was taken from: see the sync crate's restore path before
+/// syncing it.
 pub async fn import(snapshot: &Path, local: &Path, keep_previous: bool) -> Result<Imported> {
     let meta = check(snapshot).await?;
+    // Absolute: SQLite reads a relative name beginning with `file:` as a URI.
+    let local = &std::path::absolute(local).map_err(io(local))?;
     let staging = file::beside(local, ".importing");
+    if same_file(snapshot, &staging) {
+        return Err(SnapshotError::Source(format!(
+            "{} is the name import prepares its copy under; rename the snapshot first",
+            snapshot.display()
+        )));
+    }
     file::remove_with_journals(&staging);
-    let prepared = prepare(snapshot, &staging, &meta).await;
-    let migrated_from = match prepared {
-        Ok(migrated_from) => migrated_from,
-        Err(e) => {
-            file::remove_with_journals(&staging);
-            return Err(e);
-        }
-    };
-    let previous = match set_aside(local).await {
-        Ok(previous) => previous,
-        Err(e) => {
-            file::remove_with_journals(&staging);
-            return Err(e);
-        }
-    };
-    let placed = async {
-        std::fs::rename(&staging, local).map_err(io(local))?;
-        file::sync_dir(local);
-        verify(local).await
-    }
-    .await;
-    if let Err(e) = placed {
-        file::remove_with_journals(&staging);
-        file::remove_with_journals(local);
-        if let Some(previous) = &previous {
-            move_with_journals(previous, local)?;
-        }
-        return Err(e);
-    }
-    let previous = match previous {
-        Some(previous) if !keep_previous => {
-            file::remove_with_journals(&previous);
+    // Removed however this ends, a cancellation included (once renamed in place, it has
+    // no temporary name left to remove).
+    let _staging = file::Temporary(&staging);
+    let migrated_from = prepare(snapshot, &staging, &meta).await?;
+    verify(&staging).await?;
+    let previous = if local.exists() {
+        take_whole(local).await?;
+        if keep_previous {
+            Some(keep(local)?)
+        } else {
             None
         }
-        kept => kept,
+    } else {
+        None
     };
+    // One rename over the old file: atomic, so `local` never names nothing.
+    if let Err(e) = std::fs::rename(&staging, local) {
+        if let Some(previous) = &previous {
+            let _ = std::fs::remove_file(previous);
+        }
+        return Err(io(local)(e));
+    }
+    file::sync_dir(local);
     Ok(Imported {
         meta,
         migrated_from,
         previous,
     })
+}
+
+/// Whether `a` and `b` name one file (both existing).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// A copy of the database at `local` under `<local>.before-import-<time>` (a second name
+/// for the same file where the file system allows it, else a copy): where it is.
+fn keep(local: &Path) -> Result<PathBuf> {
+    let stamp = Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
+    let previous = file::beside(local, &format!(".before-import-{stamp}"));
+    if std::fs::hard_link(local, &previous).is_err() {
+        std::fs::copy(local, &previous).map_err(io(&previous))?;
+    }
+    file::sync_dir(&previous);
+    Ok(previous)
 }
 
 /// Copies the snapshot to `staging`, migrates the copy forward if it is older than this
@@ -166,60 +187,56 @@ async fn prepare(snapshot: &Path, staging: &Path, meta: &Meta) -> Result<Option<
     prepared
 }
 
-/// Moves the database at `local` (and its journal files) aside, after folding its
-/// write-ahead log into the main file: where it went, or `None` if there was none.
-async fn set_aside(local: &Path) -> Result<Option<PathBuf>> {
-    if !local.exists() {
-        return Ok(None);
-    }
-    checkpoint(local).await?;
-    let stamp = Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
-    let previous = file::beside(local, &format!(".before-import-{stamp}"));
-    move_with_journals(local, &previous)?;
-    Ok(Some(previous))
-}
-
-/// Folds `local`'s write-ahead log into the main file, so the main file alone is the
-/// database; refused while another connection holds the log (the application is open).
-async fn checkpoint(local: &Path) -> Result<()> {
-    if !file::beside(local, "-wal").exists() {
-        return Ok(());
-    }
-    let db = Database::connect(&Config::sqlite(local)).await?;
-    let result = db
-        .query_one_raw(Statement::from_string(
-            sea_orm::DbBackend::Sqlite,
-            "PRAGMA wal_checkpoint(TRUNCATE)",
-        ))
-        .await;
-    db.close().await?;
-    let busy = result?
-        .map(|row| row.try_get_by_index::<i64>(0))
-        .transpose()?
-        .unwrap_or(1);
-    if busy != 0 {
-        return Err(SnapshotError::Source(format!(
+/// Makes sure no other connection has the database at `local` open and that the main
+/// file alone is the database: takes it exclusively (a connection in exclusive locking
+/// mode, which in write-ahead-log mode needs every other connection gone, idle ones
+/// included), which also rolls back a hot journal, then closes, which folds the log into
+/// the main file and removes it.
+async fn take_whole(local: &Path) -> Result<()> {
+    let options = SqliteConnectOptions::new()
+        .filename(local)
+        .busy_timeout(Duration::from_millis(500))
+        .locking_mode(SqliteLockingMode::Exclusive);
+    let in_use = || {
+        SnapshotError::Source(format!(
             "{} is in use by another connection; close the application before importing",
             local.display()
-        )));
-    }
-    Ok(())
-}
-
-fn move_with_journals(from: &Path, to: &Path) -> Result<()> {
-    for suffix in ["-wal", "-shm", "-journal"] {
-        let journal = file::beside(from, suffix);
-        if journal.exists() {
-            std::fs::rename(&journal, file::beside(to, suffix)).map_err(io(&journal))?;
+        ))
+    };
+    // Busy or locked, as SQLite's primary result code says: another connection has it.
+    let classify = |e: sqlx::Error| match &e {
+        sqlx::Error::Database(db)
+            if db
+                .code()
+                .and_then(|code| code.parse::<i64>().ok())
+                .is_some_and(|code| matches!(code & 0xff, 5 | 6)) =>
+        {
+            in_use()
         }
+        _ => meta::damaged(local, e),
+    };
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
+        .await
+        .map_err(classify)?;
+    let taken = async {
+        sqlx::query("BEGIN EXCLUSIVE").execute(&mut conn).await?;
+        sqlx::query("SELECT count(*) FROM sqlite_master")
+            .execute(&mut conn)
+            .await?;
+        sqlx::query("COMMIT").execute(&mut conn).await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut conn)
+            .await?;
+        Ok::<_, sqlx::Error>(())
     }
-    std::fs::rename(from, to).map_err(io(from))?;
-    file::sync_dir(to);
-    Ok(())
+    .await;
+    let closed = sqlx::Connection::close(conn).await;
+    taken.map_err(classify)?;
+    closed.map_err(classify)
 }
 
-/// The database now at `local` opens, passes a quick check and is at this build's
-/// schema version.
+/// The database at `local` (the prepared copy) opens, passes a quick check and is at
+/// this build's schema version.
 async fn verify(local: &Path) -> Result<()> {
     let db = Database::connect(&Config::sqlite(local)).await?;
     let verified = async {
@@ -234,14 +251,14 @@ async fn verify(local: &Path) -> Result<()> {
         if quick.as_deref() != Some("ok") {
             return Err(SnapshotError::Damaged {
                 path: local.to_owned(),
-                why: format!("after the import, quick check: {quick:?}"),
+                why: format!("the prepared copy, quick check: {quick:?}"),
             });
         }
         let version = db.schema_version().await?;
         if version.as_deref() != Some(Database::latest_schema_version()) {
             return Err(SnapshotError::Damaged {
                 path: local.to_owned(),
-                why: format!("after the import, schema version {version:?}"),
+                why: format!("the prepared copy, schema version {version:?}"),
             });
         }
         Ok(())

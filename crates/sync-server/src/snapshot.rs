@@ -41,9 +41,10 @@ async fn export(app: &App, headers: &HeaderMap) -> Result<Response, Failure> {
             ));
         }
     };
-    // Opened, then unlinked: the file lives as long as the response reads it, and
-    // nothing is left behind whatever becomes of the connection.
-    let file = tokio::fs::File::open(&path).await;
+    // Opened, then unlinked, with no await between (a request dropped there would leave
+    // the file behind): it lives as long as the response reads it, and nothing is left
+    // behind whatever becomes of the connection.
+    let file = std::fs::File::open(&path).map(tokio::fs::File::from_std);
     let _ = std::fs::remove_file(&path);
     let file = file.map_err(|e| {
         tracing::warn!(%user, error = %e, "snapshot file vanished");

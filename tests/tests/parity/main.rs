@@ -24,6 +24,7 @@ mod review_findings;
 mod review_issue13;
 mod review_issue14;
 mod review_issue15;
+mod review_issue16;
 mod roundtrip;
 mod schema;
 mod schema_dumps;
