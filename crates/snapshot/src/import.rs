@@ -97,8 +97,10 @@ pub struct Imported {
 /// place and nothing else remains.
 ///
 /// Run it while no process has `local` open: a connection left open would go on writing
-/// to the file moved aside. An imported replica still carries the identity of the one
-/// it was taken from: see the sync crate's restore path before syncing it.
+/// to the file moved aside. An imported replica still carries the sync identity of the
+/// one it was taken from: its engine moves it to a new client id the first time the
+/// server refuses its push as `Diverged` (`sync::SyncClient::reidentify`), or at once
+/// with `SyncEngine::reidentify`.
 pub async fn import(snapshot: &Path, local: &Path, keep_previous: bool) -> Result<Imported> {
     let meta = check(snapshot).await?;
     let staging = file::beside(local, ".importing");

@@ -372,3 +372,56 @@ async fn a_restored_replica_with_more_waiting_than_a_batch_loses_nothing() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_restored_with_snapshot_import_goes_on_syncing() {
+    run_postgres(|t| async move {
+        let rig = Rig::new(&t);
+        let (_, project) = server_world(&rig.server).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (local, backup) = (dir.path().join("local.db"), dir.path().join("backup.db"));
+        let device = open_file(&local).await;
+        rig.sync(&device).await;
+        let synced = create_task(&device, project, 1).await;
+        rig.sync(&device).await;
+        let waiting = create_task(&device, project, 2).await;
+        // The library's backup of the live database, then more work synced.
+        snapshot::export(
+            device.database(),
+            &backup,
+            &snapshot::ExportOptions::new(local.display().to_string()),
+            |_| {},
+        )
+        .await
+        .unwrap();
+        let after_backup = create_task(&device, project, 3).await;
+        rig.sync(&device).await;
+        edit_task(&device, synced, 4).await;
+        rig.sync(&device).await;
+        device.database().clone().close().await.unwrap();
+        drop(device);
+
+        // Imported over the local database (the application closed), then used again.
+        snapshot::import(&backup, &local, false).await.unwrap();
+        let restored = open_file(&local).await;
+        let mine = create_task(&restored, project, 5).await;
+        let engine =
+            SyncEngine::start(restored.clone(), rig.transport.clone(), rig.options.clone());
+        engine.sync_now().await.unwrap();
+        let record = engine.status().await.reidentified.expect("a new client id");
+        assert_eq!((record.already_on_server, record.requeued), (1, 1));
+        engine.shutdown().await;
+
+        assert_exactly_once(&rig.server, 5).await;
+        for (task, params) in [
+            (synced, json!({"edit": 4})),
+            (waiting, json!({"n": 2})),
+            (after_backup, json!({"n": 3})),
+            (mine, json!({"n": 5})),
+        ] {
+            assert_eq!(server_params(&rig.server, task).await, params);
+        }
+        rig.assert_converged(restored.database()).await;
+    })
+    .await;
+}
