@@ -103,8 +103,9 @@ pub struct Imported {
 /// Run it while no process has `local` open. One that holds it open in write-ahead-log
 /// mode (the library's) is noticed and the import refused; one in rollback-journal mode
 /// that is idle holds no lock and cannot be noticed. An imported replica still carries the
-/// identity of the one it was taken from: see the sync crate's restore path before
-/// syncing it.
+/// sync identity of the one it was taken from: its engine moves it to a new client id the
+/// first time the server refuses its push as `Diverged` (`sync::SyncClient::reidentify`),
+/// or at once with `SyncEngine::reidentify`.
 pub async fn import(snapshot: &Path, local: &Path, keep_previous: bool) -> Result<Imported> {
     let meta = check(snapshot).await?;
     // Absolute: SQLite reads a relative name beginning with `file:` as a URI.

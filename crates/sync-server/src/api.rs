@@ -13,8 +13,8 @@ use http_body_util::BodyExt;
 use sea_orm::ConnectionTrait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sync::http::{ErrorBody, ErrorCode, HEALTH_PATH, PULL_PATH, PUSH_PATH};
-use sync::protocol::{PullRequest, PushBatch};
+use sync::http::{ErrorBody, ErrorCode, HEALTH_PATH, PULL_PATH, PUSH_PATH, SETTLED_PATH};
+use sync::protocol::{PullRequest, PushBatch, SettledQuery};
 use uuid::Uuid;
 
 use crate::App;
@@ -62,6 +62,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route(PUSH_PATH, post(push))
         .route(PULL_PATH, post(pull))
+        .route(SETTLED_PATH, post(settled))
         .route(HEALTH_PATH, get(health))
         .route(sync::http::EVENTS_PATH, get(crate::events::stream))
         .route(sync::http::SNAPSHOT_PATH, get(crate::snapshot::download))
@@ -224,6 +225,43 @@ async fn pull_inner(app: &App, headers: &HeaderMap, body: Body) -> Result<Respon
         }
         Err(e) => {
             tracing::info!(%user, error = %e, "pull failed");
+            Err(Failure(ErrorBody::from_transport(&e)))
+        }
+    }
+}
+
+async fn settled(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    match settled_inner(&app, &headers, body).await {
+        Ok(response) => response,
+        Err(failure) => failure.into_response(),
+    }
+}
+
+/// Which of a client's entries the server has (for a replica taking a new client id).
+/// Only the user the client id is bound to gets an answer; for anyone else it is the
+/// empty answer of an unknown client, so the endpoint tells nothing about another user's
+/// client ids. Asking binds nothing.
+async fn settled_inner(app: &App, headers: &HeaderMap, body: Body) -> Result<Response, Failure> {
+    let user = authenticate(app, headers).await?;
+    let query: SettledQuery = read(app, headers, body).await?;
+    if query.entries.len() > app.limits.batch_entries {
+        return Err(Failure::new(
+            ErrorCode::TooLarge,
+            format!(
+                "a question may name at most {} entries; this one names {}",
+                app.limits.batch_entries,
+                query.entries.len()
+            ),
+        ));
+    }
+    let asked = query.entries.len();
+    match app.server.settled_as(user, query).await {
+        Ok(reply) => {
+            tracing::info!(%user, asked, settled = reply.settled.len(), "settled");
+            Ok(json(StatusCode::OK, &reply))
+        }
+        Err(e) => {
+            tracing::info!(%user, asked, error = %e, "settled failed");
             Err(Failure(ErrorBody::from_transport(&e)))
         }
     }

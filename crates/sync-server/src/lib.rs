@@ -5,7 +5,9 @@
 //!   secret, or ES256/RS256/EdDSA keys from a JWKS file or URL), `sub` = the user.
 //! * **Authorization**: every push and pull runs as that user under the database's
 //!   row-level security ([`sync::Server::push_as`], [`sync::Server::pull_as`]); a client
-//!   id belongs to the first user who pushed under it.
+//!   id belongs to the first user who pushed under it; only that user may ask which of
+//!   its entries the server has (`POST /v1/settled`, [`sync::Server::settled_as`], what a
+//!   restored replica asks when it takes a new client id).
 //! * **Live updates**: `GET /v1/events` (Server-Sent Events) tells online clients to pull
 //!   when the database changes (Postgres `LISTEN`/`NOTIFY`).
 //! * **New devices**: `GET /v1/snapshot` sends the user's rows as one SQLite replica

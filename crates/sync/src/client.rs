@@ -1,7 +1,6 @@
 //! The client side, on the local SQLite database: the outbox, pushing it, pulling changes
 //! into the replica.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
@@ -14,6 +13,7 @@ use uuid::Uuid;
 
 use crate::apply;
 use crate::protocol::{Entry, Op, PullPage, PullRequest, PushAck, PushBatch, RowValues};
+use crate::store::{apply_removals, dead_letter, pending_among, row_id, store_server_rows};
 use crate::tables::{self, tables};
 use crate::transport::{Transport, TransportError};
 use crate::wire;
@@ -49,7 +49,8 @@ impl SyncError {
 /// An entry the server refused for good, kept for the application to show.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DeadLetter {
-    /// Its sequence number.
+    /// Its sequence number; the dead letters of earlier client ids (see
+    /// [`SyncClient::reidentify`]) keep their order below the current ones, at 0 or less.
     pub seq: i64,
     /// The table written.
     pub table: String,
@@ -84,19 +85,22 @@ fn json_size(value: &Json) -> usize {
 /// The local replica's sync state: its outbox and its pull cursor.
 #[derive(Clone)]
 pub struct SyncClient {
-    db: Database,
-    client_id: Uuid,
+    pub(crate) db: Database,
+    /// The persisted client id as last read or written (the database has the last word:
+    /// a push reads it there).
+    pub(crate) client_id: Arc<std::sync::Mutex<Uuid>>,
     clock_offset: Duration,
-    /// Held for a whole push (request and settling) or pull page, so a push's answer and
-    /// a pull are never stored out of the order the server produced them in.
-    exchange: Arc<tokio::sync::Mutex<()>>,
+    /// Held for a whole push (request and settling), pull page or change of client id, so
+    /// a push's answer and a pull are never stored out of the order the server produced
+    /// them in, and no push runs under a client id being replaced.
+    pub(crate) exchange: Arc<tokio::sync::Mutex<()>>,
 }
 
-fn sql(sql: &str, values: Vec<Value>) -> Statement {
+pub(crate) fn sql(sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(sea_orm::DbBackend::Sqlite, sql, values)
 }
 
-async fn state<E: ConnectionTrait>(db: &E, key: &str) -> dal::Result<Option<String>> {
+pub(crate) async fn state<E: ConnectionTrait>(db: &E, key: &str) -> dal::Result<Option<String>> {
     let row = db
         .query_one_raw(sql(
             "SELECT value FROM sync_state WHERE key = ?",
@@ -106,7 +110,11 @@ async fn state<E: ConnectionTrait>(db: &E, key: &str) -> dal::Result<Option<Stri
     Ok(row.map(|r| r.try_get::<String>("", "value")).transpose()?)
 }
 
-async fn set_state<E: ConnectionTrait>(db: &E, key: &str, value: &str) -> dal::Result<()> {
+pub(crate) async fn set_state<E: ConnectionTrait>(
+    db: &E,
+    key: &str,
+    value: &str,
+) -> dal::Result<()> {
     db.execute_raw(sql(
         "INSERT INTO sync_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         vec![key.into(), value.into()],
@@ -146,7 +154,7 @@ impl SyncClient {
         uow.commit().await?;
         Ok(SyncClient {
             db,
-            client_id,
+            client_id: Arc::new(std::sync::Mutex::new(client_id)),
             clock_offset: Duration::zero(),
             exchange: Arc::new(tokio::sync::Mutex::new(())),
         })
@@ -159,9 +167,21 @@ impl SyncClient {
         self
     }
 
-    /// The persisted client id.
+    /// The persisted client id (a new one after [`SyncClient::reidentify`]).
     pub fn client_id(&self) -> Uuid {
-        self.client_id
+        *self.client_id.lock().expect("client id lock")
+    }
+
+    /// The client id as the database has it, remembered for [`SyncClient::client_id`].
+    pub(crate) async fn stored_client_id<E: ConnectionTrait>(&self, db: &E) -> dal::Result<Uuid> {
+        let id = state(db, "client_id")
+            .await?
+            .and_then(|id| Uuid::parse_str(&id).ok())
+            .ok_or_else(|| {
+                DalError::undecodable("sync_state", "client_id", "value", "not a uuid")
+            })?;
+        *self.client_id.lock().expect("client id lock") = id;
+        Ok(id)
     }
 
     /// The local database.
@@ -211,13 +231,19 @@ impl SyncClient {
         if entries.is_empty() {
             return Ok(0);
         }
+        let sent = entries.last().map_or(0, |e| e.seq);
         let batch = PushBatch {
-            client_id: self.client_id,
+            client_id: self.stored_client_id(&self.db).await?,
             entries,
         };
         // A gap (the outbox lost entries the server never saw) is not retried: no later
         // push could fill it.
-        let ack = transport.push(batch).await?;
+        let mut ack = transport.push(batch).await?;
+        // The server acknowledges up to the last number it settled for the client id,
+        // which is past this batch when the batch held only retries. The entries after
+        // it were not compared with what the server settled under their numbers (a
+        // restored replica's may be other writes): they stay until pushed themselves.
+        ack.last_seq = ack.last_seq.min(sent);
         Ok(self.settle(&ack).await? as usize)
     }
 
@@ -244,7 +270,7 @@ impl SyncClient {
         Ok(entries)
     }
 
-    fn entry(&self, row: &QueryResult) -> dal::Result<Entry> {
+    pub(crate) fn entry(&self, row: &QueryResult) -> dal::Result<Entry> {
         let seq: i64 = row.try_get("", "seq")?;
         let bad = |column: &'static str, why: &str| {
             DalError::undecodable("sync_outbox", seq, column, why)
@@ -287,12 +313,7 @@ impl SyncClient {
         let last_seq = ack.last_seq;
         let uow = self.db.begin().await?;
         for (seq, reason) in ack.rejected.iter().filter(|(s, _)| *s <= last_seq) {
-            uow.execute_raw(sql(
-                "INSERT OR IGNORE INTO sync_dead_letters (seq, table_name, row_id, op, changes, base_version, client_time, reason, failed_at) \
-                 SELECT seq, table_name, row_id, op, changes, base_version, client_time, ?, ? FROM sync_outbox WHERE seq = ?",
-                vec![reason.clone().into(), wire::format_timestamp(Utc::now()).into(), (*seq).into()],
-            ))
-            .await?;
+            dead_letter(&uow, *seq, reason).await?;
         }
         let settled = uow
             .execute_raw(sql(
@@ -301,43 +322,13 @@ impl SyncClient {
             ))
             .await?
             .rows_affected();
-        // The server's version is not a local change.
-        set_state(&uow, "capture", "0").await?;
-        uow.execute_unprepared("PRAGMA defer_foreign_keys = ON")
-            .await?;
-        let pending = pending_among(
-            &uow,
-            ack.rows
-                .iter()
-                .map(|(t, id, _)| (t.as_str(), id.to_string())),
-        )
-        .await?;
-        // In the answer's order (parents first); runs of stored rows go set-based.
-        let mut run: Vec<(&str, &RowValues)> = Vec::new();
-        for (table, id, row) in &ack.rows {
-            if pending.contains(&(table.clone(), id.to_string())) {
-                continue;
-            }
-            match row {
-                Some(values) => run.push((table.as_str(), values)),
-                None => {
-                    apply::upsert(&uow, &run, apply::Replace::UnlessOlder).await?;
-                    run.clear();
-                    let spec = tables::table(table).ok_or_else(|| unsynced(table))?;
-                    uow.execute_raw(sql(
-                        &format!("DELETE FROM \"{}\" WHERE id = ?", spec.name),
-                        vec![id.to_string().into()],
-                    ))
-                    .await?;
-                }
-            }
-        }
-        apply::upsert(&uow, &run, apply::Replace::UnlessOlder).await?;
-        set_state(&uow, "capture", "1").await?;
+        store_server_rows(&uow, &ack.rows).await?;
         uow.commit().await?;
         Ok(settled)
     }
+}
 
+impl SyncClient {
     /// Pulls one page of changes and stores it with the new cursor, in one local
     /// transaction: `(rows stored, whether the window is exhausted)`.
     pub async fn pull_once(
@@ -485,67 +476,6 @@ impl SyncClient {
     }
 }
 
-/// Deletes each removed row (see [`PullPage::removed`](crate::protocol::PullPage)) and
-/// every row under it, as the server's cascade did: for good, not as a tombstone, since
-/// the server has no row left either. The caller has capture off, so nothing reaches the
-/// outbox; entries already waiting there for these rows stay, and the server refuses
-/// them when they arrive (their row or parent is gone), which dead-letters them.
-async fn apply_removals(uow: &UnitOfWork, removed: &[(String, Uuid)]) -> dal::Result<()> {
-    if removed.is_empty() {
-        return Ok(());
-    }
-    // Level by level down the parent links, then deleted children first, so no row is
-    // left pointing at a deleted parent whatever the foreign-key settings.
-    let mut doomed: Vec<(&'static str, Json)> = Vec::new();
-    let mut level: Vec<(&'static str, Vec<String>)> = Vec::new();
-    for table in tables() {
-        let ids: Vec<String> = removed
-            .iter()
-            .filter(|(t, _)| t == table.name)
-            .map(|(_, id)| id.to_string())
-            .collect();
-        if !ids.is_empty() {
-            level.push((table.name, ids));
-        }
-    }
-    while !level.is_empty() {
-        let mut below = Vec::new();
-        for (table, ids) in level {
-            let ids = Json::from(ids);
-            for child in tables() {
-                for link in child.parents.iter().filter(|p| p.table == table) {
-                    let rows = uow
-                        .query_all_raw(sql(
-                            &format!(
-                                "SELECT id FROM \"{}\" WHERE \"{}\" IN (SELECT value FROM json_each(?))",
-                                child.name, link.column
-                            ),
-                            vec![ids.to_string().into()],
-                        ))
-                        .await?;
-                    let found = rows
-                        .iter()
-                        .map(|r| r.try_get::<String>("", "id"))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    if !found.is_empty() {
-                        below.push((child.name, found));
-                    }
-                }
-            }
-            doomed.push((table, ids));
-        }
-        level = below;
-    }
-    for (table, ids) in doomed.iter().rev() {
-        uow.execute_raw(sql(
-            &format!("DELETE FROM \"{table}\" WHERE id IN (SELECT value FROM json_each(?))"),
-            vec![ids.to_string().into()],
-        ))
-        .await?;
-    }
-    Ok(())
-}
-
 /// Puts every live row already in the database into the outbox as an insert, parents
 /// first, when sync is turned on for it: rows written before then were not captured, and
 /// the server must have them before any later change to them can apply. Tombstones of
@@ -586,46 +516,7 @@ async fn count<E: ConnectionTrait>(db: &E, query: &str) -> dal::Result<u64> {
         .unwrap_or(0) as u64)
 }
 
-/// A wire row's id.
-fn row_id(values: &RowValues) -> String {
-    values
-        .get("id")
-        .and_then(Json::as_str)
-        .unwrap_or_default()
-        .to_owned()
-}
-
-/// Which of `rows` (`(table, id)`) have outbox entries waiting: one indexed lookup per
-/// row in a single statement, whatever the outbox's length.
-async fn pending_among<'a>(
-    uow: &UnitOfWork,
-    rows: impl Iterator<Item = (&'a str, String)>,
-) -> dal::Result<HashSet<(String, String)>> {
-    let keys = Json::Array(
-        rows.map(|(table, id)| Json::Array(vec![table.into(), id.into()]))
-            .collect(),
-    );
-    let rows = uow
-        .query_all_raw(sql(
-            "SELECT DISTINCT o.table_name, o.row_id FROM json_each(?) AS k \
-             JOIN sync_outbox AS o ON o.table_name = k.value ->> 0 AND o.row_id = k.value ->> 1",
-            vec![keys.to_string().into()],
-        ))
-        .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("", "table_name")?, r.try_get("", "row_id")?)))
-        .collect::<Result<_, sea_orm::DbErr>>()
-        .map_err(DalError::from)
-}
-
 /// The tables, parents first (for callers comparing replicas).
 pub fn synced_tables() -> impl Iterator<Item = &'static str> {
     tables().iter().map(|t| t.name)
-}
-
-/// A server row of a table this client does not sync.
-fn unsynced(table: &str) -> DalError {
-    DalError::sync_refused(dal::SyncRefusal::UnsyncedTable {
-        table: table.to_owned(),
-    })
 }

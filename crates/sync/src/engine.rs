@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::client::{SyncClient, SyncError};
+use crate::reidentify::Reidentified;
 use crate::transport::{Transport, TransportError};
 
 /// How often and how much to sync.
@@ -63,6 +64,10 @@ pub struct SyncStatus {
     /// for [`SyncEngine::sync_now`], called once the application has a new token,
     /// instead of retrying a request that cannot succeed.
     pub unauthorized: bool,
+    /// The last time the replica took a new client id (a restored or copied database
+    /// whose pushes the server refused as `Diverged`, or [`SyncEngine::reidentify`]):
+    /// from which id to which, and what became of its waiting entries.
+    pub reidentified: Option<Reidentified>,
 }
 
 /// Pushes every pending entry, then pulls until the server has nothing newer.
@@ -93,7 +98,10 @@ async fn step<T>(
 }
 
 /// Pushes batch after batch until the outbox is empty (`true`) or `stop` is set (`false`;
-/// each batch is settled on its own, so stopping between two loses nothing).
+/// each batch is settled on its own, so stopping between two loses nothing). A push
+/// refused as `Diverged` (a restored or copied replica) makes the replica take a new
+/// client id ([`SyncClient::reidentify`]) and go on; once per call, so a second refusal
+/// right after is reported instead.
 async fn push_all(
     client: &SyncClient,
     transport: &dyn Transport,
@@ -102,10 +110,18 @@ async fn push_all(
 ) -> Result<bool, SyncError> {
     // A batch over the server's limits is sent again in halves, down to one entry.
     let mut batch = options.batch.max(1);
+    let mut reidentified = false;
     while !stop.load(Ordering::SeqCst) {
         match step(options, client.push_once(transport, batch)).await {
             Ok(0) => return Ok(true),
             Ok(_) => {}
+            Err(SyncError::Transport(e @ TransportError::Diverged { .. })) if !reidentified => {
+                tracing::warn!(error = %e, "this replica does not continue its client's history; taking a new client id");
+                client
+                    .reidentify_because(transport, &e.to_string(), options.step_timeout)
+                    .await?;
+                reidentified = true;
+            }
             Err(SyncError::Transport(TransportError::TooLarge(why))) if batch > 1 => {
                 tracing::debug!(batch, reason = %why, "the batch is over the server's limit; halving it");
                 batch /= 2;
@@ -131,6 +147,8 @@ async fn pull_all(
 
 enum Command {
     SyncNow(oneshot::Sender<Result<(), String>>),
+    /// Take a new client id, answer, then sync.
+    Reidentify(oneshot::Sender<Result<Reidentified, String>>),
     /// The server announced a change (live updates): pull now.
     PullNow,
     Shutdown(oneshot::Sender<()>),
@@ -199,6 +217,18 @@ impl SyncEngine {
                     let (push, pull, reply) = tokio::select! {
                         command = inbox.recv() => match command {
                             Some(Command::SyncNow(reply)) => (true, true, Some(reply)),
+                            Some(Command::Reidentify(reply)) => {
+                                let done = client
+                                    .reidentify_because(
+                                        transport.as_ref(),
+                                        "asked by the application",
+                                        options.step_timeout,
+                                    )
+                                    .await
+                                    .map_err(|e| e.to_string());
+                                let _ = reply.send(done);
+                                (true, true, None)
+                            }
                             Some(Command::PullNow) if unauthorized => continue,
                             Some(Command::PullNow) => (false, true, None),
                             Some(Command::Shutdown(ack)) => {
@@ -301,6 +331,23 @@ impl SyncEngine {
             .map_err(|_| "the sync engine has stopped".to_owned())?
     }
 
+    /// Takes a new client id now ([`SyncClient::reidentify`]: entries the server already
+    /// has are dropped, the rest queued again under the new id), then pushes and pulls.
+    /// For an application that has just restored its database from a backup; the engine
+    /// does the same by itself when the server refuses a push as `Diverged`. Answers once
+    /// the new id is in place (the sync that follows is reported in
+    /// [`SyncEngine::status`]); fails, changing nothing, when the server cannot be asked.
+    pub async fn reidentify(&self) -> Result<Reidentified, String> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Reidentify(reply))
+            .await
+            .map_err(|_| "the sync engine has stopped".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the sync engine has stopped".to_owned())?
+    }
+
     /// The status: pending and dead-lettered counts from the database, and the last
     /// success and failure of the background task.
     pub async fn status(&self) -> SyncStatus {
@@ -312,6 +359,7 @@ impl SyncEngine {
             .await
             .map(|d| d.len() as u64)
             .unwrap_or(status.dead_lettered);
+        status.reidentified = self.client.last_reidentified().await.unwrap_or_default();
         status
     }
 

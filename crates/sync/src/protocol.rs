@@ -105,6 +105,35 @@ pub struct PushAck {
     pub rows: Vec<(String, Uuid, Option<RowValues>)>,
 }
 
+/// What a replica asks when it takes a new client id (see
+/// [`SyncClient::reidentify`](crate::SyncClient::reidentify)): which of these entries,
+/// sent under `client_id`, has the server settled as exactly these writes? An entry the
+/// server settled under its number with the same [`Entry::digest`] is on the server
+/// already (applied, passed over as a no-op, or refused) and must not be sent again; any
+/// other entry (a number the server never settled, or settled as a different write) has
+/// not reached it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettledQuery {
+    /// The client id the entries were queued under.
+    pub client_id: Uuid,
+    /// `(seq, digest)` of each entry asked about.
+    pub entries: Vec<(i64, String)>,
+}
+
+/// The server's answer to a [`SettledQuery`]. A client the server does not know, and,
+/// through the sync server, a client bound to another user, get the same empty answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettledReply {
+    /// The sequence numbers, of those asked, that the server settled as the same write.
+    pub settled: Vec<i64>,
+    /// Of those, the ones it refused for good, with the reason (as in
+    /// [`PushAck::rejected`]).
+    pub rejected: Vec<(i64, String)>,
+    /// The server's version of every row the settled entries wrote, as in
+    /// [`PushAck::rows`] (scoped to the user through the sync server).
+    pub rows: Vec<(String, Uuid, Option<RowValues>)>,
+}
+
 /// Where a pull is: the window of transaction ids it covers and how far into it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullRequest {

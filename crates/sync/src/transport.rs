@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
-use crate::protocol::{PullPage, PullRequest, PushAck, PushBatch};
+use crate::protocol::{PullPage, PullRequest, PushAck, PushBatch, SettledQuery, SettledReply};
 
 /// Why a call did not go through.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +56,19 @@ pub trait Transport: Send + Sync {
     async fn push(&self, batch: PushBatch) -> Result<PushAck, TransportError>;
     /// Reads one page of changes.
     async fn pull(&self, request: PullRequest) -> Result<PullPage, TransportError>;
+
+    /// Which of a client's entries the server has settled as exactly these writes (see
+    /// [`SettledQuery`]): what a replica taking a new client id asks, so that it sends
+    /// again only the writes the server does not have. Read-only on the server.
+    ///
+    /// The default answers [`TransportError::Refused`]: a replica behind such a transport
+    /// cannot take a new client id (a `Diverged` push stays refused).
+    async fn settled(&self, query: SettledQuery) -> Result<SettledReply, TransportError> {
+        let _ = query;
+        Err(TransportError::Refused(
+            "this transport cannot tell which entries the server has settled".into(),
+        ))
+    }
 
     /// Live updates: a stream that yields whenever the server may have something new to
     /// pull, and ends when the connection is lost (the engine opens it again). `None`

@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Set, Statement};
 use serde_json::json;
 use sync::engine::sync_once;
-use sync::protocol::{PullPage, PullRequest, PushAck, PushBatch};
+use sync::protocol::{PullPage, PullRequest, PushAck, PushBatch, SettledQuery, SettledReply};
 use sync::snapshot::{Snapshot, snapshot};
 use sync::{PostgresTransport, SyncClient, SyncEngine, SyncOptions, Transport, TransportError};
 
@@ -397,6 +397,11 @@ impl Transport for Faulty {
             return Err(TransportError::Transient("response dropped".into()));
         }
         page
+    }
+
+    async fn settled(&self, query: SettledQuery) -> Result<SettledReply, TransportError> {
+        self.check_up()?;
+        self.inner.settled(query).await
     }
 }
 

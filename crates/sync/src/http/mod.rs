@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | `POST /v1/push` | [`PushBatch`](crate::protocol::PushBatch) | [`PushAck`](crate::protocol::PushAck) |
 //! | `POST /v1/pull` | [`PullRequest`](crate::protocol::PullRequest) | [`PullPage`](crate::protocol::PullPage) |
+//! | `POST /v1/settled` | [`SettledQuery`](crate::protocol::SettledQuery) | [`SettledReply`](crate::protocol::SettledReply) |
 //! | `GET /v1/events` | | Server-Sent Events: `change` when the server has something new |
 //! | `GET /health` | | `{"status":"ok"}` when the database answers |
 //!
@@ -28,6 +29,8 @@ use crate::transport::TransportError;
 pub const PUSH_PATH: &str = "/v1/push";
 /// Where a client pulls a page.
 pub const PULL_PATH: &str = "/v1/pull";
+/// Where a replica taking a new client id asks which of its entries the server has.
+pub const SETTLED_PATH: &str = "/v1/settled";
 /// Where a client listens for live updates (Server-Sent Events).
 pub const EVENTS_PATH: &str = "/v1/events";
 /// Where a new device downloads its user's rows as one SQLite replica (GET).

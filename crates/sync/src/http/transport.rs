@@ -11,8 +11,8 @@ use futures::stream::{BoxStream, Stream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{EVENTS_PATH, ErrorBody, PULL_PATH, PUSH_PATH, SNAPSHOT_PATH};
-use crate::protocol::{PullPage, PullRequest, PushAck, PushBatch};
+use super::{EVENTS_PATH, ErrorBody, PULL_PATH, PUSH_PATH, SETTLED_PATH, SNAPSHOT_PATH};
+use crate::protocol::{PullPage, PullRequest, PushAck, PushBatch, SettledQuery, SettledReply};
 use crate::transport::{Transport, TransportError};
 
 /// Where the transport gets its bearer token, asked before every request: an application
@@ -288,6 +288,10 @@ impl Transport for HttpTransport {
 
     async fn pull(&self, request: PullRequest) -> Result<PullPage, TransportError> {
         self.call(PULL_PATH, &request).await
+    }
+
+    async fn settled(&self, query: SettledQuery) -> Result<SettledReply, TransportError> {
+        self.call(SETTLED_PATH, &query).await
     }
 
     /// The server's Server-Sent Events: one item per `change` event.

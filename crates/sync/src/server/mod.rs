@@ -21,8 +21,9 @@
 //! log of entries, conflicts, the rows sent back), `conflict.rs` decides what an entry
 //! does, `write.rs` carries that out on the rows, `bulk.rs` applies runs of plain
 //! entries with a few set statements instead of one entry at a time, `acting.rs` switches
-//! between the user a push acts for and the server, `pull.rs` pages through changes, and
-//! `export.rs` copies a consistent snapshot of the rows into a new replica.
+//! between the user a push acts for and the server, `pull.rs` pages through changes,
+//! `export.rs` copies a consistent snapshot of the rows into a new replica, and
+//! `settled.rs` tells a replica taking a new client id which of its entries are here.
 
 mod acting;
 mod bulk;
@@ -32,6 +33,7 @@ mod export;
 mod pull;
 mod push;
 mod removals;
+mod settled;
 mod write;
 
 use async_trait::async_trait;
@@ -40,7 +42,7 @@ use dal::{DalError, Isolation};
 use sea_orm::{ConnectionTrait, Statement, Value};
 use uuid::Uuid;
 
-use crate::protocol::{PullPage, PullRequest, PushAck, PushBatch};
+use crate::protocol::{PullPage, PullRequest, PushAck, PushBatch, SettledQuery, SettledReply};
 use crate::transport::{Transport, TransportError};
 use acting::Actor;
 pub use export::Exported;
@@ -115,6 +117,39 @@ impl Server {
             Settled::Gap(last_seq) => Err(TransportError::Gap { last_seq }),
             Settled::Diverged(seq) => Err(TransportError::Diverged { seq }),
         }
+    }
+
+    /// Which of a client's entries the server has settled as exactly these writes (see
+    /// [`SettledQuery`]), with the server's version of the rows they wrote: for a trusted
+    /// client (the direct transport), about any client id.
+    pub async fn settled(&self, query: SettledQuery) -> Result<SettledReply, TransportError> {
+        self.settled_acting(Actor::Server, query).await
+    }
+
+    /// [`Server::settled`] on behalf of the authenticated `user`: only a client id bound to
+    /// `user` gets an answer; any other (another user's, or unknown) gets the same empty
+    /// one, and the rows sent back are only those the user may read.
+    pub async fn settled_as(
+        &self,
+        user: Uuid,
+        query: SettledQuery,
+    ) -> Result<SettledReply, TransportError> {
+        self.settled_acting(Actor::User(user), query).await
+    }
+
+    async fn settled_acting(
+        &self,
+        actor: Actor,
+        query: SettledQuery,
+    ) -> Result<SettledReply, TransportError> {
+        let policy = RetryPolicy::default();
+        self.db
+            .transaction_with_retry(&policy, |uow| {
+                let query = query.clone();
+                Box::pin(async move { settled::settled(uow, actor, &query).await })
+            })
+            .await
+            .map_err(transient)
     }
 
     /// Reads one page of changes (see [`PullRequest`]), of every user: for a replica of
@@ -195,5 +230,9 @@ impl Transport for PostgresTransport {
 
     async fn pull(&self, request: PullRequest) -> Result<PullPage, TransportError> {
         self.server.pull(request).await
+    }
+
+    async fn settled(&self, query: SettledQuery) -> Result<SettledReply, TransportError> {
+        self.server.settled(query).await
     }
 }

@@ -113,7 +113,11 @@ pub(super) async fn apply_batch(
     // As the user: the rows sent back are only those the user may see (an entry naming
     // another user's row gets `None`, as for a row that does not exist).
     actor.rows(uow).await?;
-    let rows = rows_after(uow, batch).await?;
+    let rows = rows_after(
+        uow,
+        batch.entries.iter().map(|e| (e.table.as_str(), e.row_id)),
+    )
+    .await?;
     actor.books(uow).await?;
     let rejected = rejected
         .iter()
@@ -326,18 +330,18 @@ fn refuses_for_good(e: &DalError) -> bool {
     )
 }
 
-/// The server's version of every row the batch wrote, as it stands after the batch
-/// (`None`: the server has no such row), after the parents those rows need.
-async fn rows_after(
+/// The server's version of every row entries wrote (`(table, id)`, in entry order), as it
+/// stands now (`None`: the server has no such row), after the parents those rows need.
+pub(super) async fn rows_after<'a>(
     uow: &UnitOfWork,
-    batch: &PushBatch,
+    entries: impl Iterator<Item = (&'a str, Uuid)>,
 ) -> dal::Result<Vec<(String, Uuid, Option<RowValues>)>> {
     let mut written: Vec<(usize, Uuid)> = Vec::new();
     let mut seen = HashSet::new();
-    for entry in &batch.entries {
-        let index = tables::order(&entry.table);
-        if index < tables().len() && seen.insert((index, entry.row_id)) {
-            written.push((index, entry.row_id));
+    for (table, row_id) in entries {
+        let index = tables::order(table);
+        if index < tables().len() && seen.insert((index, row_id)) {
+            written.push((index, row_id));
         }
     }
     written.sort_by_key(|(index, _)| *index);
