@@ -52,6 +52,10 @@ pub struct Limits {
     pub batch_entries: usize,
     /// Rows one pull page may ask for.
     pub page_rows: usize,
+    /// Snapshots (`GET /v1/snapshot`) one instance makes or sends at once: each holds a
+    /// Postgres transaction while it is made and a temporary file until it is sent. Over
+    /// it a request gets 503 (`Unavailable`) at once; 0 turns the endpoint off.
+    pub snapshots: usize,
 }
 
 impl Default for Limits {
@@ -60,6 +64,7 @@ impl Default for Limits {
             body_bytes: 32 * 1024 * 1024,
             batch_entries: 10_000,
             page_rows: 10_000,
+            snapshots: 2,
         }
     }
 }
@@ -76,6 +81,7 @@ impl Default for Limits {
 /// | `SYNC_MAX_BODY_BYTES` | `33554432` | largest request body, decompressed |
 /// | `SYNC_MAX_BATCH` | `10000` | most entries in one push |
 /// | `SYNC_MAX_PAGE` | `10000` | most rows one pull page may ask for |
+/// | `SYNC_MAX_SNAPSHOTS` | `2` | snapshots one instance makes or sends at once (0: none) |
 /// | `SYNC_LISTEN_DATABASE_URL` | `DATABASE_URL` | a session connection for `LISTEN` (live updates) |
 /// | `SYNC_TLS_CERT`, `SYNC_TLS_KEY` | unset: plain HTTP | PEM files to serve HTTPS directly |
 #[derive(Clone, Debug)]
@@ -194,6 +200,7 @@ impl ServerConfig {
                 body_bytes: count("SYNC_MAX_BODY_BYTES", defaults.body_bytes)?,
                 batch_entries: count("SYNC_MAX_BATCH", defaults.batch_entries)?,
                 page_rows: count("SYNC_MAX_PAGE", defaults.page_rows)?,
+                snapshots: count("SYNC_MAX_SNAPSHOTS", defaults.snapshots)?,
             },
         })
     }

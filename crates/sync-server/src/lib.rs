@@ -58,6 +58,8 @@ pub struct App {
     pub limits: Limits,
     /// Live-update fan-out.
     pub events: Arc<Events>,
+    /// One per snapshot being made or sent (`Limits::snapshots`).
+    snapshot_permits: Arc<tokio::sync::Semaphore>,
 }
 
 /// The server could not start.
@@ -128,6 +130,7 @@ impl App {
             server: sync::Server::new(db.clone()),
             db,
             verifier,
+            snapshot_permits: Arc::new(tokio::sync::Semaphore::new(limits.snapshots)),
             limits,
             events,
         })

@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use snapshot::{ExportOptions, Scope};
 use sync::http::ErrorCode;
 
@@ -25,6 +26,13 @@ pub(crate) async fn download(State(app): State<Arc<App>>, headers: HeaderMap) ->
 
 async fn export(app: &App, headers: &HeaderMap) -> Result<Response, Failure> {
     let user = authenticate(app, headers).await?;
+    // Held until the file is sent (it moves into the body's stream).
+    let Ok(permit) = app.snapshot_permits.clone().try_acquire_owned() else {
+        return Err(Failure::new(
+            ErrorCode::Unavailable,
+            "too many snapshots are being made; try again shortly, or pull",
+        ));
+    };
     let path = std::env::temp_dir().join(format!("dal-sync-snapshot-{}.db", uuid::Uuid::new_v4()));
     let options = ExportOptions {
         scope: Scope::User(user),
@@ -55,7 +63,10 @@ async fn export(app: &App, headers: &HeaderMap) -> Result<Response, Failure> {
     })?;
     let length = file.metadata().await.map(|m| m.len()).unwrap_or(0);
     tracing::info!(%user, rows = meta.total_rows(), bytes = length, "snapshot");
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file).map(move |chunk| {
+        let _held = &permit;
+        chunk
+    }));
     Ok((
         StatusCode::OK,
         [

@@ -201,3 +201,45 @@ async fn a_snapshot_needs_a_good_token_and_a_new_file() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_over_the_servers_limit_are_refused_for_now_and_the_limit_is_released() {
+    use sync_server::{Limits, Verifier};
+    run_postgres(|t| async move {
+        let verifier = || async {
+            Verifier::new(Some(crate::sync_http::SECRET), None, "authenticated")
+                .await
+                .unwrap()
+        };
+        // Turned off: refused as something to try again later, nothing written.
+        let off = Limits {
+            snapshots: 0,
+            ..Limits::default()
+        };
+        let rig = HttpRig::with(&t, verifier().await, off).await;
+        let (alice, _) = server_world(&rig.server).await;
+        let dir = tempfile::tempdir().unwrap();
+        let refused = snapshot::bootstrap(&rig.transport(alice), &dir.path().join("a.db")).await;
+        assert!(
+            matches!(
+                refused,
+                Err(SnapshotError::Transport(TransportError::Transient(_)))
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+        // One at a time: each snapshot gives its place back once sent.
+        let one = Limits {
+            snapshots: 1,
+            ..Limits::default()
+        };
+        let rig = HttpRig::with(&t, verifier().await, one).await;
+        for n in 0..3 {
+            snapshot::bootstrap(&rig.transport(alice), &dir.path().join(format!("{n}.db")))
+                .await
+                .unwrap_or_else(|e| panic!("snapshot {n}: {e}"));
+        }
+    })
+    .await;
+}

@@ -373,6 +373,7 @@ async fn sync_http_oversized_and_malformed_requests_are_typed_and_write_nothing(
             body_bytes: 64 * 1024,
             batch_entries: 3,
             page_rows: 500,
+            ..Limits::default()
         };
         let verifier = Verifier::new(Some(SECRET), None, "authenticated")
             .await
@@ -1270,6 +1271,7 @@ async fn sync_http_a_batch_over_the_servers_limits_goes_in_halves() {
             body_bytes: 64 * 1024,
             batch_entries: 16,
             page_rows: 10_000,
+            ..Limits::default()
         };
         let verifier = Verifier::new(Some(SECRET), None, "authenticated")
             .await
