@@ -7,7 +7,7 @@ use sync::http::HttpTransport;
 
 use crate::error::{Result, SnapshotError};
 use crate::file;
-use crate::import::{Imported, import};
+use crate::import::{Imported, check, import_checked};
 
 /// Downloads the server's snapshot of the token's user (`GET /v1/snapshot`), checks it
 /// and puts it in place as the new local database `local`, which must not exist. Open it
@@ -32,25 +32,17 @@ pub async fn bootstrap(transport: &HttpTransport, local: &Path) -> Result<Import
         &format!(".download-{}", uuid::Uuid::new_v4().simple()),
     );
     let _download = file::Temporary(&download);
-    let fetched = transport.download_snapshot(&download).await;
-    let imported = match fetched {
-        Ok(_) => server_made(&download).await,
-        Err(e) => Err(SnapshotError::Transport(e)),
-    };
-    match imported {
-        Ok(()) => import(&download, local, false).await,
-        Err(e) => Err(e),
-    }
-}
-
-/// Refuses a snapshot that is not a replica the server made (no pull cursor).
-async fn server_made(path: &Path) -> Result<()> {
-    let meta = crate::import::check(path).await?;
+    transport
+        .download_snapshot(&download)
+        .await
+        .map_err(SnapshotError::Transport)?;
+    let meta = check(&download).await?;
+    // Only a replica the server made has the pull cursor to go on from.
     if meta.pull_from.is_none() {
         return Err(SnapshotError::NotASnapshot {
-            path: path.to_owned(),
+            path: download.clone(),
             why: "it is not a replica made by the sync server (no pull cursor)".into(),
         });
     }
-    Ok(())
+    import_checked(meta, &download, local, false).await
 }

@@ -108,6 +108,16 @@ pub struct Imported {
 /// or at once with `SyncEngine::reidentify`.
 pub async fn import(snapshot: &Path, local: &Path, keep_previous: bool) -> Result<Imported> {
     let meta = check(snapshot).await?;
+    import_checked(meta, snapshot, local, keep_previous).await
+}
+
+/// [`import`] of a snapshot [`check`] has just passed (`meta` is what it returned).
+pub(crate) async fn import_checked(
+    meta: Meta,
+    snapshot: &Path,
+    local: &Path,
+    keep_previous: bool,
+) -> Result<Imported> {
     // Absolute: SQLite reads a relative name beginning with `file:` as a URI.
     let local = &std::path::absolute(local).map_err(io(local))?;
     let staging = file::beside(local, ".importing");

@@ -18,7 +18,8 @@ use uuid::Uuid;
 
 use super::{Server, pull, statement};
 use crate::apply;
-use crate::tables::tables;
+use crate::protocol::RowValues;
+use crate::tables::{Table, tables};
 use crate::wire;
 
 /// Rows read from Postgres per statement: bounds memory whatever the table's size.
@@ -69,35 +70,29 @@ impl Server {
             .await?;
         let mut rows = BTreeMap::new();
         for table in tables().iter() {
+            // The next page is read from Postgres while this one is stored in SQLite.
             let mut copied = 0u64;
-            let mut after: Option<Uuid> = None;
+            let mut page = read_page(&uow, table, None).await?;
             loop {
-                let mut sql = wire::pg_select(table);
-                let mut values = Vec::new();
-                if let Some(after) = after {
-                    sql.push_str(&format!(" WHERE \"{}\".id > $1", table.name));
-                    values.push(Value::Uuid(Some(after)));
-                }
-                sql.push_str(&format!(" ORDER BY \"{}\".id LIMIT {PAGE}", table.name));
-                let page = uow.query_all_raw(statement(&uow, &sql, values)).await?;
-                let read = page
-                    .iter()
-                    .map(|row| wire::read_row(table, row))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(sea_orm::DbErr::from)?;
-                let stored: Vec<(&str, &crate::protocol::RowValues)> =
-                    read.iter().map(|values| (table.name, values)).collect();
-                apply::upsert_newer(&local, &stored).await?;
-                copied += read.len() as u64;
+                let after = (page.len() as u64 == PAGE)
+                    .then(|| page.last().and_then(row_id))
+                    .flatten();
+                let stored: Vec<(&str, &RowValues)> =
+                    page.iter().map(|values| (table.name, values)).collect();
+                let next = async {
+                    match after {
+                        Some(after) => read_page(&uow, table, Some(after)).await.map(Some),
+                        None => Ok(None),
+                    }
+                };
+                let (stored, next) = futures::join!(apply::upsert_newer(&local, &stored), next);
+                stored?;
+                copied += page.len() as u64;
                 progress(table.name, copied);
-                if (read.len() as u64) < PAGE {
-                    break;
+                match next? {
+                    Some(more) => page = more,
+                    None => break,
                 }
-                after = read
-                    .last()
-                    .and_then(|v| v.get("id"))
-                    .and_then(|id| id.as_str())
-                    .and_then(|id| Uuid::parse_str(id).ok());
             }
             rows.insert(table.name, copied);
         }
@@ -107,6 +102,35 @@ impl Server {
         local.commit().await?;
         Ok(Exported { horizon, rows })
     }
+}
+
+/// Up to [`PAGE`] rows of `table` in wire form, in id order, after `after`.
+async fn read_page(
+    uow: &UnitOfWork,
+    table: &'static Table,
+    after: Option<Uuid>,
+) -> dal::Result<Vec<RowValues>> {
+    let mut sql = wire::pg_select(table);
+    let mut values = Vec::new();
+    if let Some(after) = after {
+        sql.push_str(&format!(" WHERE \"{}\".id > $1", table.name));
+        values.push(Value::Uuid(Some(after)));
+    }
+    sql.push_str(&format!(" ORDER BY \"{}\".id LIMIT {PAGE}", table.name));
+    let page = uow.query_all_raw(statement(uow, &sql, values)).await?;
+    let read = page
+        .iter()
+        .map(|row| wire::read_row(table, row))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sea_orm::DbErr::from)?;
+    Ok(read)
+}
+
+fn row_id(values: &RowValues) -> Option<Uuid> {
+    values
+        .get("id")
+        .and_then(|id| id.as_str())
+        .and_then(|id| Uuid::parse_str(id).ok())
 }
 
 /// An export goes into a fresh replica only: merging into one with rows or an identity
