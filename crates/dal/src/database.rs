@@ -358,10 +358,10 @@ impl UnitOfWork {
         &self,
         result: std::result::Result<T, sea_orm::DbErr>,
     ) -> std::result::Result<T, sea_orm::DbErr> {
-        if let Err(e) = &result {
-            if let Ok(mut failure) = self.failure.lock() {
-                failure.get_or_insert_with(|| DalError::from(e.clone()).to_string());
-            }
+        if let Err(e) = &result
+            && let Ok(mut failure) = self.failure.lock()
+        {
+            failure.get_or_insert_with(|| DalError::from(e.clone()).to_string());
         }
         result
     }

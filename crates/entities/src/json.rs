@@ -208,10 +208,10 @@ fn canonical_number_of(text: &str) -> Option<Number> {
             Number::from_f64(0.0)?
         });
     }
-    if d.integer {
-        if let Some(n) = as_integer(&d) {
-            return Some(n);
-        }
+    if d.integer
+        && let Some(n) = as_integer(&d)
+    {
+        return Some(n);
     }
     if let Some(f) = surviving_f64(&d) {
         return Number::from_f64(f);

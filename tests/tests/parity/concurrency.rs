@@ -83,7 +83,7 @@ parity_test!(async fn claims_in_units_of_work_that_roll_back_are_claimed_again(t
                     continue;
                 };
                 // Every third unit of work fails midway after claiming: its claim is undone.
-                if (attempt + w) % 3 == 0 {
+                if (attempt + w).is_multiple_of(3) {
                     uow.rollback().await.unwrap();
                     continue;
                 }
