@@ -132,10 +132,13 @@ async fn without_the_pooler_mode_the_task_worker_fails_through_pgbouncer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_statement_cache_off_alone_does_not_make_seaorm_safe_behind_pgbouncer() {
-    // sqlx with `statement_cache_capacity(0)` still names the statements SeaORM sends
-    // (`sqlx_s_N`, persistent) and never closes them: the next client on that server
-    // session collides. Hence unnamed statements inside explicit transactions.
+async fn with_the_statement_cache_off_sqlx_no_longer_leaves_named_statements_behind_pgbouncer() {
+    // sqlx 0.9.0 with `statement_cache_capacity(0)` still named the statements SeaORM
+    // sent (`sqlx_s_N`, persistent) and never closed them, so the next client on that
+    // server session collided; that is why the library's pooler mode sends unnamed
+    // statements inside explicit transactions. sqlx 0.9.1 sends unnamed ones with the
+    // cache off. Pinned here so a change of sqlx either way is noticed; the library's
+    // own path (below) depends on neither.
     parity_tests::run_on(Target::PgBouncer, Setup::Empty, |t| async move {
         let dal_config::DatabaseTarget::Postgres { url } = t.config.target.clone() else {
             unreachable!("a PgBouncer target is Postgres")
@@ -157,10 +160,10 @@ async fn the_statement_cache_off_alone_does_not_make_seaorm_safe_behind_pgbounce
             db.close().await.unwrap();
         }
         assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
-        let err = outcomes[1].as_ref().unwrap_err().to_string();
         assert!(
-            err.contains("prepared statement \"sqlx_s_1\" already exists"),
-            "{err}"
+            outcomes[1].is_ok(),
+            "a second client on the same server session: {:?}",
+            outcomes[1]
         );
 
         // The pooler mode's path, the same two fresh pools in a row: fine.
