@@ -6,6 +6,21 @@ pub mod sync_push;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use uuid::Uuid;
 
+/// The options every benchmark binary takes (`#[command(flatten)]` them).
+#[derive(clap::Args, Debug)]
+pub struct CommonArgs {
+    /// Tiny sizes, for CI: the numbers mean nothing, the run proves the code works.
+    #[arg(long)]
+    pub quick: bool,
+    /// Server to create the benchmark's Postgres database on.
+    #[arg(
+        long,
+        env = "DAL_TEST_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub postgres_url: String,
+}
+
 /// A database created on a Postgres server for one run, with every migration applied.
 pub struct ScratchPostgres {
     admin: PgConnection,

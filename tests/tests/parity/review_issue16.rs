@@ -9,6 +9,7 @@ use dal::Config;
 use dal::prelude::*;
 use snapshot::{ExportOptions, Progress, SnapshotError};
 
+use crate::snapshot_import::altered;
 use crate::snapshots::{export_all, scratch, user_with_work};
 
 /// A migrated local database at `dir/name` with a user of its own, open.
@@ -27,22 +28,6 @@ async fn good_snapshot(dir: &Path) -> PathBuf {
     let good = export_all(&source, dir, "good.db").await;
     source.close().await.unwrap();
     good
-}
-
-/// A copy of `good` named `name`, changed by `change` on a raw connection.
-async fn altered(good: &Path, name: &str, change: &str) -> PathBuf {
-    let path = good.with_file_name(name);
-    std::fs::copy(good, &path).unwrap();
-    let url = format!("sqlite://{}", path.display());
-    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
-        .await
-        .unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(change.to_owned()))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::Connection::close(conn).await.unwrap();
-    path
 }
 
 async fn names(path: &Path, kind: &str) -> Vec<String> {

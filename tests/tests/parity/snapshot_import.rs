@@ -25,7 +25,7 @@ async fn local_database(dir: &Path) -> (PathBuf, Vec<u8>) {
 }
 
 /// A copy of the good snapshot `good`, changed by `change` (run on a raw connection).
-async fn altered(good: &Path, name: &str, change: &str) -> PathBuf {
+pub(crate) async fn altered(good: &Path, name: &str, change: &str) -> PathBuf {
     let path = good.with_file_name(name);
     std::fs::copy(good, &path).unwrap();
     let url = format!("sqlite://{}", path.display());

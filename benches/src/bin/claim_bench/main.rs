@@ -28,19 +28,12 @@ use raw::Raw;
 
 #[derive(Parser)]
 struct Args {
-    /// Tiny sizes and a second per cell, for CI.
-    #[arg(long)]
-    quick: bool,
+    /// `--quick`: tiny sizes and a second per cell.
+    #[command(flatten)]
+    common: dal_bench::CommonArgs,
     /// Only this backend (default: both).
     #[arg(long, value_enum)]
     backend: Option<Which>,
-    /// Server to create the benchmark's Postgres database on.
-    #[arg(
-        long,
-        env = "DAL_TEST_POSTGRES_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    postgres_url: String,
 }
 
 #[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
@@ -339,7 +332,7 @@ fn report(title: &str, pool: u32, sizes: &Sizes, cells: &[Cell]) {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let sizes = if args.quick {
+    let sizes = if args.common.quick {
         Sizes {
             queues: [100, 2_000],
             finished: 10_000,
@@ -368,7 +361,7 @@ async fn main() {
     }
     if wanted(Which::Postgres) {
         eprintln!("Postgres");
-        let scratch = dal_bench::ScratchPostgres::create(&args.postgres_url).await;
+        let scratch = dal_bench::ScratchPostgres::create(&args.common.postgres_url).await;
         let config = Config::postgres(&scratch.url).expect("scratch URL");
         let db = Database::connect(&config)
             .await
@@ -377,7 +370,7 @@ async fn main() {
         report("Postgres", config.max_connections, &sizes, &cells);
         scratch.drop_database().await;
     }
-    if args.quick {
+    if args.common.quick {
         println!("(--quick: sizes are tiny; these numbers mean nothing)");
     }
 }

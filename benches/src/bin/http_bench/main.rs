@@ -22,16 +22,8 @@ use sync::{PostgresTransport, SyncEngine, SyncOptions, Transport};
 
 #[derive(Parser)]
 struct Args {
-    /// Tiny sizes, for CI.
-    #[arg(long)]
-    quick: bool,
-    /// Server to create the benchmark's Postgres database on.
-    #[arg(
-        long,
-        env = "DAL_TEST_POSTGRES_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    postgres_url: String,
+    #[command(flatten)]
+    common: dal_bench::CommonArgs,
     /// Rows of the full pull.
     #[arg(long, default_value_t = 200_000)]
     rows: usize,
@@ -71,12 +63,12 @@ struct Line {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let (rows, writes, rounds, empties, lives) = if args.quick {
+    let (rows, writes, rounds, empties, lives) = if args.common.quick {
         (2_000, 200, 1, 20, 5)
     } else {
         (args.rows, args.writes, args.rounds.max(1), 200, 50)
     };
-    let scratch = dal_bench::ScratchPostgres::create(&args.postgres_url).await;
+    let scratch = dal_bench::ScratchPostgres::create(&args.common.postgres_url).await;
     let server = Database::connect(&Config::postgres(&scratch.url).expect("scratch URL"))
         .await
         .expect("scratch database connects");
@@ -350,7 +342,7 @@ async fn main() {
             line.operation, line.http, line.direct, line.ratio
         );
     }
-    if args.quick {
+    if args.common.quick {
         println!("\n(--quick: sizes are tiny; these numbers mean nothing)");
     }
     for client in clients {

@@ -18,16 +18,8 @@ use snapshot::ExportOptions;
 
 #[derive(Parser)]
 struct Args {
-    /// Tiny sizes, for CI.
-    #[arg(long)]
-    quick: bool,
-    /// Server to create the benchmark's Postgres database on.
-    #[arg(
-        long,
-        env = "DAL_TEST_POSTGRES_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    postgres_url: String,
+    #[command(flatten)]
+    common: dal_bench::CommonArgs,
     /// Rows in the database (tasks of one project, plus its user and project).
     #[arg(long, default_value_t = 200_000)]
     rows: usize,
@@ -59,7 +51,7 @@ fn seconds<T>(started: Instant, value: T) -> (T, f64) {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let (rows, rounds) = if args.quick {
+    let (rows, rounds) = if args.common.quick {
         (2_000, 1)
     } else {
         (args.rows, args.rounds.max(1))
@@ -109,7 +101,7 @@ async fn main() {
     local.close().await.ok();
 
     // The same rows on Postgres, exported into a new SQLite file.
-    let scratch = dal_bench::ScratchPostgres::create(&args.postgres_url).await;
+    let scratch = dal_bench::ScratchPostgres::create(&args.common.postgres_url).await;
     let server = Database::connect(&Config::postgres(&scratch.url).expect("scratch URL"))
         .await
         .expect("scratch database connects");
@@ -149,7 +141,7 @@ async fn main() {
         "| export from Postgres (every row, one snapshot) | {:.0} | |",
         rate(&from_postgres)
     );
-    if args.quick {
+    if args.common.quick {
         println!("\n(--quick: sizes are tiny; these numbers mean nothing)");
     }
 }

@@ -23,16 +23,8 @@ use dal_bench::measure::{measured, median, percentile, remove_replica, replica};
 
 #[derive(Parser)]
 struct Args {
-    /// Tiny sizes, for CI.
-    #[arg(long)]
-    quick: bool,
-    /// Server to create the benchmark's Postgres database on.
-    #[arg(
-        long,
-        env = "DAL_TEST_POSTGRES_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    postgres_url: String,
+    #[command(flatten)]
+    common: dal_bench::CommonArgs,
     /// Rows of the large full pull (a quarter of it for the small one).
     #[arg(long, default_value_t = 200_000)]
     rows: usize,
@@ -52,14 +44,19 @@ struct Args {
 
 /// The push cases (see `dal_bench::sync_push`), printed as their own table.
 async fn push_table(args: &Args, dir: &std::path::Path) {
-    let (writes, rounds) = if args.quick {
+    let (writes, rounds) = if args.common.quick {
         (200, 1)
     } else {
         (args.writes, args.rounds.max(1))
     };
-    let lines =
-        dal_bench::sync_push::push_cases(&args.postgres_url, dir, writes, &args.batches, rounds)
-            .await;
+    let lines = dal_bench::sync_push::push_cases(
+        &args.common.postgres_url,
+        dir,
+        writes,
+        &args.batches,
+        rounds,
+    )
+    .await;
     println!(
         "\n| push, end to end | entries/s | server side alone | hand-written set-based apply | push/baseline time |"
     );
@@ -248,14 +245,14 @@ async fn main() {
         push_table(&args, dir.path()).await;
         return;
     }
-    let (large, writes, rounds, empty_syncs) = if args.quick {
+    let (large, writes, rounds, empty_syncs) = if args.common.quick {
         (2_000, 200, 1, 20)
     } else {
         (args.rows, 10_000, args.rounds.max(1), 200)
     };
     let small = large / 4;
     let options = SyncOptions::default();
-    let sweep: Vec<usize> = if args.quick {
+    let sweep: Vec<usize> = if args.common.quick {
         vec![options.page]
     } else {
         let mut sizes = vec![500, 2_000, 5_000];
@@ -264,7 +261,7 @@ async fn main() {
         }
         sizes
     };
-    let scratch = dal_bench::ScratchPostgres::create(&args.postgres_url).await;
+    let scratch = dal_bench::ScratchPostgres::create(&args.common.postgres_url).await;
     let server = Database::connect(&Config::postgres(&scratch.url).expect("scratch URL"))
         .await
         .expect("scratch database connects");
@@ -357,7 +354,7 @@ async fn main() {
     server.close().await.ok();
     scratch.drop_database().await;
     push_table(&args, dir.path()).await;
-    if args.quick {
+    if args.common.quick {
         println!("\n(--quick: sizes are tiny; these numbers mean nothing)");
     }
 }
