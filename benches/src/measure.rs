@@ -64,9 +64,9 @@ pub async fn replica(dir: &Path, name: &str) -> SyncClient {
     SyncClient::open(db).await.expect("sync turns on")
 }
 
-/// Removes a SQLite file and its WAL companions (a 200k-row replica is ~200 MB).
+/// Removes a SQLite file and its journal companions (a 200k-row replica is ~200 MB).
 pub fn remove_replica(path: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
         let mut name = path.as_os_str().to_owned();
         name.push(suffix);
         let _ = std::fs::remove_file(name);

@@ -21,7 +21,8 @@ use crate::App;
 use crate::auth::{AuthError, Session};
 use crate::clients::{self, Binding};
 
-/// A failed request, as the client will read it.
+/// A failed request, as the client will read it (a handler returns
+/// `Result<Response, Failure>`; axum turns either side into the response).
 pub struct Failure(ErrorBody);
 
 impl Failure {
@@ -148,16 +149,13 @@ async fn read<T: DeserializeOwned>(
     })
 }
 
-async fn push(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    match push_inner(&app, &headers, body).await {
-        Ok(response) => response,
-        Err(failure) => failure.into_response(),
-    }
-}
-
-async fn push_inner(app: &App, headers: &HeaderMap, body: Body) -> Result<Response, Failure> {
-    let user = authenticate(app, headers).await?;
-    let batch: PushBatch = read(app, headers, body).await?;
+async fn push(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Failure> {
+    let user = authenticate(&app, &headers).await?;
+    let batch: PushBatch = read(&app, &headers, body).await?;
     if batch.entries.len() > app.limits.batch_entries {
         return Err(Failure::new(
             ErrorCode::TooLarge,
@@ -199,16 +197,13 @@ async fn push_inner(app: &App, headers: &HeaderMap, body: Body) -> Result<Respon
     }
 }
 
-async fn pull(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    match pull_inner(&app, &headers, body).await {
-        Ok(response) => response,
-        Err(failure) => failure.into_response(),
-    }
-}
-
-async fn pull_inner(app: &App, headers: &HeaderMap, body: Body) -> Result<Response, Failure> {
-    let user = authenticate(app, headers).await?;
-    let request: PullRequest = read(app, headers, body).await?;
+async fn pull(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Failure> {
+    let user = authenticate(&app, &headers).await?;
+    let request: PullRequest = read(&app, &headers, body).await?;
     if request.limit > app.limits.page_rows {
         return Err(Failure::new(
             ErrorCode::TooLarge,
@@ -230,20 +225,17 @@ async fn pull_inner(app: &App, headers: &HeaderMap, body: Body) -> Result<Respon
     }
 }
 
-async fn settled(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    match settled_inner(&app, &headers, body).await {
-        Ok(response) => response,
-        Err(failure) => failure.into_response(),
-    }
-}
-
 /// Which of a client's entries the server has (for a replica taking a new client id).
 /// Only the user the client id is bound to gets an answer; for anyone else it is the
 /// empty answer of an unknown client, so the endpoint tells nothing about another user's
 /// client ids. Asking binds nothing.
-async fn settled_inner(app: &App, headers: &HeaderMap, body: Body) -> Result<Response, Failure> {
-    let user = authenticate(app, headers).await?;
-    let query: SettledQuery = read(app, headers, body).await?;
+async fn settled(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Failure> {
+    let user = authenticate(&app, &headers).await?;
+    let query: SettledQuery = read(&app, &headers, body).await?;
     if query.entries.len() > app.limits.batch_entries {
         return Err(Failure::new(
             ErrorCode::TooLarge,

@@ -17,15 +17,11 @@ use crate::App;
 use crate::api::{Failure, authenticate};
 
 /// Exports the user's rows and sends the file.
-pub(crate) async fn download(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    match export(&app, &headers).await {
-        Ok(response) => response,
-        Err(failure) => failure.into_response(),
-    }
-}
-
-async fn export(app: &App, headers: &HeaderMap) -> Result<Response, Failure> {
-    let user = authenticate(app, headers).await?;
+pub(crate) async fn download(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
+    let user = authenticate(&app, &headers).await?;
     // Held until the file is sent (it moves into the body's stream).
     let Ok(permit) = app.snapshot_permits.clone().try_acquire_owned() else {
         return Err(Failure::new(

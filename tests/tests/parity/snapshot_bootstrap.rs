@@ -204,19 +204,14 @@ async fn a_snapshot_needs_a_good_token_and_a_new_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshots_over_the_servers_limit_are_refused_for_now_and_the_limit_is_released() {
-    use sync_server::{Limits, Verifier};
+    use sync_server::Limits;
     run_postgres(|t| async move {
-        let verifier = || async {
-            Verifier::new(Some(crate::sync_http::SECRET), None, "authenticated")
-                .await
-                .unwrap()
-        };
         // Turned off: refused as something to try again later, nothing written.
         let off = Limits {
             snapshots: 0,
             ..Limits::default()
         };
-        let rig = HttpRig::with(&t, verifier().await, off).await;
+        let rig = HttpRig::with_limits(&t, off).await;
         let (alice, _) = server_world(&rig.server).await;
         let dir = tempfile::tempdir().unwrap();
         let refused = snapshot::bootstrap(&rig.transport(alice), &dir.path().join("a.db")).await;
@@ -234,7 +229,7 @@ async fn snapshots_over_the_servers_limit_are_refused_for_now_and_the_limit_is_r
             snapshots: 1,
             ..Limits::default()
         };
-        let rig = HttpRig::with(&t, verifier().await, one).await;
+        let rig = HttpRig::with_limits(&t, one).await;
         for n in 0..3 {
             snapshot::bootstrap(&rig.transport(alice), &dir.path().join(format!("{n}.db")))
                 .await

@@ -59,10 +59,15 @@ pub(crate) struct HttpRig {
 
 impl HttpRig {
     pub(crate) async fn start(t: &TestDb) -> HttpRig {
+        HttpRig::with_limits(t, Limits::default()).await
+    }
+
+    /// A server trusting the suite's secret, with `limits`.
+    pub(crate) async fn with_limits(t: &TestDb, limits: Limits) -> HttpRig {
         let verifier = Verifier::new(Some(SECRET), None, "authenticated")
             .await
             .unwrap();
-        HttpRig::with(t, verifier, Limits::default()).await
+        HttpRig::with(t, verifier, limits).await
     }
 
     pub(crate) async fn with(t: &TestDb, verifier: Verifier, limits: Limits) -> HttpRig {
@@ -375,10 +380,7 @@ async fn sync_http_oversized_and_malformed_requests_are_typed_and_write_nothing(
             page_rows: 500,
             ..Limits::default()
         };
-        let verifier = Verifier::new(Some(SECRET), None, "authenticated")
-            .await
-            .unwrap();
-        let rig = HttpRig::with(&t, verifier, limits).await;
+        let rig = HttpRig::with_limits(&t, limits).await;
         let (user, project) = server_world(&rig.server).await;
         let token = token_for(user);
         let before = rig.bookkeeping().await;
@@ -1273,10 +1275,7 @@ async fn sync_http_a_batch_over_the_servers_limits_goes_in_halves() {
             page_rows: 10_000,
             ..Limits::default()
         };
-        let verifier = Verifier::new(Some(SECRET), None, "authenticated")
-            .await
-            .unwrap();
-        let rig = HttpRig::with(&t, verifier, limits).await;
+        let rig = HttpRig::with_limits(&t, limits).await;
         let (user, project) = server_world(&rig.server).await;
         let client = rig.client("phone").await;
         rig.sync(&client, user).await;

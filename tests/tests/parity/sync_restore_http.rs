@@ -11,11 +11,11 @@ use sync::http::SETTLED_PATH;
 use sync::protocol::{SettledQuery, SettledReply};
 use sync::snapshot::snapshot;
 use sync::{SyncEngine, Transport, TransportError};
-use sync_server::{Limits, Verifier};
+use sync_server::Limits;
 use uuid::Uuid;
 
 use crate::sync::{run_postgres, server_world};
-use crate::sync_http::{HttpRig, SECRET, token_for};
+use crate::sync_http::{HttpRig, token_for};
 use crate::sync_restore::{assert_exactly_once, back_up, create_task, edit_task, open_file};
 
 /// `(seq, digest)` of every entry the server logged for `client`.
@@ -189,14 +189,11 @@ async fn sync_http_only_the_owner_of_a_client_id_learns_what_the_server_has_of_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_http_a_server_with_a_low_limit_is_asked_in_smaller_chunks() {
     run_postgres(|t| async move {
-        let verifier = Verifier::new(Some(SECRET), None, "authenticated")
-            .await
-            .unwrap();
         let limits = Limits {
             batch_entries: 3,
             ..Limits::default()
         };
-        let rig = HttpRig::with(&t, verifier, limits).await;
+        let rig = HttpRig::with_limits(&t, limits).await;
         let (user, project) = server_world(&rig.server).await;
         let backups = tempfile::tempdir().unwrap();
         let backup = backups.path().join("backup.db");

@@ -6,13 +6,12 @@
 //! into a new SQLite file. Rows per second, medians of the rounds; prints Markdown (see
 //! BENCHMARKS.md). `--quick` uses tiny sizes so CI keeps it running.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use clap::Parser;
 use dal::prelude::*;
-use dal_bench::measure::median;
+use dal_bench::measure::{median, remove_replica};
 use serde_json::json;
 use snapshot::ExportOptions;
 
@@ -95,7 +94,7 @@ async fn main() {
         imported.expect("import");
         import.push(s);
         for file in [&out, &copy, &target] {
-            remove(file);
+            remove_replica(file);
         }
     }
     local.close().await.ok();
@@ -116,7 +115,7 @@ async fn main() {
         );
         meta.expect("export from Postgres");
         from_postgres.push(s);
-        remove(&out);
+        remove_replica(&out);
     }
     server.close().await.ok();
     scratch.drop_database().await;
@@ -143,13 +142,5 @@ async fn main() {
     );
     if args.common.quick {
         println!("\n(--quick: sizes are tiny; these numbers mean nothing)");
-    }
-}
-
-fn remove(path: &Path) {
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        std::fs::remove_file(name).ok();
     }
 }

@@ -203,15 +203,7 @@ impl HttpTransport {
                 TransportError::Transient(format!("the server's answer does not parse: {e}"))
             });
         }
-        match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(body) => Err(body.into_transport()),
-            Err(_) if status.as_u16() == 401 => {
-                Err(TransportError::Unauthorized(format!("HTTP {status}")))
-            }
-            // Not the sync server's answer (a load balancer's 502, a gateway timeout):
-            // the outcome is unknown.
-            Err(_) => Err(TransportError::Transient(format!("HTTP {status}"))),
-        }
+        Err(refusal(status, &bytes))
     }
 }
 
@@ -232,13 +224,7 @@ impl HttpTransport {
         let status = response.status();
         if !status.is_success() {
             let bytes = response.bytes().await.map_err(unreachable)?;
-            return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(body) => body.into_transport(),
-                Err(_) if status.as_u16() == 401 => {
-                    TransportError::Unauthorized(format!("HTTP {status}"))
-                }
-                Err(_) => TransportError::Transient(format!("HTTP {status}")),
-            });
+            return Err(refusal(status, &bytes));
         }
         let local = |e: std::io::Error| {
             TransportError::Refused(format!("cannot write {}: {e}", to.display()))
@@ -264,6 +250,18 @@ impl HttpTransport {
             return Err(e);
         }
         Ok(written)
+    }
+}
+
+/// The error an unsuccessful answer stands for: the sync server's error body, or for
+/// anything else a 401 or a failure to retry.
+fn refusal(status: reqwest::StatusCode, bytes: &[u8]) -> TransportError {
+    match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(body) => body.into_transport(),
+        Err(_) if status.as_u16() == 401 => TransportError::Unauthorized(format!("HTTP {status}")),
+        // Not the sync server's answer (a load balancer's 502, a gateway timeout): the
+        // outcome is unknown.
+        Err(_) => TransportError::Transient(format!("HTTP {status}")),
     }
 }
 
