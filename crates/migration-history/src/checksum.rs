@@ -224,6 +224,10 @@ mod tests {
             "m20261207_050000_link_policies",
             "bf0c529e17150b36ed6cc986f5c535e4d3e2209db84554ac26ba949cca23c888",
         ),
+        (
+            "m20261207_160000_value_check_fast_paths",
+            "e32cab9466f0a1b093c873f6ac7146fced6fb78b90d34335dcd099e6195cce02",
+        ),
     ];
 
     #[test]
