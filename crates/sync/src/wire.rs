@@ -12,6 +12,12 @@ use crate::tables::{Kind, Table};
 /// SQL selecting `table`'s row in wire form on Postgres, every column as SQLite stores it
 /// (aliases are the column names).
 pub(crate) fn pg_select(table: &Table) -> String {
+    format!("SELECT {} FROM \"{}\"", pg_columns(table), table.name)
+}
+
+/// The select list of [`pg_select`], also what a write's `RETURNING` names to give back
+/// the row it wrote in wire form.
+pub(crate) fn pg_columns(table: &Table) -> String {
     let mut columns = vec!["id::text AS id".to_owned()];
     for column in table.wire_columns() {
         let (name, kind) = (column.name, column.kind);
@@ -26,11 +32,7 @@ pub(crate) fn pg_select(table: &Table) -> String {
             Kind::Text | Kind::Bool => quoted,
         });
     }
-    format!(
-        "SELECT {}, sync_txid::text AS sync_txid FROM \"{}\"",
-        columns.join(", "),
-        table.name
-    )
+    format!("{}, sync_txid::text AS sync_txid", columns.join(", "))
 }
 
 /// Reads a row selected with [`pg_select`] (or a SQLite row of the same columns).

@@ -40,7 +40,7 @@ pub(super) const MIN_WINDOW: usize = 16;
 /// write (by column name, `id` included) in their text form.
 pub(super) struct Planned<'e> {
     pub entry: &'e Entry,
-    table: &'static Table,
+    pub table: &'static Table,
     insert: bool,
     values: BTreeMap<String, Text>,
 }
@@ -246,12 +246,13 @@ impl SetPath {
     }
 
     /// Writes `run` as the actor in the savepoint `attempt`, and returns each entry's
-    /// row version after it (in the run's order). Starts and ends acting as the server.
+    /// row as the write left it, in wire form (in the run's order). Starts and ends acting
+    /// as the server.
     pub(super) async fn write(
         &self,
         attempt: &UnitOfWork,
         run: &[Planned<'_>],
-    ) -> dal::Result<Vec<i64>> {
+    ) -> dal::Result<Vec<RowValues>> {
         self.actor.rows(attempt).await?;
         // Parents before children (the registry's order), inserts before updates (an
         // update may move a row under a parent the run inserts).
@@ -267,9 +268,11 @@ impl SetPath {
             .types
             .as_ref()
             .ok_or_else(|| DalError::database("a set write before its plan"))?;
-        let mut versions: HashMap<(usize, Uuid), i64> = HashMap::new();
+        let mut written: HashMap<(usize, Uuid), RowValues> = HashMap::new();
         for ((order, update, columns), planned) in groups {
-            let table = planned[0].table.name;
+            let spec = planned[0].table;
+            let table = spec.name;
+            let returning = wire::pg_columns(spec);
             let mut casts = Vec::new();
             for (n, column) in columns.iter().enumerate() {
                 casts.push(format!("u.c{n}::{}", types.of(table, column)?));
@@ -289,14 +292,14 @@ impl SetPath {
                     .collect();
                 format!(
                     "UPDATE \"{table}\" AS t SET {} FROM {from} WHERE t.id = {} \
-                     RETURNING t.id, t.sync_version",
+                     RETURNING {returning}",
                     sets.join(", "),
                     casts[id]
                 )
             } else {
                 let list: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
                 format!(
-                    "INSERT INTO \"{table}\" ({}) SELECT {} FROM {from} RETURNING id, sync_version",
+                    "INSERT INTO \"{table}\" ({}) SELECT {} FROM {from} RETURNING {returning}",
                     list.join(", "),
                     casts.join(", ")
                 )
@@ -322,30 +325,31 @@ impl SetPath {
                 )));
             }
             for row in &returned {
-                versions.insert(
-                    (order, row.try_get("", "id")?),
-                    row.try_get("", "sync_version")?,
-                );
+                let values = wire::read_row(spec, row)
+                    .map_err(|e| DalError::from(sea_orm::DbErr::from(e)))?;
+                let id = uuid_in(&values, "id").ok_or_else(|| {
+                    DalError::database("a set write returned a row without its id")
+                })?;
+                written.insert((order, id), values);
             }
         }
         self.actor.books(attempt).await?;
         run.iter()
             .map(|p| {
-                versions
-                    .get(&(tables::order(p.table.name), p.entry.row_id))
-                    .copied()
+                written
+                    .remove(&(tables::order(p.table.name), p.entry.row_id))
                     .ok_or_else(|| DalError::database("a set write lost a row"))
             })
             .collect()
     }
 
-    /// Logs the applied `run` (with each entry's row version after it) in one insert,
+    /// Logs the applied `run` (with each entry's row as the write left it) in one insert,
     /// its columns bound as typed arrays (no JSON document to build and parse).
     pub(super) async fn log(
         &self,
         uow: &UnitOfWork,
         run: &[Planned<'_>],
-        versions: &[i64],
+        rows: &[RowValues],
     ) -> dal::Result<()> {
         let array = |kind, values: Vec<Value>| Value::Array(kind, Some(Box::new(values)));
         let column = |f: &dyn Fn(&Planned) -> Value| run.iter().map(f).collect::<Vec<_>>();
@@ -374,7 +378,7 @@ impl SetPath {
                 ),
                 array(
                     ArrayType::BigInt,
-                    versions.iter().map(|v| Value::from(*v)).collect(),
+                    rows.iter().map(|row| Value::from(version(row))).collect(),
                 ),
             ],
         ))

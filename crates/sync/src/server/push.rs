@@ -73,13 +73,23 @@ pub(super) async fn apply_batch(
         .iter()
         .filter(|e| e.seq > settled_before)
         .collect();
-    apply_entries(uow, actor, batch.client_id, &pending, &mut touched).await?;
+    let mut known = Some(Written::new());
+    apply_entries(
+        uow,
+        actor,
+        batch.client_id,
+        &pending,
+        &mut touched,
+        &mut known,
+    )
+    .await?;
     if let Some(entry) = pending.last() {
         last = entry.seq;
     }
     // Positions written by different clients may now tie or leave gaps: renumber each
     // group an entry touched (timeline entries within their shot).
     if !touched.is_empty() {
+        known = None;
         actor.rows(uow).await?;
         for (table, group) in touched {
             if let Some(positions) =
@@ -116,6 +126,7 @@ pub(super) async fn apply_batch(
     let rows = rows_after(
         uow,
         batch.entries.iter().map(|e| (e.table.as_str(), e.row_id)),
+        known.unwrap_or_default(),
     )
     .await?;
     actor.books(uow).await?;
@@ -135,14 +146,21 @@ pub(super) async fn apply_batch(
     }))
 }
 
+/// Rows set-based runs wrote, by table order and id, as their writes returned them (in
+/// wire form), so the answer need not read them again.
+type Written = HashMap<(usize, Uuid), RowValues>;
+
 /// Applies `pending` in order: runs the set-based path can take in bulk (see
-/// [`bulk`](super::bulk)), the rest one by one.
+/// [`bulk`](super::bulk)), the rest one by one. `known` collects the rows the runs wrote,
+/// and is dropped (`None`) once an entry goes the per-entry way: its delete may cascade
+/// to them, its update may write one of them again.
 async fn apply_entries(
     uow: &UnitOfWork,
     actor: Actor,
     client: Uuid,
     pending: &[&Entry],
     touched: &mut BTreeSet<(&'static str, Uuid)>,
+    known: &mut Option<Written>,
 ) -> dal::Result<()> {
     let mut set = SetPath::new(actor, client);
     let mut window = bulk::MAX_WINDOW;
@@ -155,6 +173,7 @@ async fn apply_entries(
             Vec::new()
         };
         if run.is_empty() {
+            *known = None;
             apply_one(uow, actor, client, pending[next], touched).await?;
             next += 1;
             window = bulk::MIN_WINDOW;
@@ -168,7 +187,7 @@ async fn apply_entries(
             (run.len() * 2).clamp(bulk::MIN_WINDOW, bulk::MAX_WINDOW)
         };
         next += run.len();
-        apply_run(uow, actor, client, &set, run, touched).await?;
+        apply_run(uow, actor, client, &set, run, touched, known).await?;
     }
     Ok(())
 }
@@ -182,18 +201,28 @@ async fn apply_run(
     set: &SetPath,
     run: Vec<Planned<'_>>,
     touched: &mut BTreeSet<(&'static str, Uuid)>,
+    known: &mut Option<Written>,
 ) -> dal::Result<()> {
     let mut todo = vec![run];
     while let Some(mut run) = todo.pop() {
         if run.len() == 1 {
+            *known = None;
             apply_one(uow, actor, client, run[0].entry, touched).await?;
             continue;
         }
         let attempt = uow.begin().await?;
         match set.write(&attempt, &run).await {
-            Ok(versions) => {
+            Ok(rows) => {
                 attempt.commit().await?;
-                set.log(uow, &run, &versions).await?;
+                set.log(uow, &run, &rows).await?;
+                if let Some(known) = known {
+                    for (planned, row) in run.iter().zip(rows) {
+                        known.insert(
+                            (tables::order(planned.table.name), planned.entry.row_id),
+                            row,
+                        );
+                    }
+                }
             }
             Err(_) => {
                 let _ = attempt.rollback().await;
@@ -332,9 +361,12 @@ fn refuses_for_good(e: &DalError) -> bool {
 
 /// The server's version of every row entries wrote (`(table, id)`, in entry order), as it
 /// stands now (`None`: the server has no such row), after the parents those rows need.
+/// Rows in `known` are taken from there (the caller vouches they are current), the rest
+/// read.
 pub(super) async fn rows_after<'a>(
     uow: &UnitOfWork,
     entries: impl Iterator<Item = (&'a str, Uuid)>,
+    mut known: Written,
 ) -> dal::Result<Vec<(String, Uuid, Option<RowValues>)>> {
     let mut written: Vec<(usize, Uuid)> = Vec::new();
     let mut seen = HashSet::new();
@@ -356,15 +388,23 @@ pub(super) async fn rows_after<'a>(
         if ids.is_empty() {
             continue;
         }
+        let mut by_id: HashMap<Uuid, RowValues> = ids
+            .iter()
+            .filter_map(|id| Some((*id, known.remove(&(index, *id))?)))
+            .collect();
+        let unknown: Vec<Value> = ids
+            .iter()
+            .filter(|id| !by_id.contains_key(id))
+            .map(|id| Value::Uuid(Some(*id)))
+            .collect();
         let sql = format!("{} WHERE id = ANY($1)", wire::pg_select(table));
-        let array = Value::Array(
-            sea_orm::sea_query::ArrayType::Uuid,
-            Some(Box::new(
-                ids.iter().map(|id| Value::Uuid(Some(*id))).collect(),
-            )),
-        );
-        let mut by_id = HashMap::new();
-        for row in uow.query_all_raw(statement(uow, &sql, vec![array])).await? {
+        let read = if unknown.is_empty() {
+            Vec::new()
+        } else {
+            let array = Value::Array(sea_orm::sea_query::ArrayType::Uuid, Some(Box::new(unknown)));
+            uow.query_all_raw(statement(uow, &sql, vec![array])).await?
+        };
+        for row in read {
             let values =
                 wire::read_row(table, &row).map_err(|e| DalError::from(sea_orm::DbErr::from(e)))?;
             if let Some(id) = values

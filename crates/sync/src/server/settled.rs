@@ -88,7 +88,12 @@ pub(super) async fn settled(
     // As the user: only the rows the user may see come back (another user's row reads as
     // one that does not exist, as in a push's answer).
     actor.rows(uow).await?;
-    reply.rows = rows_after(uow, written.iter().map(|(t, id)| (t.as_str(), *id))).await?;
+    reply.rows = rows_after(
+        uow,
+        written.iter().map(|(t, id)| (t.as_str(), *id)),
+        Default::default(),
+    )
+    .await?;
     actor.books(uow).await?;
     Ok(reply)
 }
