@@ -66,3 +66,73 @@ async fn an_entry_the_database_refuses_in_a_set_run_is_refused_alone() {
     })
     .await;
 }
+
+/// The direct transport, keeping every answer it got.
+struct Answers {
+    inner: PostgresTransport,
+    acks: std::sync::Mutex<Vec<PushAck>>,
+}
+
+#[async_trait]
+impl Transport for Answers {
+    async fn push(&self, batch: PushBatch) -> Result<PushAck, TransportError> {
+        let ack = self.inner.push(batch).await?;
+        self.acks.lock().unwrap().push(ack.clone());
+        Ok(ack)
+    }
+
+    async fn pull(&self, request: PullRequest) -> Result<PullPage, TransportError> {
+        self.inner.pull(request).await
+    }
+}
+
+/// The rows a push's answer carries are the server's as the whole batch left them: the
+/// rows a set run's write returned are not reused once a later entry of the batch went
+/// the per-entry way (here a project's delete, which cascades to the tasks the run
+/// inserted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rows_a_push_sends_back_are_as_the_whole_batch_left_them() {
+    run_postgres(|t| async move {
+        let rig = Rig::new(&t);
+        let (shared, client) = rig.synced_client("a").await;
+        let db = client.database();
+        let user = db.projects().get(shared).await.unwrap().user_id;
+        let project = db
+            .projects()
+            .create(NewProject::new(user, "short-lived"))
+            .await
+            .unwrap()
+            .id;
+        let mut tasks = Vec::new();
+        for n in 0..5 {
+            let task = NewTask::queued(project, "render", json!({ "n": n }));
+            tasks.push(db.tasks().create(task).await.unwrap().id);
+        }
+        db.projects().delete(project).await.unwrap();
+        let transport = Answers {
+            inner: PostgresTransport::new(rig.server.clone()),
+            acks: Default::default(),
+        };
+        while client.push_once(&transport, 1000).await.unwrap() > 0 {}
+        let acks = transport.acks.into_inner().unwrap();
+        for task in &tasks {
+            let sent: Vec<_> = acks
+                .iter()
+                .flat_map(|ack| &ack.rows)
+                .filter(|(table, id, _)| table == "tasks" && *id == task.0)
+                .collect();
+            assert!(!sent.is_empty(), "task {task} sent back");
+            for (_, _, row) in sent {
+                let row = row.as_ref().expect("the server has the task");
+                assert_eq!(
+                    row["deleted"],
+                    json!(true),
+                    "task {task} as the batch left it: {row:?}"
+                );
+            }
+        }
+        rig.sync(&client).await;
+        rig.assert_converged(client.database()).await;
+    })
+    .await;
+}
