@@ -1,0 +1,22 @@
+//! The routes. Every one sits behind [`auth::guard`]; `GET`s only read, and every `POST`
+//! is refused unless it carries the CSRF token from Studio's own page.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use axum::routing::get;
+
+use crate::pages::tables;
+use crate::{Studio, auth};
+
+/// Studio's router on `studio`.
+pub fn router(studio: Arc<Studio>) -> Router {
+    Router::new()
+        .route("/", get(tables::index))
+        .route("/tables/{table}", get(tables::listing))
+        .route("/tables/{table}/rows/{id}", get(tables::row))
+        .route("/find/{id}", get(tables::find))
+        .layer(from_fn_with_state(studio.clone(), auth::guard))
+        .with_state(studio)
+}

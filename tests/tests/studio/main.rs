@@ -1,0 +1,7 @@
+//! Studio, end to end: over HTTP on every backend (`access.rs`, `tables.rs`, `edits.rs`),
+//! and in a real headless Chromium (`browser.rs`).
+
+mod web;
+
+mod access;
+mod tables;
