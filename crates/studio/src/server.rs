@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
-use axum::routing::get;
+use axum::routing::{get, post};
 
-use crate::pages::tables;
+use crate::pages::{edit, tables};
 use crate::{Studio, auth};
 
 /// Studio's router on `studio`.
@@ -17,6 +17,15 @@ pub fn router(studio: Arc<Studio>) -> Router {
         .route("/tables/{table}", get(tables::listing))
         .route("/tables/{table}/rows/{id}", get(tables::row))
         .route("/find/{id}", get(tables::find))
+        .route(
+            "/tables/{table}/new",
+            get(edit::new_form).post(edit::create),
+        )
+        .route("/tables/{table}/rows/{id}/edit", post(edit::save))
+        .route(
+            "/tables/{table}/rows/{id}/delete",
+            get(edit::confirm_delete).post(edit::delete),
+        )
         .layer(from_fn_with_state(studio.clone(), auth::guard))
         .with_state(studio)
 }

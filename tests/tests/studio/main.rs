@@ -4,4 +4,5 @@
 mod web;
 
 mod access;
+mod edits;
 mod tables;

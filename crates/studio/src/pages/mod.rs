@@ -1,5 +1,7 @@
 //! The pages, one file per concern.
 
+pub mod apply;
+pub mod edit;
 pub mod fields;
 pub mod tables;
 pub mod values;

@@ -204,7 +204,13 @@ fn controls(
         .get(table.name)
         .cloned()
         .unwrap_or_default();
-    let new_link = String::new();
+    let mut new_link = String::new();
+    if studio.writable && crate::pages::edit::creatable(table.name) {
+        new_link = format!(
+            " · <a id=\"new\" href=\"/tables/{}/new\">new row</a>",
+            segment(table.name)
+        );
+    }
     format!(
         "<form method=\"get\" id=\"controls\">filter <select name=\"column\"><option value=\"\"></option>{}</select> \
          = <input name=\"value\" value=\"{}\" size=\"40\"> sort by <select name=\"sort\">{}</select> \
@@ -255,6 +261,10 @@ pub async fn row(
     body.push_str(&related(table, &id));
     if row.get(table, "deleted") == Some("true") {
         body.push_str("<p class=\"notice\">This row is tombstoned (deleted; kept for sync).</p>");
+    } else if studio.writable {
+        body.push_str(&crate::pages::edit::edit_section(
+            &studio, table, &row, None,
+        ));
     }
     page(&studio, &format!("{} {}", table.name, id), &body)
 }
