@@ -7,7 +7,7 @@ use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 
-use crate::pages::{edit, tables};
+use crate::pages::{edit, graph, tables};
 use crate::{Studio, auth};
 
 /// Studio's router on `studio`.
@@ -26,6 +26,8 @@ pub fn router(studio: Arc<Studio>) -> Router {
             "/tables/{table}/rows/{id}/delete",
             get(edit::confirm_delete).post(edit::delete),
         )
+        .route("/projects/{id}/graph", get(graph::project_graph))
+        .route("/shots/{id}/timeline", get(graph::shot_timeline))
         .layer(from_fn_with_state(studio.clone(), auth::guard))
         .with_state(studio)
 }

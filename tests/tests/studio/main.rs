@@ -5,4 +5,5 @@ mod web;
 
 mod access;
 mod edits;
+mod pictures;
 mod tables;

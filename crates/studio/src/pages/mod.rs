@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod edit;
 pub mod fields;
+pub mod graph;
 pub mod tables;
 pub mod values;
 
