@@ -6,4 +6,5 @@ mod web;
 mod access;
 mod edits;
 mod pictures;
+mod schema;
 mod tables;

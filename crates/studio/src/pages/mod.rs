@@ -4,6 +4,7 @@ pub mod apply;
 pub mod edit;
 pub mod fields;
 pub mod graph;
+pub mod schema;
 pub mod tables;
 pub mod values;
 
