@@ -7,7 +7,7 @@ use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 
-use crate::pages::{edit, graph, schema, tables};
+use crate::pages::{edit, graph, schema, sync, tables};
 use crate::{Studio, auth};
 
 /// Studio's router on `studio`.
@@ -29,6 +29,11 @@ pub fn router(studio: Arc<Studio>) -> Router {
         .route("/projects/{id}/graph", get(graph::project_graph))
         .route("/shots/{id}/timeline", get(graph::shot_timeline))
         .route("/schema", get(schema::page_handler))
+        .route("/sync", get(sync::page_handler))
+        .route(
+            "/sync/dead-letters/{seq}/{action}",
+            get(sync::confirm).post(sync::act),
+        )
         .layer(from_fn_with_state(studio.clone(), auth::guard))
         .with_state(studio)
 }

@@ -6,5 +6,7 @@ mod web;
 mod access;
 mod edits;
 mod pictures;
+mod replica;
 mod schema;
+mod sync_page;
 mod tables;

@@ -5,6 +5,7 @@ pub mod edit;
 pub mod fields;
 pub mod graph;
 pub mod schema;
+pub mod sync;
 pub mod tables;
 pub mod values;
 
