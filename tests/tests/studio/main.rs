@@ -1,4 +1,5 @@
-//! Studio, end to end: over HTTP on every backend (`access.rs`, `tables.rs`, `edits.rs`),
+//! Studio, end to end: over HTTP on every backend (`access.rs`, `tables.rs`, `edits.rs`,
+//! `pictures.rs`, `schema.rs`, `dead_letters.rs`),
 //! and in a real headless Chromium (`browser.rs`).
 
 mod driver;
@@ -6,9 +7,9 @@ mod web;
 
 mod access;
 mod browser;
+mod dead_letters;
 mod edits;
 mod pictures;
 mod replica;
 mod schema;
-mod sync_page;
 mod tables;
