@@ -160,6 +160,35 @@ impl SyncClient {
         })
     }
 
+    /// The sync client of `db` if sync was ever turned on for it (it has a client id),
+    /// without turning it on: `None` for a local database that never synced, and for
+    /// Postgres. For tools that look at a replica (Studio).
+    pub async fn existing(db: Database) -> dal::Result<Option<SyncClient>> {
+        if db.backend() != Backend::Sqlite {
+            return Ok(None);
+        }
+        let has_state = db
+            .query_sql(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sync_state'",
+                vec![],
+            )
+            .await?;
+        if has_state.is_empty() {
+            return Ok(None);
+        }
+        let Some(id) = state(&db, "client_id").await? else {
+            return Ok(None);
+        };
+        let client_id = Uuid::parse_str(&id)
+            .map_err(|_| DalError::undecodable("sync_state", "client_id", "value", "not a uuid"))?;
+        Ok(Some(SyncClient {
+            db,
+            client_id: Arc::new(std::sync::Mutex::new(client_id)),
+            clock_offset: Duration::zero(),
+            exchange: Arc::new(tokio::sync::Mutex::new(())),
+        }))
+    }
+
     /// Shifts the client's clock (as stamped on outgoing entries) by `offset`; for testing
     /// that nothing depends on it.
     pub fn with_clock_offset(mut self, offset: Duration) -> SyncClient {

@@ -31,6 +31,7 @@
 mod apply;
 pub mod client;
 pub mod config;
+mod dead_letters;
 pub mod engine;
 pub mod http;
 pub mod protocol;
