@@ -39,7 +39,7 @@ use std::sync::Arc;
 use dal::Database;
 use dal_config::DatabaseTarget;
 use tokio::net::TcpListener;
-use tower_http::compression::{CompressionLayer, CompressionLevel};
+use tower_http::compression::CompressionLayer;
 use tower_http::decompression::RequestDecompressionLayer;
 
 pub use auth::{AuthError, Verifier};
@@ -141,7 +141,7 @@ impl App {
 pub fn router(app: Arc<App>) -> axum::Router {
     api::router(app)
         .layer(RequestDecompressionLayer::new())
-        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
+        .layer(CompressionLayer::new())
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets requests in flight
