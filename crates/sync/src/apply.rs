@@ -101,9 +101,9 @@ async fn store_run(
     Ok(())
 }
 
-/// `INSERT … SELECT value->>0, … FROM json_each(?) … ON CONFLICT (id) DO UPDATE … WHERE
-/// excluded.sync_version > sync_version` (`>=` for [`Replace::UnlessOlder`]): the same
-/// text for every run of `table`.
+/// `WITH r (v) AS (… json_each(?)) INSERT … SELECT r.v->>0, … FROM r … ON CONFLICT (id)
+/// DO UPDATE … WHERE excluded.sync_version > sync_version` (`>=` for
+/// [`Replace::UnlessOlder`]): the same text for every run of `table`.
 fn upsert_sql(table: &Table, replace: Replace) -> String {
     let compare = match replace {
         Replace::IfNewer => ">",
@@ -111,15 +111,19 @@ fn upsert_sql(table: &Table, replace: Replace) -> String {
     };
     let mut columns = vec!["id".to_owned()];
     columns.extend(table.wire_columns().map(|c| format!("\"{}\"", c.name)));
-    let selected: Vec<String> = (0..columns.len()).map(|i| format!("value->>{i}")).collect();
+    let selected: Vec<String> = (0..columns.len()).map(|i| format!("r.v->>{i}")).collect();
     let updates: Vec<String> = columns
         .iter()
         .skip(1)
         .map(|c| format!("{c} = excluded.{c}"))
         .collect();
-    // `WHERE true`: SQLite would otherwise read ON CONFLICT as a join's ON.
+    // Each row is converted to SQLite's binary JSON once, in a materialized CTE: taking
+    // every column out of the row's text with `->>` parsed that text again per column
+    // (measured: a fifth of storing a page of tasks). `WHERE true`: SQLite would
+    // otherwise read ON CONFLICT as a join's ON.
     format!(
-        "INSERT INTO \"{name}\" ({}) SELECT {} FROM json_each(?) WHERE true \
+        "WITH r (v) AS MATERIALIZED (SELECT jsonb(value) FROM json_each(?)) \
+         INSERT INTO \"{name}\" ({}) SELECT {} FROM r WHERE true \
          ON CONFLICT (id) DO UPDATE SET {} WHERE excluded.sync_version {compare} \"{name}\".sync_version",
         columns.join(", "),
         selected.join(", "),
