@@ -99,9 +99,16 @@ pub fn edit_section(
     if !fields.is_empty() {
         let empty = Errors::new();
         let errors = submitted.map(|(_, e)| e).unwrap_or(&empty);
+        // After a refusal the form keeps the version it was first read at, not the
+        // row's version now: the user has not seen a change made meanwhile, and saving
+        // the corrected form must find it stale rather than overwrite it.
+        let version = match submitted {
+            Some((form, _)) => form.get("row_version").map(String::as_str).unwrap_or(""),
+            None => row.get(table, "row_version").unwrap_or_default(),
+        };
         let mut inner = format!(
             "<input type=\"hidden\" name=\"row_version\" value=\"{}\">{}",
-            esc(row.get(table, "row_version").unwrap_or_default()),
+            esc(version),
             general_error(errors)
         );
         for field in fields {
