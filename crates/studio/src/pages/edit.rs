@@ -172,9 +172,19 @@ pub async fn save(
             &format!("{id:?} is not a uuid"),
         );
     };
-    let version = submitted
+    // Without the version the form was read at, an edit would overwrite whatever the
+    // row holds now: refused, never saved blindly.
+    let Some(version) = submitted
         .get("row_version")
-        .and_then(|v| v.parse::<i64>().ok());
+        .and_then(|v| v.parse::<i64>().ok())
+    else {
+        return error_page(
+            &studio,
+            StatusCode::BAD_REQUEST,
+            "Not saved",
+            "the form carries no row_version (the version of the row it was read at): reload the row and edit it again",
+        );
+    };
     let refused = match apply::edit(&studio.db, table, row_id, version, &submitted).await {
         Ok(()) => {
             let to = format!("/tables/{}/rows/{}", segment(table.name), segment(&id));
