@@ -83,3 +83,42 @@ parity_test!(async fn a_stale_timeline_move_is_not_saved(t) {
     let now = t.db.shots().timeline(shot.id).await.unwrap();
     assert_eq!(now[1].link.id, link.id);
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_the_schema_page_early_leaves_no_scratch_schema_behind() {
+    // The drift check migrates a scratch schema in the live Postgres database and drops
+    // it after. A visitor who leaves the page (or reloads it) while it runs must not
+    // leave that schema behind in the database Studio looks at.
+    use dal::sql::Value;
+    parity_tests::run_on(parity_tests::Target::Postgres, parity_tests::Setup::Migrated, |t| async move {
+        let web = Web::start(&t, false).await;
+        let scratch = || async {
+            let rows = t
+                .db
+                .query_sql(
+                    "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'dal_scratch_%'",
+                    Vec::<Value>::new(),
+                )
+                .await
+                .unwrap();
+            rows.len()
+        };
+        assert_eq!(scratch().await, 0);
+        for wait in [20u64, 50, 100, 200, 400, 800] {
+            let _ = web
+                .raw()
+                .get(format!("{}/schema", web.base))
+                .header(reqwest::header::COOKIE, web.cookie())
+                .timeout(std::time::Duration::from_millis(wait))
+                .send()
+                .await;
+        }
+        // Whatever was under way has had time to finish.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while scratch().await > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        assert_eq!(scratch().await, 0, "scratch schemas left in the live database");
+    })
+    .await;
+}
