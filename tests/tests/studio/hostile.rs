@@ -122,3 +122,18 @@ async fn leaving_the_schema_page_early_leaves_no_scratch_schema_behind() {
     })
     .await;
 }
+
+parity_test!(empty async fn a_database_not_yet_migrated_gets_pages_not_500s(t) {
+    // The first thing a developer may point Studio at: an empty or half-migrated
+    // database. The tables page says which tables are missing and points at the
+    // schema page; the sync page says there is nothing to show.
+    let web = Web::start(&t, false).await;
+    let index = web.get("/").await;
+    assert_eq!(index.status, StatusCode::OK, "{}", index.body);
+    assert!(index.body.contains("id=\"not-migrated\""), "{}", index.body);
+    assert!(index.body.contains("href=\"/schema\""));
+    assert_eq!(all_between(&index.body, "<tr data-table=\"", "\"").len(), entities::schema::tables().len());
+    let sync = web.get("/sync").await;
+    assert_eq!(sync.status, StatusCode::OK, "{}", sync.body);
+    assert_eq!(web.get("/schema").await.status, StatusCode::OK);
+});

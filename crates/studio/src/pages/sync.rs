@@ -37,6 +37,15 @@ pub async fn page_handler(State(studio): State<Arc<Studio>>) -> Response {
 }
 
 async fn conflicts(studio: &Studio) -> dal::Result<String> {
+    if !crate::data::live_tables(&studio.db)
+        .await?
+        .contains("sync_conflicts")
+    {
+        return Ok("<p id=\"no-conflict-log\">This database has no conflict log \
+                   (<code>sync_conflicts</code>): its sync migration is not applied. \
+                   See <a href=\"/schema\">the schema page</a>.</p>"
+            .to_owned());
+    }
     let rows = studio
         .db
         .query_sql(
