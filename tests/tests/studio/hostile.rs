@@ -137,3 +137,113 @@ parity_test!(empty async fn a_database_not_yet_migrated_gets_pages_not_500s(t) {
     assert_eq!(sync.status, StatusCode::OK, "{}", sync.body);
     assert_eq!(web.get("/schema").await.status, StatusCode::OK);
 });
+
+const PAYLOADS: [&str; 4] = [
+    "\"><script>alert(1)</script>",
+    "</textarea><img src=x onerror=alert(1)>",
+    "</title></text><svg onload=alert(1)>",
+    "'><a href=javascript:alert(1)>x</a>",
+];
+
+fn assert_inert(path: &str, body: &str) {
+    for bad in ["<script>alert", "<img src=x", "<svg onload", "<a href=javascript"] {
+        assert!(!body.contains(bad), "{path} renders {bad:?} as markup: {body}");
+    }
+}
+
+parity_test!(async fn no_stored_or_submitted_value_is_rendered_as_markup(t) {
+    // A regression guard (it passed as written): every page a stored or submitted value
+    // reaches, with payloads for text, attribute, textarea and SVG contexts.
+    let user = t.db.users().create(NewUser::new().display_name(PAYLOADS[0])).await.unwrap();
+    let project = t.db.projects().create(NewProject::new(user.id, PAYLOADS[2])).await.unwrap();
+    let mut ids = Vec::new();
+    for p in PAYLOADS {
+        let task = t.db.tasks().create(NewTask::queued(project.id, p, serde_json::json!({"k": p}))).await.unwrap();
+        ids.push(task.id);
+    }
+    let claimed = t.db.tasks().claim_as(PAYLOADS[0], PAYLOADS[3], std::time::Duration::from_secs(60)).await.unwrap();
+    assert!(claimed.is_some(), "a lease holder is drawn in the graph");
+    let shot = t.db.shots().create(NewShot::new(project.id, PAYLOADS[1])).await.unwrap();
+    let g = t.db.generations().create(NewGeneration::new(project.id).location(PAYLOADS[3]).generation_type(PAYLOADS[1])).await.unwrap();
+    t.db.shots().add_to_timeline(shot.id, g.id, None).await.unwrap();
+    let web = Web::start(&t, true).await;
+    let mut paths = vec![
+        "/".to_owned(),
+        "/tables/tasks".to_owned(),
+        "/tables/users".to_owned(),
+        "/tables/projects".to_owned(),
+        "/tables/generations".to_owned(),
+        format!("/projects/{}/graph", project.id.0),
+        format!("/shots/{}/timeline", shot.id.0),
+        format!("/tables/users/rows/{}", user.id.0),
+        format!("/tables/shots/rows/{}", shot.id.0),
+        format!("/tables/generations/rows/{}", g.id.0),
+        format!("/tables/tasks?column=task_type&value={}", url::form_urlencoded::byte_serialize(PAYLOADS[1].as_bytes()).collect::<String>()),
+        format!("/tables/tasks?sort={}", url::form_urlencoded::byte_serialize(PAYLOADS[0].as_bytes()).collect::<String>()),
+        format!("/tables/{}", url::form_urlencoded::byte_serialize(PAYLOADS[2].as_bytes()).collect::<String>()),
+        format!("/tables/tasks/new?project_id={}", url::form_urlencoded::byte_serialize(PAYLOADS[1].as_bytes()).collect::<String>()),
+    ];
+    for id in &ids {
+        paths.push(format!("/tables/tasks/rows/{}", id.0));
+    }
+    for path in &paths {
+        let a = web.get(path).await;
+        assert_inert(path, &a.body);
+    }
+    // Echoed forms: refused and stale.
+    for p in PAYLOADS {
+        let path = format!("/tables/tasks/rows/{}/edit", ids[0].0);
+        let form = [("row_version", "1"), ("task_type", p), ("status", p), ("params", p), ("dependant_on", p), ("output_location", p)];
+        let a = web.post(&path, &form).await;
+        assert_inert(&path, &a.body);
+        let form = [("row_version", "99"), ("task_type", p), ("status", "Queued"), ("params", "{}"), ("dependant_on", ""), ("output_location", p)];
+        let a = web.post(&path, &form).await;
+        assert_eq!(a.status, StatusCode::CONFLICT);
+        assert_inert(&path, &a.body);
+        let a = web.post("/tables/projects/new", &[("user_id", p), ("name", p)]).await;
+        assert_inert("new project", &a.body);
+    }
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_acted_on_twice_at_once_is_acted_on_once_and_says_so() {
+    // A retry and a discard of the same dead letter (two tabs, a double click) race
+    // past the look-up; the one that finds it gone must not answer as if it had acted
+    // (a "discarded" that was in fact sent to the server).
+    use parity_tests::{Setup, Target};
+    parity_tests::run_on(Target::Postgres, Setup::Migrated, |t| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let w = crate::replica::world(&t, dir.path()).await;
+        let replica = Web::start_with(w.b.database().clone(), w.b_config.clone(), true).await;
+        let seq = w.b.dead_letters().await.unwrap()[0].seq;
+        let retry = format!("/sync/dead-letters/{seq}/retry");
+        let discard = format!("/sync/dead-letters/{seq}/discard");
+        let (a, b, c) = tokio::join!(
+            replica.post(&retry, &[]),
+            replica.post(&retry, &[]),
+            replica.post(&discard, &[])
+        );
+        let done = [&a, &b, &c].iter().filter(|r| r.status == StatusCode::SEE_OTHER).count();
+        assert_eq!(done, 1, "{} {} {}", a.status, b.status, c.status);
+        for r in [&a, &b, &c] {
+            assert!(
+                [StatusCode::SEE_OTHER, StatusCode::CONFLICT, StatusCode::NOT_FOUND].contains(&r.status),
+                "{}",
+                r.body
+            );
+        }
+        let (pending, dead) = (w.b.pending().await.unwrap(), w.b.dead_letters().await.unwrap().len());
+        assert_eq!(dead, 0);
+        // Whichever won: retried (one entry pending) or discarded (none).
+        if c.status == StatusCode::SEE_OTHER {
+            assert_eq!(pending, 0);
+        } else {
+            assert_eq!(pending, 1);
+        }
+        // A seq that is not (or no longer) a dead letter, and an unknown action.
+        assert_eq!(replica.post("/sync/dead-letters/424242/retry", &[]).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(replica.post("/sync/dead-letters/-1/discard", &[]).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(replica.post(&format!("/sync/dead-letters/{seq}/explode"), &[]).await.status, StatusCode::NOT_FOUND);
+    })
+    .await;
+}

@@ -279,7 +279,17 @@ pub async fn act(
         _ => client.discard_dead_letter(seq).await,
     };
     match done {
-        Ok(_) => Redirect::to("/sync").into_response(),
+        Ok(true) => Redirect::to("/sync").into_response(),
+        // Another request retried or discarded it between the look-up and now: say so
+        // rather than answer as if this action had been done.
+        Ok(false) => error_page(
+            &studio,
+            StatusCode::CONFLICT,
+            "Nothing done",
+            &format!(
+                "dead letter #{seq} was retried or discarded by another request meanwhile: nothing was done"
+            ),
+        ),
         Err(e) => failure(&studio, &e),
     }
 }
