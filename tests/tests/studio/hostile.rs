@@ -247,3 +247,22 @@ async fn a_dead_letter_acted_on_twice_at_once_is_acted_on_once_and_says_so() {
     })
     .await;
 }
+
+parity_test!(async fn an_uppercase_uuid_finds_its_row_on_every_backend(t) {
+    // A uuid typed or pasted in capitals is the same uuid: Postgres compares uuids, so it
+    // found the row there, while SQLite compared the text and found nothing.
+    let (project, tasks) = project_with_tasks(&t.db, 1).await;
+    let web = Web::start(&t, false).await;
+    let id = tasks[0].id.0.to_string();
+    let (up, project_up) = (id.to_uppercase(), project.id.0.to_string().to_uppercase());
+    let row = web.get(&format!("/tables/tasks/rows/{up}")).await;
+    assert_eq!(row.status, StatusCode::OK, "{}", row.body);
+    let found = web.get(&format!("/find/{up}")).await;
+    assert_eq!(found.status, StatusCode::SEE_OTHER, "{}", found.body);
+    for filter in [format!("column=project_id&value={project_up}"), format!("column=id&value={up}")] {
+        let listing = web.page(&format!("/tables/tasks?{filter}")).await;
+        assert_eq!(all_between(&listing, "<tr class=\"row\" data-id=\"", "\""), [id.as_str()], "{filter}");
+    }
+    let deps = web.page(&format!("/tables/generations?column=tasks&value={up}")).await;
+    assert!(deps.contains("0 matching rows"));
+});
