@@ -90,36 +90,43 @@ async fn leaving_the_schema_page_early_leaves_no_scratch_schema_behind() {
     // it after. A visitor who leaves the page (or reloads it) while it runs must not
     // leave that schema behind in the database Studio looks at.
     use dal::sql::Value;
-    parity_tests::run_on(parity_tests::Target::Postgres, parity_tests::Setup::Migrated, |t| async move {
-        let web = Web::start(&t, false).await;
-        let scratch = || async {
-            let rows = t
-                .db
-                .query_sql(
-                    "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'dal_scratch_%'",
-                    Vec::<Value>::new(),
-                )
-                .await
-                .unwrap();
-            rows.len()
-        };
-        assert_eq!(scratch().await, 0);
-        for wait in [20u64, 50, 100, 200, 400, 800] {
-            let _ = web
-                .raw()
-                .get(format!("{}/schema", web.base))
-                .header(reqwest::header::COOKIE, web.cookie())
-                .timeout(std::time::Duration::from_millis(wait))
-                .send()
-                .await;
-        }
-        // Whatever was under way has had time to finish.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while scratch().await > 0 && std::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
-        assert_eq!(scratch().await, 0, "scratch schemas left in the live database");
-    })
+    parity_tests::run_on(
+        parity_tests::Target::Postgres,
+        parity_tests::Setup::Migrated,
+        |t| async move {
+            let web = Web::start(&t, false).await;
+            let scratch = || async {
+                let rows =
+                    t.db.query_sql(
+                        "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'dal_scratch_%'",
+                        Vec::<Value>::new(),
+                    )
+                    .await
+                    .unwrap();
+                rows.len()
+            };
+            assert_eq!(scratch().await, 0);
+            for wait in [20u64, 50, 100, 200, 400, 800] {
+                let _ = web
+                    .raw()
+                    .get(format!("{}/schema", web.base))
+                    .header(reqwest::header::COOKIE, web.cookie())
+                    .timeout(std::time::Duration::from_millis(wait))
+                    .send()
+                    .await;
+            }
+            // Whatever was under way has had time to finish.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while scratch().await > 0 && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            assert_eq!(
+                scratch().await,
+                0,
+                "scratch schemas left in the live database"
+            );
+        },
+    )
     .await;
 }
 
@@ -146,8 +153,16 @@ const PAYLOADS: [&str; 4] = [
 ];
 
 fn assert_inert(path: &str, body: &str) {
-    for bad in ["<script>alert", "<img src=x", "<svg onload", "<a href=javascript"] {
-        assert!(!body.contains(bad), "{path} renders {bad:?} as markup: {body}");
+    for bad in [
+        "<script>alert",
+        "<img src=x",
+        "<svg onload",
+        "<a href=javascript",
+    ] {
+        assert!(
+            !body.contains(bad),
+            "{path} renders {bad:?} as markup: {body}"
+        );
     }
 }
 
@@ -223,16 +238,27 @@ async fn a_dead_letter_acted_on_twice_at_once_is_acted_on_once_and_says_so() {
             replica.post(&retry, &[]),
             replica.post(&discard, &[])
         );
-        let done = [&a, &b, &c].iter().filter(|r| r.status == StatusCode::SEE_OTHER).count();
+        let done = [&a, &b, &c]
+            .iter()
+            .filter(|r| r.status == StatusCode::SEE_OTHER)
+            .count();
         assert_eq!(done, 1, "{} {} {}", a.status, b.status, c.status);
         for r in [&a, &b, &c] {
             assert!(
-                [StatusCode::SEE_OTHER, StatusCode::CONFLICT, StatusCode::NOT_FOUND].contains(&r.status),
+                [
+                    StatusCode::SEE_OTHER,
+                    StatusCode::CONFLICT,
+                    StatusCode::NOT_FOUND
+                ]
+                .contains(&r.status),
                 "{}",
                 r.body
             );
         }
-        let (pending, dead) = (w.b.pending().await.unwrap(), w.b.dead_letters().await.unwrap().len());
+        let (pending, dead) = (
+            w.b.pending().await.unwrap(),
+            w.b.dead_letters().await.unwrap().len(),
+        );
         assert_eq!(dead, 0);
         // Whichever won: retried (one entry pending) or discarded (none).
         if c.status == StatusCode::SEE_OTHER {
@@ -241,9 +267,27 @@ async fn a_dead_letter_acted_on_twice_at_once_is_acted_on_once_and_says_so() {
             assert_eq!(pending, 1);
         }
         // A seq that is not (or no longer) a dead letter, and an unknown action.
-        assert_eq!(replica.post("/sync/dead-letters/424242/retry", &[]).await.status, StatusCode::NOT_FOUND);
-        assert_eq!(replica.post("/sync/dead-letters/-1/discard", &[]).await.status, StatusCode::NOT_FOUND);
-        assert_eq!(replica.post(&format!("/sync/dead-letters/{seq}/explode"), &[]).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            replica
+                .post("/sync/dead-letters/424242/retry", &[])
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            replica
+                .post("/sync/dead-letters/-1/discard", &[])
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            replica
+                .post(&format!("/sync/dead-letters/{seq}/explode"), &[])
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
     })
     .await;
 }

@@ -107,12 +107,7 @@ pub async fn edit(
 /// once (entries it shifts are others), under the shot's lock, so the entry was at
 /// `version` when moved exactly when it comes back at `version + 1`; otherwise the move
 /// is rolled back.
-async fn move_if_version(
-    db: &Database,
-    id: Id,
-    position: i32,
-    version: i64,
-) -> dal::Result<bool> {
+async fn move_if_version(db: &Database, id: Id, position: i32, version: i64) -> dal::Result<bool> {
     let uow = db.begin().await?;
     let moved = uow.shots().move_in_timeline(id, position).await?;
     if moved.row_version != version + 1 {

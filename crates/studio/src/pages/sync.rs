@@ -41,10 +41,12 @@ async fn conflicts(studio: &Studio) -> dal::Result<String> {
         .await?
         .contains("sync_conflicts")
     {
-        return Ok("<p id=\"no-conflict-log\">This database has no conflict log \
+        return Ok(
+            "<p id=\"no-conflict-log\">This database has no conflict log \
                    (<code>sync_conflicts</code>): its sync migration is not applied. \
                    See <a href=\"/schema\">the schema page</a>.</p>"
-            .to_owned());
+                .to_owned(),
+        );
     }
     let rows = studio
         .db

@@ -38,9 +38,7 @@ pub async fn index(State(studio): State<Arc<Studio>>) -> Response {
             esc(&missing.join(", "))
         ));
     }
-    body.push_str(
-        "<table id=\"tables\"><tr><th>table</th><th>rows</th><th>tombstoned</th></tr>",
-    );
+    body.push_str("<table id=\"tables\"><tr><th>table</th><th>rows</th><th>tombstoned</th></tr>");
     for table in schema::tables() {
         if missing.contains(&table.name) {
             body.push_str(&format!(
