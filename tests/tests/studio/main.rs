@@ -9,6 +9,7 @@ mod access;
 mod browser;
 mod dead_letters;
 mod edits;
+mod hostile;
 mod pictures;
 mod replica;
 mod schema;

@@ -87,6 +87,19 @@ pub fn order_value(column: &Column, text: &str) -> Option<Value> {
 /// Appends "`column` matches `text`" to `query`: equality of the text form, and for a uuid
 /// list, that it contains the uuid.
 pub fn push_match(query: &mut Query, backend: Backend, column: &Column, text: &str) {
+    // A uuid in any spelling (capitals, braces, no hyphens) as SQLite stores it: Postgres
+    // compares uuids, SQLite their text.
+    let canonical;
+    let text = match column.kind {
+        Kind::Uuid | Kind::UuidList => match uuid::Uuid::parse_str(text.trim()) {
+            Ok(id) => {
+                canonical = id.to_string();
+                canonical.as_str()
+            }
+            Err(_) => text,
+        },
+        _ => text,
+    };
     match (column.kind, backend) {
         (Kind::UuidList, Backend::Postgres) => {
             query.bind(text.to_owned());

@@ -23,7 +23,7 @@ pub async fn edit(
     db: &Database,
     table: &Table,
     id: Id,
-    version: Option<i64>,
+    version: i64,
     form: &HashMap<String, String>,
 ) -> Result<(), Refused> {
     let fields = edit_fields(table.name);
@@ -33,25 +33,19 @@ pub async fn edit(
             let patch = (r.optional("email"), r.optional("display_name"));
             let (email, name) = read(r, Some(patch))?;
             let mut patch = UserPatch::new().email(email).display_name(name);
-            if let Some(v) = version {
-                patch = patch.if_version(v);
-            }
+            patch = patch.if_version(version);
             db.users().patch(id, patch).await.map(drop)
         }
         "projects" => {
             let name = r.text("name");
             let mut patch = ProjectPatch::new().name(read(r, name)?);
-            if let Some(v) = version {
-                patch = patch.if_version(v);
-            }
+            patch = patch.if_version(version);
             db.projects().patch(id, patch).await.map(drop)
         }
         "shots" => {
             let name = r.text("name");
             let mut patch = ShotPatch::new().name(read(r, name)?);
-            if let Some(v) = version {
-                patch = patch.if_version(v);
-            }
+            patch = patch.if_version(version);
             db.shots().patch(id, patch).await.map(drop)
         }
         "tasks" => {
@@ -75,9 +69,7 @@ pub async fn edit(
                 Some(location) => patch.output_location(location),
                 None => patch.clear_output_location(),
             };
-            if let Some(v) = version {
-                patch = patch.if_version(v);
-            }
+            patch = patch.if_version(version);
             db.tasks().patch(id, patch).await.map(drop)
         }
         "generations" => {
@@ -88,15 +80,17 @@ pub async fn edit(
                 .tasks(tasks)
                 .location(location)
                 .generation_type(kind);
-            if let Some(v) = version {
-                patch = patch.if_version(v);
-            }
+            patch = patch.if_version(version);
             db.generations().patch(id, patch).await.map(drop)
         }
         "shot_generations" => {
             let position = r.optional_int("position");
             match read(r, position)? {
-                Some(position) => db.shots().move_in_timeline(id, position).await.map(drop),
+                Some(position) => match move_if_version(db, id, position, version).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => return Err(Refused::Stale),
+                    Err(e) => Err(e),
+                },
                 None => Ok(()),
             }
         }
@@ -106,6 +100,22 @@ pub async fn edit(
         Ok(()) => Ok(()),
         Err(e) => Err(refusal(db, table, fields, form, &e).await),
     }
+}
+
+/// Moves timeline entry `id` to `position` only if it is still at `version`: the
+/// repository's move takes no version, but it bumps the moved entry's version exactly
+/// once (entries it shifts are others), under the shot's lock, so the entry was at
+/// `version` when moved exactly when it comes back at `version + 1`; otherwise the move
+/// is rolled back.
+async fn move_if_version(db: &Database, id: Id, position: i32, version: i64) -> dal::Result<bool> {
+    let uow = db.begin().await?;
+    let moved = uow.shots().move_in_timeline(id, position).await?;
+    if moved.row_version != version + 1 {
+        uow.rollback().await?;
+        return Ok(false);
+    }
+    uow.commit().await?;
+    Ok(true)
 }
 
 /// The refusal for `error`; a missing parent the database did not name (SQLite names

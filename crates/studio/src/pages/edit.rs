@@ -99,9 +99,16 @@ pub fn edit_section(
     if !fields.is_empty() {
         let empty = Errors::new();
         let errors = submitted.map(|(_, e)| e).unwrap_or(&empty);
+        // After a refusal the form keeps the version it was first read at, not the
+        // row's version now: the user has not seen a change made meanwhile, and saving
+        // the corrected form must find it stale rather than overwrite it.
+        let version = match submitted {
+            Some((form, _)) => form.get("row_version").map(String::as_str).unwrap_or(""),
+            None => row.get(table, "row_version").unwrap_or_default(),
+        };
         let mut inner = format!(
             "<input type=\"hidden\" name=\"row_version\" value=\"{}\">{}",
-            esc(row.get(table, "row_version").unwrap_or_default()),
+            esc(version),
             general_error(errors)
         );
         for field in fields {
@@ -165,9 +172,19 @@ pub async fn save(
             &format!("{id:?} is not a uuid"),
         );
     };
-    let version = submitted
+    // Without the version the form was read at, an edit would overwrite whatever the
+    // row holds now: refused, never saved blindly.
+    let Some(version) = submitted
         .get("row_version")
-        .and_then(|v| v.parse::<i64>().ok());
+        .and_then(|v| v.parse::<i64>().ok())
+    else {
+        return error_page(
+            &studio,
+            StatusCode::BAD_REQUEST,
+            "Not saved",
+            "the form carries no row_version (the version of the row it was read at): reload the row and edit it again",
+        );
+    };
     let refused = match apply::edit(&studio.db, table, row_id, version, &submitted).await {
         Ok(()) => {
             let to = format!("/tables/{}/rows/{}", segment(table.name), segment(&id));

@@ -44,7 +44,18 @@ pub async fn page_handler(State(studio): State<Arc<Studio>>) -> Response {
         )),
     }
     body.push_str("<h2>Drift check</h2><p class=\"muted\">The live database compared with what the migration history makes (<code>migration check</code>).</p>");
-    match migration::cli::check(&studio.config).await {
+    // The check makes a scratch schema in the live database (Postgres) and drops it
+    // after: it runs to its end on a task of its own, so a visitor who leaves or reloads
+    // the page meanwhile (which drops this request) does not leave the scratch behind.
+    let config = studio.config.clone();
+    let checked = tokio::spawn(async move {
+        migration::cli::check(&config)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the check stopped: {e}")));
+    match checked {
         Ok(problems) if problems.is_empty() => {
             body.push_str("<p id=\"drift\" class=\"clean\">no differences</p>");
         }
@@ -60,7 +71,7 @@ pub async fn page_handler(State(studio): State<Arc<Studio>>) -> Response {
         }
         Err(e) => body.push_str(&format!(
             "<p id=\"drift\" class=\"error\">the check did not run: {}</p>",
-            esc(&e.to_string())
+            esc(&e)
         )),
     }
     page(&studio, "Schema", &body)

@@ -37,6 +37,17 @@ pub async fn page_handler(State(studio): State<Arc<Studio>>) -> Response {
 }
 
 async fn conflicts(studio: &Studio) -> dal::Result<String> {
+    if !crate::data::live_tables(&studio.db)
+        .await?
+        .contains("sync_conflicts")
+    {
+        return Ok(
+            "<p id=\"no-conflict-log\">This database has no conflict log \
+                   (<code>sync_conflicts</code>): its sync migration is not applied. \
+                   See <a href=\"/schema\">the schema page</a>.</p>"
+                .to_owned(),
+        );
+    }
     let rows = studio
         .db
         .query_sql(
@@ -270,7 +281,17 @@ pub async fn act(
         _ => client.discard_dead_letter(seq).await,
     };
     match done {
-        Ok(_) => Redirect::to("/sync").into_response(),
+        Ok(true) => Redirect::to("/sync").into_response(),
+        // Another request retried or discarded it between the look-up and now: say so
+        // rather than answer as if this action had been done.
+        Ok(false) => error_page(
+            &studio,
+            StatusCode::CONFLICT,
+            "Nothing done",
+            &format!(
+                "dead letter #{seq} was retried or discarded by another request meanwhile: nothing was done"
+            ),
+        ),
         Err(e) => failure(&studio, &e),
     }
 }

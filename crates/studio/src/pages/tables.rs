@@ -21,10 +21,32 @@ pub const MAX_PAGE_SIZE: u64 = 500;
 
 /// `GET /`: every table of the schema registry with its live and tombstoned row counts.
 pub async fn index(State(studio): State<Arc<Studio>>) -> Response {
-    let mut body = String::from(
-        "<table id=\"tables\"><tr><th>table</th><th>rows</th><th>tombstoned</th></tr>",
-    );
+    let live_tables = match crate::data::live_tables(&studio.db).await {
+        Ok(tables) => tables,
+        Err(e) => return failure(&studio, &e),
+    };
+    let missing: Vec<&str> = schema::tables()
+        .iter()
+        .map(|t| t.name)
+        .filter(|name| !live_tables.contains(*name))
+        .collect();
+    let mut body = String::new();
+    if !missing.is_empty() {
+        body.push_str(&format!(
+            "<p class=\"notice\" id=\"not-migrated\">This database lacks {}: its migrations \
+             are not (all) applied. See <a href=\"/schema\">the schema page</a>.</p>",
+            esc(&missing.join(", "))
+        ));
+    }
+    body.push_str("<table id=\"tables\"><tr><th>table</th><th>rows</th><th>tombstoned</th></tr>");
     for table in schema::tables() {
+        if missing.contains(&table.name) {
+            body.push_str(&format!(
+                "<tr data-table=\"{name}\" class=\"missing\"><td>{name}</td><td colspan=\"2\" class=\"muted\">not in this database</td></tr>",
+                name = esc(table.name),
+            ));
+            continue;
+        }
         let live = rows::count(&studio.db, table, &Selection::default()).await;
         let all = rows::count(
             &studio.db,
