@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::client::{SyncClient, SyncError};
+use crate::outcome::LastSync;
 use crate::reidentify::Reidentified;
 use crate::transport::{Transport, TransportError};
 
@@ -302,6 +303,18 @@ impl SyncEngine {
                             next_pull = next_pull.max(now + wait);
                             shared.lock().expect("status lock").last_error = Some(e.to_string());
                         }
+                    }
+                    if (push && pull) || result.is_err() {
+                        let outcome = {
+                            let status = shared.lock().expect("status lock");
+                            LastSync {
+                                at: Utc::now(),
+                                last_success: status.last_success,
+                                error: result.as_ref().err().and(status.last_error.clone()),
+                                unauthorized: status.unauthorized,
+                            }
+                        };
+                        client.record_last_sync(outcome).await;
                     }
                     if let Some(reply) = reply {
                         let _ = reply.send(result.map_err(|e| e.to_string()));

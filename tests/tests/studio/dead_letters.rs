@@ -79,3 +79,77 @@ parity_tests::parity_test!(async fn a_database_that_never_synced_says_so(t) {
         dal::Backend::Postgres => assert!(page.contains("id=\"no-conflicts\""), "{page}"),
     }
 });
+
+/// A transport whose server is never reachable.
+struct Unreachable;
+
+#[async_trait::async_trait]
+impl sync::Transport for Unreachable {
+    async fn push(
+        &self,
+        _: sync::protocol::PushBatch,
+    ) -> Result<sync::protocol::PushAck, sync::TransportError> {
+        Err(sync::TransportError::Transient(
+            "connection refused (test)".into(),
+        ))
+    }
+
+    async fn pull(
+        &self,
+        _: sync::protocol::PullRequest,
+    ) -> Result<sync::protocol::PullPage, sync::TransportError> {
+        Err(sync::TransportError::Transient(
+            "connection refused (test)".into(),
+        ))
+    }
+}
+
+/// The last sync an engine ran (in another program: the engine stores its outcome in
+/// the replica) is on the sync page: a success, then a failure with its error and the
+/// last success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_sync_an_engine_ran_is_shown_with_its_error() {
+    parity_tests::run_on(Target::Postgres, Setup::Migrated, |t| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let w = world(&t, dir.path()).await;
+        let replica = Web::start_with(w.a.database().clone(), w.b_config.clone(), false).await;
+        let page = replica.page("/sync").await;
+        assert!(page.contains("No sync engine has run"), "{page}");
+
+        let transport = std::sync::Arc::new(sync::PostgresTransport::new(t.db.clone()));
+        let engine = sync::SyncEngine::start(w.a.clone(), transport, sync::SyncOptions::default());
+        engine.sync_now().await.unwrap();
+        engine.shutdown().await;
+        let page = replica.page("/sync").await;
+        let line = all_between(&page, "<p id=\"last-sync\">", "</p>").join("");
+        assert!(line.contains("succeeded"), "{page}");
+        let succeeded = w.a.last_sync().await.unwrap().unwrap();
+        assert_eq!(succeeded.error, None);
+        assert!(succeeded.last_success.is_some());
+
+        let engine = sync::SyncEngine::start(
+            w.a.clone(),
+            std::sync::Arc::new(Unreachable),
+            sync::SyncOptions::default(),
+        );
+        assert!(engine.sync_now().await.is_err());
+        engine.shutdown().await;
+        let page = replica.page("/sync").await;
+        let line = all_between(&page, "<p id=\"last-sync\">", "</p>").join("");
+        assert!(
+            line.contains("failed") && line.contains("connection refused (test)"),
+            "{page}"
+        );
+        let failed = w.a.last_sync().await.unwrap().unwrap();
+        assert!(failed.at >= succeeded.at);
+        assert!(failed.error.is_some());
+        assert!(!failed.unauthorized);
+        // The failing engine never succeeded itself: the replica's last success is kept.
+        assert_eq!(failed.last_success, succeeded.last_success);
+        assert!(
+            line.contains(&succeeded.last_success.unwrap().to_rfc3339()),
+            "{page}"
+        );
+    })
+    .await;
+}

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use dal::prelude::*;
-use sync::{DeadLetter, SyncClient};
+use sync::{DeadLetter, LastSync, SyncClient};
 
 use super::failure;
 use super::values::{pretty_json, row_link};
@@ -93,12 +93,11 @@ async fn replica(studio: &Studio) -> dal::Result<String> {
             .to_owned());
     };
     let mut out = format!(
-        "<p>Replica, client id <code id=\"client-id\">{}</code>. <span id=\"pending\">{}</span> changes waiting to be pushed.</p>\
-         <p class=\"muted\">The last sync's outcome and error live in the running application's engine \
-         (<code>SyncEngine::status</code>), not in the database; below is what the database holds.</p>",
+        "<p>Replica, client id <code id=\"client-id\">{}</code>. <span id=\"pending\">{}</span> changes waiting to be pushed.</p>",
         client.client_id(),
         client.pending().await?
     );
+    out.push_str(&last_sync(client.last_sync().await?));
     if let Some(re) = client.last_reidentified().await? {
         out.push_str(&format!(
             "<p class=\"notice\">Took a new client id: {}</p>",
@@ -147,6 +146,35 @@ async fn replica(studio: &Studio) -> dal::Result<String> {
     }
     out.push_str("</table>");
     Ok(out)
+}
+
+/// The outcome of the last sync an engine ran on the replica, as the engine stored it.
+fn last_sync(last: Option<LastSync>) -> String {
+    let Some(last) = last else {
+        return "<p id=\"last-sync\" class=\"muted\">No sync engine has run on this replica yet.</p>"
+            .to_owned();
+    };
+    let success = last
+        .last_success
+        .map_or_else(|| "never".to_owned(), |at| at.to_rfc3339());
+    match &last.error {
+        None => format!(
+            "<p id=\"last-sync\">Last sync: <span class=\"ok\">succeeded</span> at {}.</p>",
+            esc(&last.at.to_rfc3339())
+        ),
+        Some(error) => format!(
+            "<p id=\"last-sync\">Last sync: <span class=\"failed\">failed</span> at {}{}: \
+             <code id=\"last-sync-error\">{}</code>. Last success: {}.</p>",
+            esc(&last.at.to_rfc3339()),
+            if last.unauthorized {
+                " (the server refused the credentials; syncing waits for a new token)"
+            } else {
+                ""
+            },
+            esc(error),
+            esc(&success)
+        ),
+    }
 }
 
 fn dead_letter_table(studio: &Studio, letters: &[DeadLetter]) -> String {
