@@ -22,6 +22,26 @@ async fn css(client: &Client, selector: &str) -> fantoccini::elements::Element {
     }
 }
 
+/// Clicks `selector` (a form's button) and waits until the browser shows the next
+/// document: the page it leaves may hold the elements the test looks for next.
+async fn submit(client: &Client, selector: &str) {
+    client
+        .execute(
+            "document.documentElement.setAttribute('data-left', '1')",
+            vec![],
+        )
+        .await
+        .unwrap();
+    css(client, selector).await.click().await.unwrap();
+    for _ in 0..200 {
+        if client.find(Locator::Css("html[data-left]")).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("clicking {selector} led to no new page within 10 s");
+}
+
 async fn path_of(client: &Client) -> String {
     let url = client.current_url().await.unwrap();
     match url.query() {
@@ -119,7 +139,7 @@ async fn the_whole_tour(t: TestDb) {
     let status = css(client, "#field-status").await;
     status.clear().await.unwrap();
     status.send_keys("Complete").await.unwrap();
-    css(client, "#save").await.click().await.unwrap();
+    submit(client, "#save").await;
     css(client, "#row").await;
     assert_eq!(
         t.db.tasks().get(before.id).await.unwrap().status,
@@ -130,7 +150,7 @@ async fn the_whole_tour(t: TestDb) {
     let status = css(client, "#field-status").await;
     status.clear().await.unwrap();
     status.send_keys("Done").await.unwrap();
-    css(client, "#save").await.click().await.unwrap();
+    submit(client, "#save").await;
     let error = css(client, "#error-status").await.text().await.unwrap();
     assert!(error.contains("\"Done\" is not a status"), "{error}");
     assert_eq!(

@@ -7,18 +7,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::tables::project_with_tasks;
-use crate::web::{Web, all_between};
-
-fn task_form<'a>(task: &'a Task, status: &'a str, version: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("row_version", version),
-        ("task_type", task.task_type.as_str()),
-        ("status", status),
-        ("params", "{\"frames\": 24}"),
-        ("dependant_on", ""),
-        ("output_location", ""),
-    ]
-}
+use crate::web::{Web, all_between, task_form};
 
 parity_test!(async fn an_edit_is_saved_through_the_repository(t) {
     let (_, tasks) = project_with_tasks(&t.db, 1).await;

@@ -5,18 +5,7 @@ use parity_tests::parity_test;
 use reqwest::StatusCode;
 
 use crate::tables::project_with_tasks;
-use crate::web::{Web, all_between};
-
-fn task_form<'a>(task: &'a Task, status: &'a str, version: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("row_version", version),
-        ("task_type", task.task_type.as_str()),
-        ("status", status),
-        ("params", "{}"),
-        ("dependant_on", ""),
-        ("output_location", ""),
-    ]
-}
+use crate::web::{Web, all_between, task_form};
 
 parity_test!(async fn a_refused_edit_keeps_the_version_its_form_was_read_at(t) {
     // The form was loaded at version 1; someone else changes the row; the edit is

@@ -125,3 +125,20 @@ pub fn all_between<'a>(text: &'a str, start: &str, end: &str) -> Vec<&'a str> {
     }
     found
 }
+
+/// The edit form of `task` as a browser submits it, with `status` and the version the form
+/// was read at.
+pub fn task_form<'a>(
+    task: &'a dal::prelude::Task,
+    status: &'a str,
+    version: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("row_version", version),
+        ("task_type", task.task_type.as_str()),
+        ("status", status),
+        ("params", "{\"frames\": 24}"),
+        ("dependant_on", ""),
+        ("output_location", ""),
+    ]
+}

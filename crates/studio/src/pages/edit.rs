@@ -138,6 +138,28 @@ fn parse_id(text: &str) -> Option<Id> {
     uuid::Uuid::parse_str(text).ok().map(Id)
 }
 
+/// The table named `name`, if this studio may write: how every write starts.
+fn writable_table(studio: &Studio, name: &str) -> Result<&'static Table, Response> {
+    if !studio.writable {
+        return Err(read_only(studio));
+    }
+    table_or_404(studio, name)
+}
+
+/// The table and the row a write to one row names.
+fn writable_row(studio: &Studio, name: &str, id: &str) -> Result<(&'static Table, Id), Response> {
+    let table = writable_table(studio, name)?;
+    let row_id = parse_id(id).ok_or_else(|| {
+        error_page(
+            studio,
+            StatusCode::BAD_REQUEST,
+            "Bad id",
+            &format!("{id:?} is not a uuid"),
+        )
+    })?;
+    Ok((table, row_id))
+}
+
 async fn current(studio: &Studio, table: &Table, id: &str) -> Result<Row, Response> {
     match rows::get(&studio.db, table, id).await {
         Ok(Some(row)) => Ok(row),
@@ -157,20 +179,9 @@ pub async fn save(
     Path((name, id)): Path<(String, String)>,
     Form(submitted): Form<HashMap<String, String>>,
 ) -> Response {
-    if !studio.writable {
-        return read_only(&studio);
-    }
-    let table = match table_or_404(&studio, &name) {
-        Ok(table) => table,
+    let (table, row_id) = match writable_row(&studio, &name, &id) {
+        Ok(found) => found,
         Err(response) => return response,
-    };
-    let Some(row_id) = parse_id(&id) else {
-        return error_page(
-            &studio,
-            StatusCode::BAD_REQUEST,
-            "Bad id",
-            &format!("{id:?} is not a uuid"),
-        );
     };
     // Without the version the form was read at, an edit would overwrite whatever the
     // row holds now: refused, never saved blindly.
@@ -307,10 +318,7 @@ pub async fn new_form(
     Path(name): Path<String>,
     Query(prefill): Query<HashMap<String, String>>,
 ) -> Response {
-    if !studio.writable {
-        return read_only(&studio);
-    }
-    match table_or_404(&studio, &name) {
+    match writable_table(&studio, &name) {
         Ok(table) if creatable(table.name) => create_page(&studio, table, &prefill, &Errors::new()),
         Ok(table) => error_page(
             &studio,
@@ -328,10 +336,7 @@ pub async fn create(
     Path(name): Path<String>,
     Form(submitted): Form<HashMap<String, String>>,
 ) -> Response {
-    if !studio.writable {
-        return read_only(&studio);
-    }
-    let table = match table_or_404(&studio, &name) {
+    let table = match writable_table(&studio, &name) {
         Ok(table) => table,
         Err(response) => return response,
     };
@@ -353,10 +358,7 @@ pub async fn confirm_delete(
     State(studio): State<Arc<Studio>>,
     Path((name, id)): Path<(String, String)>,
 ) -> Response {
-    if !studio.writable {
-        return read_only(&studio);
-    }
-    let table = match table_or_404(&studio, &name) {
+    let table = match writable_table(&studio, &name) {
         Ok(table) => table,
         Err(response) => return response,
     };
@@ -384,20 +386,9 @@ pub async fn delete(
     State(studio): State<Arc<Studio>>,
     Path((name, id)): Path<(String, String)>,
 ) -> Response {
-    if !studio.writable {
-        return read_only(&studio);
-    }
-    let table = match table_or_404(&studio, &name) {
-        Ok(table) => table,
+    let (table, row_id) = match writable_row(&studio, &name, &id) {
+        Ok(found) => found,
         Err(response) => return response,
-    };
-    let Some(row_id) = parse_id(&id) else {
-        return error_page(
-            &studio,
-            StatusCode::BAD_REQUEST,
-            "Bad id",
-            &format!("{id:?} is not a uuid"),
-        );
     };
     match apply::delete(&studio.db, table, row_id).await {
         Ok(()) => Redirect::to(&format!("/tables/{}", segment(table.name))).into_response(),
