@@ -98,7 +98,7 @@ async fn leaving_the_schema_page_early_leaves_no_scratch_schema_behind() {
             for wait in [20u64, 50, 100, 200, 400, 800] {
                 let _ = web
                     .raw()
-                    .get(format!("{}/schema", web.base))
+                    .get(format!("{}/schema?drift=1", web.base))
                     .header(reqwest::header::COOKIE, web.cookie())
                     .timeout(std::time::Duration::from_millis(wait))
                     .send()

@@ -3,15 +3,20 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
 use axum::response::Response;
 use dal::Database;
 
 use crate::Studio;
 use crate::html::{esc, page};
 
-/// `GET /schema`.
-pub async fn page_handler(State(studio): State<Arc<Studio>>) -> Response {
+/// `GET /schema`; with `?drift=1`, the drift check too.
+pub async fn page_handler(
+    State(studio): State<Arc<Studio>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let mut body = String::new();
     let version = match studio.db.schema_version().await {
         Ok(Some(version)) => esc(&version),
@@ -44,6 +49,16 @@ pub async fn page_handler(State(studio): State<Arc<Studio>>) -> Response {
         )),
     }
     body.push_str("<h2>Drift check</h2><p class=\"muted\">The live database compared with what the migration history makes (<code>migration check</code>).</p>");
+    // On Postgres the check migrates a scratch schema inside the database it looks at:
+    // never done by merely opening the page, only when asked for.
+    if !query.contains_key("drift") {
+        body.push_str(
+            "<p><a id=\"run-drift\" href=\"/schema?drift=1\">run the drift check</a> \
+             <span class=\"muted\">(on Postgres it creates a scratch schema <code>dal_scratch_…</code> \
+             in this database, migrates it and drops it)</span></p>",
+        );
+        return page(&studio, "Schema", &body);
+    }
     // The check makes a scratch schema in the live database (Postgres) and drops it
     // after: it runs to its end on a task of its own, so a visitor who leaves or reloads
     // the page meanwhile (which drops this request) does not leave the scratch behind.
