@@ -1,7 +1,7 @@
 //! Bearer tokens as Supabase issues them: HS256 with the project's JWT secret, or an
 //! asymmetric key (ES256, RS256, EdDSA) from a JWKS. A token must be signed by a trusted
-//! key, unexpired and past its `nbf`, for the configured audience, and name a user
-//! (`sub`, a uuid).
+//! key, unexpired and past its `nbf`, for the configured audience (and issuer, when one
+//! is configured), and name a user (`sub`, a uuid).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -36,6 +36,9 @@ pub enum AuthError {
     /// `aud` is not this server's audience.
     #[error("the token is for another audience")]
     WrongAudience,
+    /// `iss` is missing or not the configured issuer.
+    #[error("the token is from another issuer")]
+    WrongIssuer,
     /// The token names a key the server does not have.
     #[error("the token is signed with an unknown key")]
     UnknownKey,
@@ -92,6 +95,7 @@ pub struct Verifier {
     fetch_failed: AtomicBool,
     refetch_every: Duration,
     audience: String,
+    issuer: Option<String>,
     http: reqwest::Client,
 }
 
@@ -101,6 +105,7 @@ impl std::fmt::Debug for Verifier {
             .field("hs256", &self.secret.is_some())
             .field("jwks", &self.source)
             .field("audience", &self.audience)
+            .field("issuer", &self.issuer)
             .finish_non_exhaustive()
     }
 }
@@ -121,6 +126,7 @@ impl Verifier {
             fetch_failed: AtomicBool::new(matches!(jwks, Some(JwksSource::Url(_)))),
             refetch_every: REFETCH_EVERY,
             audience: audience.to_owned(),
+            issuer: None,
             http: reqwest::Client::builder()
                 .use_rustls_tls()
                 .timeout(Duration::from_secs(10))
@@ -147,6 +153,21 @@ impl Verifier {
     /// [`REFETCH_EVERY`]).
     pub fn with_refetch_interval(mut self, interval: Duration) -> Verifier {
         self.refetch_every = interval;
+        self
+    }
+
+    /// Also requires tokens to carry `iss` = `issuer` (Supabase's is
+    /// `https://<project-ref>.supabase.co/auth/v1`); `None`: `iss` is not checked.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let verifier = sync_server::Verifier::new(Some("secret"), None, "authenticated")
+    ///     .await?
+    ///     .with_issuer(Some("https://abcd.supabase.co/auth/v1".into()));
+    /// # Ok(()) }
+    /// ```
+    pub fn with_issuer(mut self, issuer: Option<String>) -> Verifier {
+        self.issuer = issuer;
         self
     }
 
@@ -251,7 +272,13 @@ impl Verifier {
         };
         let mut validation = Validation::new(algorithm);
         validation.set_audience(&[self.audience.as_str()]);
-        validation.set_required_spec_claims(&["exp", "aud", "sub"]);
+        match &self.issuer {
+            Some(issuer) => {
+                validation.set_issuer(&[issuer.as_str()]);
+                validation.set_required_spec_claims(&["exp", "aud", "sub", "iss"]);
+            }
+            None => validation.set_required_spec_claims(&["exp", "aud", "sub"]),
+        }
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECS;
         let decoded = jsonwebtoken::decode::<Claims>(token, key.decoding(), &validation)
@@ -324,6 +351,8 @@ fn classify(kind: &jsonwebtoken::errors::ErrorKind) -> AuthError {
         ErrorKind::InvalidSignature => AuthError::BadSignature,
         ErrorKind::MissingRequiredClaim(claim) if claim == "sub" => AuthError::NoUser,
         ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => AuthError::WrongAudience,
+        ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+        ErrorKind::MissingRequiredClaim(claim) if claim == "iss" => AuthError::WrongIssuer,
         _ => AuthError::Malformed,
     }
 }

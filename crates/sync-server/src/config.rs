@@ -78,6 +78,7 @@ impl Default for Limits {
 /// | `SYNC_JWT_SECRET` | unset | HS256 secret (Supabase's legacy JWT secret) |
 /// | `SYNC_JWKS` | unset | JWKS file path or `https://` URL (Supabase's asymmetric keys) |
 /// | `SYNC_JWT_AUDIENCE` | `authenticated` | the `aud` a token must carry |
+/// | `SYNC_JWT_ISSUER` | unset: not checked | the `iss` a token must carry (Supabase: `https://<project-ref>.supabase.co/auth/v1`) |
 /// | `SYNC_MAX_BODY_BYTES` | `33554432` | largest request body, decompressed |
 /// | `SYNC_MAX_BATCH` | `10000` | most entries in one push |
 /// | `SYNC_MAX_PAGE` | `10000` | most rows one pull page may ask for |
@@ -99,6 +100,8 @@ pub struct ServerConfig {
     pub jwks: Option<JwksSource>,
     /// The audience tokens must be for.
     pub audience: String,
+    /// The issuer tokens must come from (`None`: not checked).
+    pub issuer: Option<String>,
     /// Request limits.
     pub limits: Limits,
     /// The certificate chain and private key to serve HTTPS with (PEM files).
@@ -196,6 +199,7 @@ impl ServerConfig {
             jwt_secret,
             jwks,
             audience: var("SYNC_JWT_AUDIENCE").unwrap_or_else(|| "authenticated".to_owned()),
+            issuer: var("SYNC_JWT_ISSUER").filter(|issuer| !issuer.is_empty()),
             limits: Limits {
                 body_bytes: count("SYNC_MAX_BODY_BYTES", defaults.body_bytes)?,
                 batch_entries: count("SYNC_MAX_BATCH", defaults.batch_entries)?,
@@ -251,6 +255,37 @@ mod tests {
         assert!(
             !shown.contains("hunter2") && !shown.contains("topsecret"),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn the_issuer_is_checked_only_when_set() {
+        static UNSET: [(&str, &str); 2] = [
+            ("DATABASE_URL", "postgres://u@h/db"),
+            ("SYNC_JWT_SECRET", "s"),
+        ];
+        let unset = ServerConfig::from_lookup(lookup(&UNSET)).unwrap();
+        assert_eq!(unset.issuer, None);
+        static EMPTY: [(&str, &str); 3] = [
+            ("DATABASE_URL", "postgres://u@h/db"),
+            ("SYNC_JWT_SECRET", "s"),
+            ("SYNC_JWT_ISSUER", ""),
+        ];
+        assert_eq!(
+            ServerConfig::from_lookup(lookup(&EMPTY)).unwrap().issuer,
+            None
+        );
+        static SET: [(&str, &str); 3] = [
+            ("DATABASE_URL", "postgres://u@h/db"),
+            ("SYNC_JWT_SECRET", "s"),
+            ("SYNC_JWT_ISSUER", "https://abcd.supabase.co/auth/v1"),
+        ];
+        assert_eq!(
+            ServerConfig::from_lookup(lookup(&SET))
+                .unwrap()
+                .issuer
+                .as_deref(),
+            Some("https://abcd.supabase.co/auth/v1")
         );
     }
 

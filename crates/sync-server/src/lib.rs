@@ -96,7 +96,8 @@ impl App {
             config.jwks.clone(),
             &config.audience,
         )
-        .await?;
+        .await?
+        .with_issuer(config.issuer.clone());
         let listen = config
             .listen_database
             .as_ref()

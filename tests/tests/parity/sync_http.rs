@@ -1307,3 +1307,51 @@ async fn sync_http_a_batch_over_the_servers_limits_goes_in_halves() {
     })
     .await;
 }
+
+/// With an issuer configured (`SYNC_JWT_ISSUER`), a token must carry exactly it; without
+/// one, `iss` is not looked at.
+#[tokio::test]
+async fn sync_http_checks_the_issuer_when_one_is_configured() {
+    let issuer = "https://abcd.supabase.co/auth/v1";
+    let user = Uuid::new_v4();
+    let claims = |iss: Option<&str>| {
+        let mut claims =
+            json!({"sub": user.to_string(), "aud": "authenticated", "exp": epoch(3600)});
+        if let Some(iss) = iss {
+            claims["iss"] = json!(iss);
+        }
+        format!("Bearer {}", sign(claims, SECRET))
+    };
+    let checking = Verifier::new(Some(SECRET), None, "authenticated")
+        .await
+        .unwrap()
+        .with_issuer(Some(issuer.to_owned()));
+    assert_eq!(
+        checking.user(Some(&claims(Some(issuer)))).await.unwrap(),
+        user
+    );
+    for (case, token) in [
+        (
+            "another issuer",
+            claims(Some("https://evil.example/auth/v1")),
+        ),
+        ("a prefix of it", claims(Some("https://abcd.supabase.co"))),
+        ("none", claims(None)),
+    ] {
+        let refused = checking.user(Some(&token)).await;
+        assert!(
+            matches!(refused, Err(sync_server::AuthError::WrongIssuer)),
+            "{case}: {refused:?}"
+        );
+    }
+    let unchecked = Verifier::new(Some(SECRET), None, "authenticated")
+        .await
+        .unwrap();
+    for iss in [Some(issuer), Some("https://elsewhere.example"), None] {
+        assert_eq!(
+            unchecked.user(Some(&claims(iss))).await.unwrap(),
+            user,
+            "{iss:?}"
+        );
+    }
+}
