@@ -139,6 +139,12 @@ impl Database {
         }
     }
 
+    /// Whether the database has `table` (on Postgres, in the current schema): tools that
+    /// look at a database that may not be migrated yet ask before reading it.
+    pub async fn has_table(&self, table: &str) -> Result<bool> {
+        Ok(migration_history::has_table(&self.route(), table).await?)
+    }
+
     /// The newest migration this build of the library knows.
     pub fn latest_schema_version() -> &'static str {
         migration_history::sources()

@@ -167,13 +167,7 @@ impl SyncClient {
         if db.backend() != Backend::Sqlite {
             return Ok(None);
         }
-        let has_state = db
-            .query_sql(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sync_state'",
-                vec![],
-            )
-            .await?;
-        if has_state.is_empty() {
+        if !db.has_table("sync_state").await? {
             return Ok(None);
         }
         let Some(id) = state(&db, "client_id").await? else {

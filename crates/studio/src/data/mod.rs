@@ -11,7 +11,6 @@ pub mod sql;
 
 use std::collections::BTreeMap;
 
-use dal::prelude::*;
 use dal::{DalError, Database};
 use entities::schema::{self, Kind, Table};
 
@@ -63,21 +62,6 @@ impl Facts {
                 .get(table.name)
                 .is_some_and(|c| c.contains(&column))
     }
-}
-
-/// The tables the live database has (in the current schema, on Postgres): an empty or
-/// half-migrated database lacks some of the registry's.
-pub async fn live_tables(db: &Database) -> Result<std::collections::BTreeSet<String>, DalError> {
-    let sql = match db.backend() {
-        dal::Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table'",
-        dal::Backend::Postgres => {
-            "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema()"
-        }
-    };
-    let rows = db.query_sql(sql, vec![]).await?;
-    rows.iter()
-        .map(|r| r.try_get_by_index::<String>(0).map_err(DalError::from))
-        .collect()
 }
 
 /// The first column of a `CREATE INDEX` statement as either backend prints it

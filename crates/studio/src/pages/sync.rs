@@ -37,10 +37,7 @@ pub async fn page_handler(State(studio): State<Arc<Studio>>) -> Response {
 }
 
 async fn conflicts(studio: &Studio) -> dal::Result<String> {
-    if !crate::data::live_tables(&studio.db)
-        .await?
-        .contains("sync_conflicts")
-    {
+    if !studio.db.has_table("sync_conflicts").await? {
         return Ok(
             "<p id=\"no-conflict-log\">This database has no conflict log \
                    (<code>sync_conflicts</code>): its sync migration is not applied. \
