@@ -172,8 +172,16 @@ pub(super) async fn ancestors_of(
     rows: &[(usize, RowValues)],
 ) -> dal::Result<Vec<(String, RowValues)>> {
     // Rows already known, by table and id: the page's own, then every parent asked for.
+    // Only a table some link points at can be asked for (not tasks, say), so only its
+    // rows need to be known.
+    let is_parent = |table: &str| {
+        tables()
+            .iter()
+            .any(|t| t.parents.iter().any(|p| p.table == table))
+    };
     let mut seen: HashSet<(&'static str, Uuid)> = rows
         .iter()
+        .filter(|(i, _)| is_parent(tables()[*i].name))
         .filter_map(|(i, v)| {
             v.get("id")
                 .and_then(Json::as_str)
@@ -196,10 +204,19 @@ pub(super) async fn ancestors_of(
                 .collect(),
         };
         let mut missing: Vec<(&'static str, Uuid)> = Vec::new();
+        // Rows of a page mostly share their parent (a project's tasks): the link just
+        // looked at is not parsed and looked up again.
+        let mut previous: Option<(&'static str, &str)> = None;
         for (spec, values) in wanted {
             for parent in &spec.parents {
-                if let Some(id) = values.get(parent.column).and_then(Json::as_str)
-                    && let Ok(id) = Uuid::parse_str(id)
+                let Some(text) = values.get(parent.column).and_then(Json::as_str) else {
+                    continue;
+                };
+                if previous == Some((parent.table, text)) {
+                    continue;
+                }
+                previous = Some((parent.table, text));
+                if let Ok(id) = Uuid::parse_str(text)
                     && seen.insert((parent.table, id))
                 {
                     missing.push((parent.table, id));
