@@ -228,6 +228,10 @@ mod tests {
             "m20261207_160000_value_check_fast_paths",
             "e32cab9466f0a1b093c873f6ac7146fced6fb78b90d34335dcd099e6195cce02",
         ),
+        (
+            "m20261207_190000_server_rows_unchecked",
+            "28e8d2d72a3649e75b1fa09e58e3cf083e7e4223fc65494ce028e6a114787535",
+        ),
     ];
 
     #[test]

@@ -71,4 +71,5 @@ history! {
     m20261207_041000_sync_notify,
     m20261207_050000_link_policies,
     m20261207_160000_value_check_fast_paths,
+    m20261207_190000_server_rows_unchecked,
 }

@@ -20,6 +20,12 @@ use serde_json::Value as Json;
 use crate::protocol::RowValues;
 use crate::tables::{self, Kind, Table};
 
+/// The replica's `sync_state.capture` while it stores rows the server sent: not captured
+/// (they are not local changes), and passed over by the value triggers, since Postgres's
+/// column types have refused what those refuse (migration
+/// `m20261207_190000_server_rows_unchecked`). The CHECK constraints still run.
+pub(crate) const SERVER_ROWS: &str = "server";
+
 /// Rows per statement: bounds the JSON parameter (about 1 KiB a row) whatever the page
 /// size.
 const CHUNK: usize = 2_000;

@@ -461,7 +461,7 @@ impl SyncClient {
         }
         let uow = self.db.begin().await?;
         // Rows written here come from the server: they are not local changes.
-        set_state(&uow, "capture", "0").await?;
+        set_state(&uow, "capture", apply::SERVER_ROWS).await?;
         uow.execute_unprepared("PRAGMA defer_foreign_keys = ON")
             .await?;
         let pending =
@@ -471,7 +471,9 @@ impl SyncClient {
         let fresh = page
             .rows
             .iter()
-            .filter(|(table, values)| !pending.contains(&(table.clone(), row_id(values))))
+            .filter(|(table, values)| {
+                pending.is_empty() || !pending.contains(&(table.clone(), row_id(values)))
+            })
             .map(|(table, values)| (table.as_str(), values))
             .collect::<Vec<_>>();
         apply::upsert_newer(&uow, &fresh).await?;

@@ -36,7 +36,7 @@ pub(crate) async fn store_server_rows(
     rows: &[(String, Uuid, Option<RowValues>)],
 ) -> dal::Result<()> {
     // The server's version is not a local change.
-    set_state(uow, "capture", "0").await?;
+    set_state(uow, "capture", apply::SERVER_ROWS).await?;
     uow.execute_unprepared("PRAGMA defer_foreign_keys = ON")
         .await?;
     let pending = pending_among(
@@ -148,6 +148,19 @@ pub(crate) async fn pending_among<'a>(
     uow: &UnitOfWork,
     rows: impl Iterator<Item = (&'a str, String)>,
 ) -> dal::Result<HashSet<(String, String)>> {
+    // A first pull meets an empty outbox: no need to build and look up its keys.
+    let waiting = uow
+        .query_one_raw(sql(
+            "SELECT EXISTS (SELECT 1 FROM sync_outbox) AS waiting",
+            vec![],
+        ))
+        .await?
+        .map(|r| r.try_get::<i64>("", "waiting"))
+        .transpose()?
+        .unwrap_or(0);
+    if waiting == 0 {
+        return Ok(HashSet::new());
+    }
     let keys = Json::Array(
         rows.map(|(table, id)| Json::Array(vec![table.into(), id.into()]))
             .collect(),

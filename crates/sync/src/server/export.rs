@@ -68,6 +68,7 @@ impl Server {
         local
             .execute_unprepared("PRAGMA defer_foreign_keys = ON")
             .await?;
+        set(&local, "capture", apply::SERVER_ROWS).await?;
         let mut rows = BTreeMap::new();
         for table in tables().iter() {
             // The next page is read from Postgres while this one is stored in SQLite.
@@ -97,6 +98,8 @@ impl Server {
             rows.insert(table.name, copied);
         }
         let _ = uow.rollback().await;
+        // Sync is off in the new replica until it is opened as one.
+        set(&local, "capture", "0").await?;
         set(&local, "pull_from", &horizon.to_string()).await?;
         set(&local, SERVER_MADE, "1").await?;
         local.commit().await?;
