@@ -205,4 +205,4 @@ INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_04000
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_041000_sync_notify', 'd02020af262e73b50b4d17e07a77f0c3106a330c66a937f21f5900ae3d9b0956');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_050000_link_policies', 'bf0c529e17150b36ed6cc986f5c535e4d3e2209db84554ac26ba949cca23c888');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_160000_value_check_fast_paths', 'e32cab9466f0a1b093c873f6ac7146fced6fb78b90d34335dcd099e6195cce02');
-INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_190000_server_rows_unchecked', '28e8d2d72a3649e75b1fa09e58e3cf083e7e4223fc65494ce028e6a114787535');
+INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_190000_server_rows_unchecked', 'ea896cd3be2e654b61a04d68cbfbf24cf418d34471a84405e4fb534d837000db');

@@ -230,7 +230,7 @@ mod tests {
         ),
         (
             "m20261207_190000_server_rows_unchecked",
-            "28e8d2d72a3649e75b1fa09e58e3cf083e7e4223fc65494ce028e6a114787535",
+            "ea896cd3be2e654b61a04d68cbfbf24cf418d34471a84405e4fb534d837000db",
         ),
     ];
 

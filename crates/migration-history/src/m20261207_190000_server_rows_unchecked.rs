@@ -33,6 +33,17 @@ impl MigrationName for Migration {
 /// A value trigger's condition: the row is not one the server sent.
 pub const NOT_SERVER_ROWS: &str = "(SELECT value FROM sync_state WHERE key = 'capture') IS NOT 'server'";
 
+/// The tables whose value triggers this migration rewrites, as they were when it was
+/// written (a trigger of another table is not touched, whatever its name).
+const TABLES: [&str; 6] = [
+    "users",
+    "projects",
+    "generations",
+    "shots",
+    "shot_generations",
+    "tasks",
+];
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     /// Every migration runs in a transaction, on SQLite too: none stays half-applied.
@@ -41,10 +52,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        rewrite_value_triggers(manager, |sql| {
-            sql.replacen(" BEGIN ", &format!(" WHEN {NOT_SERVER_ROWS} BEGIN "), 1)
-        })
-        .await
+        rewrite_value_triggers(manager, with_condition).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -52,6 +60,20 @@ impl MigrationTrait for Migration {
             sql.replacen(&format!(" WHEN {NOT_SERVER_ROWS} BEGIN "), " BEGIN ", 1)
         })
         .await
+    }
+}
+
+/// `sql` with the condition in front of its body: only for a trigger shaped as the value
+/// triggers were made (`… ON "<table>" BEGIN …`, no `WHEN` of its own); any other text is
+/// left as it is rather than guessed at.
+fn with_condition(sql: &str) -> String {
+    match sql.split_once(" BEGIN ") {
+        Some((head, body))
+            if !head.contains(" WHEN ") && TABLES.iter().any(|t| head.ends_with(&format!(" ON \"{t}\""))) =>
+        {
+            format!("{head} WHEN {NOT_SERVER_ROWS} BEGIN {body}")
+        }
+        _ => sql.to_owned(),
     }
 }
 
@@ -77,13 +99,18 @@ async fn rewrite_value_triggers(
     Ok(())
 }
 
-/// Every value trigger's name and text, by name.
+/// The value triggers of [`TABLES`]: name and text, by name.
 async fn value_triggers<C: ConnectionTrait>(db: &C) -> Result<Vec<(String, String)>, DbErr> {
+    let names: Vec<String> = TABLES
+        .iter()
+        .flat_map(|t| [format!("'{t}_values_insert'"), format!("'{t}_values_update'")])
+        .collect();
     db.query_all_raw(Statement::from_string(
         DbBackend::Sqlite,
-        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' \
-         AND (name LIKE '%\\_values\\_insert' ESCAPE '\\' OR name LIKE '%\\_values\\_update' ESCAPE '\\') \
-         ORDER BY name",
+        format!(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN ({}) ORDER BY name",
+            names.join(", ")
+        ),
     ))
     .await?
     .iter()
@@ -133,6 +160,40 @@ mod tests {
         }
         crate::Migrator::down(&db, Some(1)).await.unwrap();
         assert_eq!(value_triggers(&db).await.unwrap(), before);
+    }
+
+    /// A later migration that makes a value trigger again (for a new column, say) must
+    /// keep the condition, or replicas go back to checking every pulled row.
+    #[tokio::test]
+    async fn every_value_trigger_of_the_latest_schema_passes_over_the_servers_rows() {
+        let (_dir, db) = database(crate::sources().len() as u32).await;
+        let triggers = value_triggers(&db).await.unwrap();
+        assert_eq!(triggers.len(), 2 * TABLES.len());
+        for (name, sql) in triggers {
+            assert!(
+                sql.contains(&format!(" WHEN {NOT_SERVER_ROWS} BEGIN ")),
+                "{name} checks the server's rows again: add the condition of \
+                 m20261207_190000_server_rows_unchecked to it"
+            );
+        }
+    }
+
+    #[test]
+    fn text_of_another_shape_is_left_alone() {
+        let ours = r#"CREATE TRIGGER "tasks_values_insert" BEFORE INSERT ON "tasks" BEGIN SELECT 1; END"#;
+        assert_eq!(
+            with_condition(ours),
+            format!(
+                r#"CREATE TRIGGER "tasks_values_insert" BEFORE INSERT ON "tasks" WHEN {NOT_SERVER_ROWS} BEGIN SELECT 1; END"#
+            )
+        );
+        for foreign in [
+            r#"CREATE TRIGGER "tasks_values_insert" BEFORE INSERT ON "tasks" WHEN NEW.id IS NULL BEGIN SELECT 1; END"#,
+            r#"CREATE TRIGGER "tasks_values_insert" BEFORE INSERT ON "my_tasks" BEGIN SELECT 1; END"#,
+            r#"CREATE TRIGGER tasks_values_insert BEFORE INSERT ON tasks FOR EACH ROW BEGIN SELECT 1; END"#,
+        ] {
+            assert_eq!(with_condition(foreign), foreign);
+        }
     }
 
     /// A value the checks refuse (a NUL inside a JSON string), written with `capture` at
