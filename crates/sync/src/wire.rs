@@ -37,38 +37,29 @@ pub(crate) fn pg_columns(table: &Table) -> String {
 
 /// Reads a row selected with [`pg_select`] (or a SQLite row of the same columns).
 pub(crate) fn read_row(table: &Table, row: &QueryResult) -> Result<RowValues, TryGetError> {
-    if let Some(pg) = row.try_as_pg_row() {
-        return read_pg_row(table, pg).map_err(|e| TryGetError::DbErr(sea_orm::DbErr::Custom(e)));
-    }
-    let mut values = RowValues::new();
-    let id: String = row.try_get("", "id").map_err(TryGetError::DbErr)?;
-    values.insert("id".into(), Json::String(id));
-    for column in table.wire_columns() {
-        let (name, kind) = (column.name, column.kind);
-        let value = match kind {
-            Kind::Int => row
-                .try_get::<Option<i64>>("", name)
-                .map(|v| v.map(Json::from)),
-            Kind::Bool => read_bool(row, name),
-            Kind::Json => row
-                .try_get::<Option<String>>("", name)
-                .map(|v| v.map(|text| Json::String(canonical_json(&text)))),
-            _ => row
-                .try_get::<Option<String>>("", name)
-                .map(|v| v.map(Json::String)),
-        }
-        .map_err(TryGetError::DbErr)?;
-        values.insert(name.into(), value.unwrap_or(Json::Null));
-    }
-    Ok(values)
+    let read = if let Some(pg) = row.try_as_pg_row() {
+        read_sqlx_row(table, pg)
+    } else if let Some(sqlite) = row.try_as_sqlite_row() {
+        read_sqlx_row(table, sqlite)
+    } else {
+        Err("a row from neither Postgres nor SQLite".to_owned())
+    };
+    read.map_err(|e| TryGetError::DbErr(sea_orm::DbErr::Custom(e)))
 }
 
-/// [`read_row`] for a Postgres row, straight from sqlx: every pulled row comes this way,
-/// and going through sea-orm's `Option<T>` formats an error message for each NULL cell
-/// (a sixth of a pull's server time went to that and to name lookups).
-fn read_pg_row(table: &Table, row: &sqlx::postgres::PgRow) -> Result<RowValues, String> {
-    use sqlx::Row;
-    let text = |name: &str| -> Result<Option<&str>, String> {
+/// [`read_row`] straight from sqlx: every pulled row comes this way, and going through
+/// sea-orm's `Option<T>` formats an error message for each NULL cell (a sixth of a
+/// pull's server time went to that and to name lookups). A boolean is Postgres's
+/// `boolean` or SQLite's `0`/`1` (sqlx decodes both).
+fn read_sqlx_row<'r, R>(table: &Table, row: &'r R) -> Result<RowValues, String>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let text = |name: &'static str| -> Result<Option<&'r str>, String> {
         row.try_get::<Option<&str>, _>(name)
             .or_else(absent)
             .map_err(|e| e.to_string())
@@ -114,17 +105,6 @@ fn canonical_json(text: &str) -> String {
     match entities::json::parse(text.as_bytes()) {
         Ok(doc) => doc.to_string(),
         Err(_) => text.to_owned(),
-    }
-}
-
-/// A boolean column: Postgres `boolean`, SQLite `0`/`1`.
-fn read_bool(row: &QueryResult, name: &str) -> Result<Option<Json>, sea_orm::DbErr> {
-    if row.try_as_sqlite_row().is_some() {
-        Ok(row
-            .try_get::<Option<i64>>("", name)?
-            .map(|v| Json::Bool(v != 0)))
-    } else {
-        Ok(row.try_get::<Option<bool>>("", name)?.map(Json::Bool))
     }
 }
 

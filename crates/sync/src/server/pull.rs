@@ -174,14 +174,13 @@ pub(super) async fn ancestors_of(
     // Rows already known, by table and id: the page's own, then every parent asked for.
     // Only a table some link points at can be asked for (not tasks, say), so only its
     // rows need to be known.
-    let is_parent = |table: &str| {
-        tables()
-            .iter()
-            .any(|t| t.parents.iter().any(|p| p.table == table))
-    };
+    let parent_tables: HashSet<&str> = tables()
+        .iter()
+        .flat_map(|t| t.parents.iter().map(|p| p.table))
+        .collect();
     let mut seen: HashSet<(&'static str, Uuid)> = rows
         .iter()
-        .filter(|(i, _)| is_parent(tables()[*i].name))
+        .filter(|(i, _)| parent_tables.contains(tables()[*i].name))
         .filter_map(|(i, v)| {
             v.get("id")
                 .and_then(Json::as_str)
