@@ -61,7 +61,16 @@ pub struct Pushed {
 pub async fn push_outbox(client: &SyncClient, server: &dal::Database, batch: usize) -> Pushed {
     let recorder = Recorder::new(server.clone());
     let started = Instant::now();
-    while client.push_once(&recorder, batch).await.expect("push") > 0 {}
+    let drained = client
+        .push_pending(
+            &recorder,
+            batch,
+            &sync::SyncOptions::default(),
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .await
+        .expect("push");
+    assert!(drained, "nothing stops the push");
     let seconds = started.elapsed().as_secs_f64();
     assert_eq!(client.pending().await.unwrap(), 0, "the outbox drained");
     Pushed {

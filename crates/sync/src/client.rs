@@ -250,7 +250,7 @@ impl SyncClient {
         batch: usize,
     ) -> Result<usize, SyncError> {
         let _exchange = self.exchange.lock().await;
-        let entries = self.outbox(batch).await?;
+        let entries = self.outbox(i64::MIN, batch).await?;
         if entries.is_empty() {
             return Ok(0);
         }
@@ -270,12 +270,14 @@ impl SyncClient {
         Ok(self.settle(&ack).await? as usize)
     }
 
-    async fn outbox(&self, limit: usize) -> dal::Result<Vec<Entry>> {
+    /// Up to `limit` outbox entries numbered after `after`, oldest first.
+    pub(crate) async fn outbox(&self, after: i64, limit: usize) -> dal::Result<Vec<Entry>> {
         let rows = self
             .db
             .query_all_raw(sql(
-                "SELECT seq, table_name, row_id, op, changes, base_version, client_time FROM sync_outbox ORDER BY seq LIMIT ?",
-                vec![(limit as i64).into()],
+                "SELECT seq, table_name, row_id, op, changes, base_version, client_time FROM sync_outbox \
+                 WHERE seq > ? ORDER BY seq LIMIT ?",
+                vec![after.into(), (limit as i64).into()],
             ))
             .await?;
         // A batch of large rows stops early, so its request stays well under a sync
@@ -332,7 +334,7 @@ impl SyncClient {
     /// stores the server's version of the rows the batch wrote (which undoes a refused
     /// change), all in one transaction. A row with a later change still waiting keeps it:
     /// that change's answer brings the row back.
-    async fn settle(&self, ack: &PushAck) -> dal::Result<u64> {
+    pub(crate) async fn settle(&self, ack: &PushAck) -> dal::Result<u64> {
         let last_seq = ack.last_seq;
         let uow = self.db.begin().await?;
         for (seq, reason) in ack.rejected.iter().filter(|(s, _)| *s <= last_seq) {

@@ -84,7 +84,7 @@ pub async fn sync_once(
 }
 
 /// One batch or page, bounded by `step_timeout`.
-async fn step<T>(
+pub(crate) async fn step<T>(
     options: &SyncOptions,
     work: impl std::future::Future<Output = Result<T, SyncError>>,
 ) -> Result<T, SyncError> {
@@ -113,9 +113,8 @@ async fn push_all(
     let mut batch = options.batch.max(1);
     let mut reidentified = false;
     while !stop.load(Ordering::SeqCst) {
-        match step(options, client.push_once(transport, batch)).await {
-            Ok(0) => return Ok(true),
-            Ok(_) => {}
+        match client.push_pending(transport, batch, options, stop).await {
+            Ok(drained) => return Ok(drained),
             Err(SyncError::Transport(e @ TransportError::Diverged { .. })) if !reidentified => {
                 tracing::warn!(error = %e, "this replica does not continue its client's history; taking a new client id");
                 client

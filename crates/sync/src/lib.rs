@@ -36,6 +36,7 @@ pub mod engine;
 pub mod http;
 mod outcome;
 pub mod protocol;
+mod push;
 pub mod reidentify;
 pub mod server;
 pub mod snapshot;
