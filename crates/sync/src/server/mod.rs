@@ -18,7 +18,8 @@
 //! writers never wait for one another (see `server/pull.rs`).
 //!
 //! The parts: `push.rs` keeps the bookkeeping of pushes (settled sequence numbers, the
-//! log of entries, conflicts, the rows sent back), `conflict.rs` decides what an entry
+//! log of entries), `history.rs` reads that log for the conflict rule and records
+//! conflicts, `answer.rs` gathers the rows sent back, `conflict.rs` decides what an entry
 //! does, `write.rs` carries that out on the rows, `bulk.rs` applies runs of plain
 //! entries with a few set statements instead of one entry at a time, `acting.rs` switches
 //! between the user a push acts for and the server, `pull.rs` pages through changes,
@@ -26,10 +27,12 @@
 //! `settled.rs` tells a replica taking a new client id which of its entries are here.
 
 mod acting;
+mod answer;
 mod bulk;
 mod columns;
 mod conflict;
 mod export;
+mod history;
 mod pull;
 mod push;
 mod removals;

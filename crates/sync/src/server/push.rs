@@ -1,25 +1,23 @@
 //! Push bookkeeping: which entries of a client are settled (`sync_clients`), what became
 //! of each (`sync_log`, which also says which columns each version changed, the input
-//! of the conflict rule), the conflicts recorded (`sync_conflicts`), and the rows the
-//! client gets back with its acknowledgement.
+//! of the conflict rule; read in `history.rs`), and the order entries are applied in:
+//! runs set-based, the rest one by one. The rows the client gets back are `answer.rs`'s.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use dal::DalError;
 use dal::prelude::*;
 use sea_orm::{ConnectionTrait, Value};
-use serde_json::Value as Json;
 use uuid::Uuid;
 
 use super::acting::Actor;
+use super::answer::{Written, rows_after};
 use super::bulk::{self, Planned, SetPath};
-use super::conflict::{Conflict, Contested};
-use super::pull::ancestors_of;
+use super::history::version;
 use super::write::{apply_entry, current};
 use super::{Outcome, statement};
-use crate::protocol::{Entry, PushAck, PushBatch, RowValues};
-use crate::tables::{self, tables};
-use crate::wire;
+use crate::protocol::{Entry, PushAck, PushBatch};
+use crate::tables;
 
 /// A batch's result: acknowledged, or refused because it does not follow on, or because
 /// it reuses a settled sequence number for a different write.
@@ -145,10 +143,6 @@ pub(super) async fn apply_batch(
         rows,
     }))
 }
-
-/// Rows set-based runs wrote, by table order and id, as their writes returned them (in
-/// wire form), so the answer need not read them again.
-type Written = HashMap<(usize, Uuid), RowValues>;
 
 /// Applies `pending` in order: runs the set-based path can take in bulk (see
 /// [`bulk`](super::bulk)), the rest one by one. `known` collects the rows the runs wrote,
@@ -357,191 +351,6 @@ fn refuses_for_good(e: &DalError) -> bool {
             | DalError::PermissionDenied { .. }
             | DalError::SyncRefused { .. }
     )
-}
-
-/// The server's version of every row entries wrote (`(table, id)`, in entry order), as it
-/// stands now (`None`: the server has no such row), after the parents those rows need.
-/// Rows in `known` are taken from there (the caller vouches they are current), the rest
-/// read.
-pub(super) async fn rows_after<'a>(
-    uow: &UnitOfWork,
-    entries: impl Iterator<Item = (&'a str, Uuid)>,
-    mut known: Written,
-) -> dal::Result<Vec<(String, Uuid, Option<RowValues>)>> {
-    let mut written: Vec<(usize, Uuid)> = Vec::new();
-    let mut seen = HashSet::new();
-    for (table, row_id) in entries {
-        let index = tables::order(table);
-        if index < tables().len() && seen.insert((index, row_id)) {
-            written.push((index, row_id));
-        }
-    }
-    written.sort_by_key(|(index, _)| *index);
-    let mut found: Vec<(usize, RowValues)> = Vec::new();
-    let mut rows = Vec::new();
-    for (index, table) in tables().iter().enumerate() {
-        let ids: Vec<Uuid> = written
-            .iter()
-            .filter(|(i, _)| *i == index)
-            .map(|(_, id)| *id)
-            .collect();
-        if ids.is_empty() {
-            continue;
-        }
-        let mut by_id: HashMap<Uuid, RowValues> = ids
-            .iter()
-            .filter_map(|id| Some((*id, known.remove(&(index, *id))?)))
-            .collect();
-        let unknown: Vec<Value> = ids
-            .iter()
-            .filter(|id| !by_id.contains_key(id))
-            .map(|id| Value::Uuid(Some(*id)))
-            .collect();
-        let sql = format!("{} WHERE id = ANY($1)", wire::pg_select(table));
-        let read = if unknown.is_empty() {
-            Vec::new()
-        } else {
-            let array = Value::Array(sea_orm::sea_query::ArrayType::Uuid, Some(Box::new(unknown)));
-            uow.query_all_raw(statement(uow, &sql, vec![array])).await?
-        };
-        for row in read {
-            let values =
-                wire::read_row(table, &row).map_err(|e| DalError::from(sea_orm::DbErr::from(e)))?;
-            if let Some(id) = values
-                .get("id")
-                .and_then(Json::as_str)
-                .and_then(|s| Uuid::parse_str(s).ok())
-            {
-                by_id.insert(id, values);
-            }
-        }
-        for id in ids {
-            let values = by_id.remove(&id);
-            if let Some(values) = &values {
-                found.push((index, values.clone()));
-            }
-            rows.push((table.name.to_owned(), id, values));
-        }
-    }
-    let mut answer: Vec<(String, Uuid, Option<RowValues>)> = ancestors_of(uow, &found)
-        .await?
-        .into_iter()
-        .filter_map(|(table, values)| {
-            let id = values
-                .get("id")
-                .and_then(Json::as_str)
-                .and_then(|s| Uuid::parse_str(s).ok())?;
-            Some((table, id, Some(values)))
-        })
-        .collect();
-    answer.extend(rows);
-    Ok(answer)
-}
-
-/// What other writers changed in `row` between the entry's base version and now, from the
-/// log of the versions sync wrote. The client's own earlier entries never conflict with
-/// it; they are why a base can be behind without anyone else having written.
-pub(super) async fn contested_columns(
-    uow: &UnitOfWork,
-    client: Uuid,
-    entry: &Entry,
-    row: &RowValues,
-) -> dal::Result<Contested> {
-    if version(row) <= entry.base_version {
-        return Ok(Contested::none());
-    }
-    let log = uow
-        .query_all_raw(statement(
-            uow,
-            "SELECT client_id, array_to_string(changed_columns, ',') AS columns, row_version \
-             FROM sync_log WHERE row_id = $1 AND table_name = $2 \
-             AND row_version > $3 AND row_version <= $4",
-            vec![
-                Value::Uuid(Some(entry.row_id)),
-                entry.table.clone().into(),
-                entry.base_version.into(),
-                version(row).into(),
-            ],
-        ))
-        .await?
-        .iter()
-        .map(|r| {
-            Ok((
-                r.try_get("", "client_id")?,
-                r.try_get("", "columns")?,
-                r.try_get("", "row_version")?,
-            ))
-        })
-        .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
-    Ok(contested_from(&log, client, entry.base_version, row))
-}
-
-/// The columns of `row` other writers changed since `base`, from the log of the versions
-/// sync wrote after it (`(writer, changed columns joined by commas, version)`): exactly
-/// those when the log accounts for every version since, else every column (when the last
-/// writer is someone else).
-pub(super) fn contested_from(
-    log: &[(Uuid, String, i64)],
-    client: Uuid,
-    base: i64,
-    row: &RowValues,
-) -> Contested {
-    let now = version(row);
-    if now <= base {
-        return Contested::none();
-    }
-    let mut versions = HashSet::new();
-    let mut columns = HashSet::new();
-    for (writer, changed, row_version) in log {
-        versions.insert(*row_version);
-        if *writer != client {
-            columns.extend(changed.split(',').map(str::to_owned));
-        }
-    }
-    if versions.len() as i64 == now - base {
-        Contested::Columns(columns)
-    } else {
-        Contested::Unknown(last_writer(row) != Some(client))
-    }
-}
-
-/// The row's `sync_version` (0 when it has none).
-pub(super) fn version(row: &RowValues) -> i64 {
-    row.get("sync_version").and_then(Json::as_i64).unwrap_or(0)
-}
-
-/// The client that wrote the row last, if a client did.
-fn last_writer(row: &RowValues) -> Option<Uuid> {
-    row.get("device_id")
-        .and_then(Json::as_str)
-        .and_then(|s| Uuid::parse_str(s).ok())
-}
-
-/// Records a value lost to another writer.
-pub(super) async fn record_conflict(
-    uow: &UnitOfWork,
-    client: Uuid,
-    entry: &Entry,
-    conflict: &Conflict,
-) -> dal::Result<()> {
-    let json = |v: &Option<Json>| Value::Json(v.as_ref().map(|v| Box::new(v.clone())));
-    uow.execute_raw(statement(
-        uow,
-        "INSERT INTO sync_conflicts (client_id, seq, table_name, row_id, column_name, losing_value, winning_value, rule) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        vec![
-            Value::Uuid(Some(client)),
-            entry.seq.into(),
-            entry.table.clone().into(),
-            Value::Uuid(Some(entry.row_id)),
-            conflict.column.clone().into(),
-            json(&conflict.losing),
-            json(&conflict.winning),
-            conflict.rule.into(),
-        ],
-    ))
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

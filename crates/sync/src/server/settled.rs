@@ -17,7 +17,7 @@ use sea_orm::{ConnectionTrait, Value};
 use uuid::Uuid;
 
 use super::acting::Actor;
-use super::push::rows_after;
+use super::answer::rows_after;
 use super::statement;
 use crate::protocol::{SettledQuery, SettledReply};
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::acting::Actor;
 use super::conflict::{self, Contested, Decision};
-use super::push::{contested_columns, record_conflict, version};
+use super::history::{contested_columns, record_conflict, version};
 use super::{Outcome, statement};
 use crate::protocol::{Entry, Op, RowValues};
 use crate::tables::{self, Table};
