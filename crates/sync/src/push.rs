@@ -18,10 +18,10 @@ use crate::transport::Transport;
 impl SyncClient {
     /// Pushes the outbox in batches of up to `batch` entries until it is empty (`true`)
     /// or `stop` is set (`false`), each batch (its push and the settle of the one before)
-    /// bounded by `options.step_timeout`. On an error every batch the server answered
-    /// before it is settled, unless the error is the settle's own: then that answer is
-    /// dropped, as if it had been lost, and its entries go again (the server passes over
-    /// what it already settled).
+    /// bounded by `options.step_timeout`. On an error (the server's, or reading the next
+    /// batch) every batch the server answered before it is settled, unless the error is
+    /// the settle's own: then that answer is dropped, as if it had been lost, and its
+    /// entries go again (the server passes over what it already settled).
     ///
     /// ```no_run
     /// # async fn run(client: sync::SyncClient, transport: &dyn sync::Transport) -> Result<(), sync::SyncError> {
@@ -47,7 +47,19 @@ impl SyncClient {
             let after = unsettled.as_ref().map_or(i64::MIN, |(_, sent)| *sent);
             let entries = match stopped {
                 true => Vec::new(),
-                false => self.outbox(after, batch.max(1)).await?,
+                false => match self.outbox(after, batch.max(1)).await {
+                    Ok(entries) => entries,
+                    Err(e) => {
+                        // The batch before is the server's word whatever this one holds
+                        // (an entry that no longer decodes stops the outbox there): it is
+                        // settled, as it would be pushed alone, before the error stops the
+                        // push.
+                        if let Some((ack, _)) = unsettled.take() {
+                            step(options, async { Ok(self.settle(&ack).await?) }).await?;
+                        }
+                        return Err(e.into());
+                    }
+                },
             };
             let Some(sent) = entries.last().map(|e| e.seq) else {
                 if let Some((ack, _)) = unsettled.take() {

@@ -194,3 +194,44 @@ async fn a_settle_that_fails_after_the_next_batch_was_pushed_loses_nothing() {
     })
     .await;
 }
+
+/// The next batch cannot be read (an entry in it no longer decodes: its table is not
+/// synced any more): the push stops with that local error, but the answer the server
+/// already gave for the batch before is settled first, as a push of one batch at a time
+/// settles it, so the refused insert is a dead letter and undone, and only the entries
+/// from the next batch on wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_next_batch_still_settles_the_answer_before_it() {
+    run_postgres(|t| async move {
+        let rig = Rig::new(&t);
+        let (shared, client) = rig.synced_client("a").await;
+        let (project, _) = outbox(&client, shared).await;
+        client
+            .database()
+            .execute_unprepared(
+                "UPDATE sync_outbox SET table_name = 'retired' \
+                 WHERE seq = (SELECT min(seq) + 7 FROM sync_outbox)",
+            )
+            .await
+            .unwrap();
+        let transport = Scripted {
+            inner: PostgresTransport::new(rig.server.clone()),
+            refused: project.0,
+            replica: None,
+            pushes: AtomicUsize::new(0),
+        };
+        let failed = sync_once(&client, &transport, &options()).await;
+        assert!(matches!(failed, Err(SyncError::Local(_))), "{failed:?}");
+        assert_eq!(transport.pushes.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            client.pending().await.unwrap(),
+            9,
+            "the first batch's answer is settled"
+        );
+        let dead = client.dead_letters().await.unwrap();
+        assert_eq!(dead.len(), 1, "{dead:?}");
+        assert_eq!(dead[0].row_id, project.0.to_string());
+        assert!(client.database().projects().get(project).await.is_err());
+    })
+    .await;
+}
