@@ -255,10 +255,8 @@ impl SyncClient {
             return Ok(0);
         }
         let sent = entries.last().map_or(0, |e| e.seq);
-        let batch = PushBatch {
-            client_id: self.stored_client_id(&self.db).await?,
-            entries,
-        };
+        let client_id = self.stored_client_id(&self.db).await?;
+        let batch = PushBatch { client_id, entries };
         // A gap (the outbox lost entries the server never saw) is not retried: no later
         // push could fill it.
         let mut ack = transport.push(batch).await?;
@@ -267,7 +265,7 @@ impl SyncClient {
         // it were not compared with what the server settled under their numbers (a
         // restored replica's may be other writes): they stay until pushed themselves.
         ack.last_seq = ack.last_seq.min(sent);
-        Ok(self.settle(&ack).await? as usize)
+        Ok(self.settle(client_id, &ack).await? as usize)
     }
 
     /// Up to `limit` outbox entries numbered after `after`, oldest first.
@@ -333,10 +331,15 @@ impl SyncClient {
     /// Forgets entries up to the acknowledged one, keeps refused ones as dead letters, and
     /// stores the server's version of the rows the batch wrote (which undoes a refused
     /// change), all in one transaction. A row with a later change still waiting keeps it:
-    /// that change's answer brings the row back.
-    pub(crate) async fn settle(&self, ack: &PushAck) -> dal::Result<u64> {
+    /// that change's answer brings the row back. Refused, changing nothing, when the
+    /// replica no longer has `client_id`, the id the batch went under (another handle on
+    /// the file took a new one and renumbered the outbox).
+    pub(crate) async fn settle(&self, client_id: Uuid, ack: &PushAck) -> dal::Result<u64> {
         let last_seq = ack.last_seq;
         let uow = self.db.begin().await?;
+        if self.stored_client_id(&uow).await? != client_id {
+            return Err(crate::push::client_id_changed());
+        }
         for (seq, reason) in ack.rejected.iter().filter(|(s, _)| *s <= last_seq) {
             dead_letter(&uow, *seq, reason).await?;
         }

@@ -10,6 +10,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use dal::DalError;
+use uuid::Uuid;
+
 use crate::client::{SyncClient, SyncError};
 use crate::engine::{SyncOptions, step};
 use crate::protocol::{PushAck, PushBatch};
@@ -39,12 +42,21 @@ impl SyncClient {
         stop: &AtomicBool,
     ) -> Result<bool, SyncError> {
         let _exchange = self.exchange.lock().await;
-        let client_id = self.stored_client_id(&self.db).await?;
-        // An answer not settled yet, and the last entry its batch sent.
-        let mut unsettled: Option<(PushAck, i64)> = None;
+        // An answer not settled yet: its client id, the last entry its batch sent.
+        let mut unsettled: Option<(PushAck, Uuid, i64)> = None;
         loop {
+            // Read again for each batch: another handle on the file may have taken a new
+            // client id (renumbering the outbox); entries read after an old number would
+            // then be other entries.
+            let client_id = self.stored_client_id(&self.db).await?;
+            if unsettled
+                .as_ref()
+                .is_some_and(|(_, id, _)| *id != client_id)
+            {
+                return Err(client_id_changed().into());
+            }
             let stopped = stop.load(Ordering::SeqCst);
-            let after = unsettled.as_ref().map_or(i64::MIN, |(_, sent)| *sent);
+            let after = unsettled.as_ref().map_or(i64::MIN, |(_, _, sent)| *sent);
             let entries = match stopped {
                 true => Vec::new(),
                 false => match self.outbox(after, batch.max(1)).await {
@@ -54,16 +66,16 @@ impl SyncClient {
                         // (an entry that no longer decodes stops the outbox there): it is
                         // settled, as it would be pushed alone, before the error stops the
                         // push.
-                        if let Some((ack, _)) = unsettled.take() {
-                            step(options, async { Ok(self.settle(&ack).await?) }).await?;
+                        if let Some((ack, id, _)) = unsettled.take() {
+                            step(options, async { Ok(self.settle(id, &ack).await?) }).await?;
                         }
                         return Err(e.into());
                     }
                 },
             };
             let Some(sent) = entries.last().map(|e| e.seq) else {
-                if let Some((ack, _)) = unsettled.take() {
-                    step(options, async { Ok(self.settle(&ack).await?) }).await?;
+                if let Some((ack, id, _)) = unsettled.take() {
+                    step(options, async { Ok(self.settle(id, &ack).await?) }).await?;
                 }
                 return Ok(!stopped);
             };
@@ -72,8 +84,8 @@ impl SyncClient {
             let (settled, answer) = step(options, async {
                 let push = async { transport.push(request).await };
                 Ok(match &previous {
-                    Some((ack, _)) => {
-                        let (settled, answer) = tokio::join!(self.settle(ack), push);
+                    Some((ack, id, _)) => {
+                        let (settled, answer) = tokio::join!(self.settle(*id, ack), push);
                         (settled.map(|_| ()), answer)
                     }
                     None => (Ok(()), push.await),
@@ -89,10 +101,20 @@ impl SyncClient {
             ack.last_seq = ack.last_seq.min(sent);
             if ack.last_seq < sent {
                 // Short of the batch: settle it now and read the rest from the start.
-                step(options, async { Ok(self.settle(&ack).await?) }).await?;
+                step(options, async { Ok(self.settle(client_id, &ack).await?) }).await?;
             } else {
-                unsettled = Some((ack, sent));
+                unsettled = Some((ack, client_id, sent));
             }
         }
     }
+}
+
+/// The error of a push whose client id another handle on the same file replaced while
+/// the push was under way: its answer is left alone (the new id's recovery asked the
+/// server what it had settled), and the next push goes under the new id.
+pub(crate) fn client_id_changed() -> DalError {
+    DalError::invalid(
+        "the client id changed while a push was under way (another handle on the file took a \
+         new one); its answer was left to the new id's recovery",
+    )
 }

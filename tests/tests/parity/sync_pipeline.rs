@@ -235,3 +235,85 @@ async fn an_unreadable_next_batch_still_settles_the_answer_before_it() {
     })
     .await;
 }
+
+/// The direct transport; the first push's answer comes back only after `other`, a second
+/// handle on the same replica file, has taken a new client id (the app's restore code
+/// running while the engine drains the outbox).
+struct Reidentifying {
+    inner: PostgresTransport,
+    other: SyncClient,
+    pushes: AtomicUsize,
+}
+
+#[async_trait]
+impl Transport for Reidentifying {
+    async fn push(&self, batch: PushBatch) -> Result<PushAck, TransportError> {
+        let first = self.pushes.fetch_add(1, Ordering::SeqCst) == 0;
+        let ack = self.inner.push(batch).await?;
+        if first {
+            self.other.reidentify(&self.inner).await.unwrap();
+        }
+        Ok(ack)
+    }
+
+    async fn pull(&self, request: PullRequest) -> Result<PullPage, TransportError> {
+        self.inner.pull(request).await
+    }
+
+    async fn settled(
+        &self,
+        query: sync::protocol::SettledQuery,
+    ) -> Result<sync::protocol::SettledReply, TransportError> {
+        self.inner.settled(query).await
+    }
+}
+
+/// Another handle on the file takes a new client id (renumbering the waiting entries)
+/// between a batch's push and its settle: the settle must not forget entries by their
+/// old numbers, nor the drain go on under the old id. Every write reaches the server once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_client_id_taken_by_another_handle_mid_drain_loses_nothing() {
+    run_postgres(|t| async move {
+        let rig = Rig::new(&t);
+        let (shared, client) = rig.synced_client("a").await;
+        let mut tasks = Vec::new();
+        for n in 0..12 {
+            let task = NewTask::queued(shared, "render", json!({ "n": n }));
+            tasks.push(client.database().tasks().create(task).await.unwrap().id);
+        }
+        let transport = Reidentifying {
+            inner: PostgresTransport::new(rig.server.clone()),
+            other: rig.client("a").await,
+            pushes: AtomicUsize::new(0),
+        };
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let drained = client.push_pending(&transport, 5, &options(), &stop).await;
+        assert!(drained.is_err(), "the drain stops: {drained:?}");
+
+        rig.sync(&client).await;
+        for task in &tasks {
+            rig.server.tasks().get(*task).await.unwrap();
+        }
+        let logged = rig
+            .server
+            .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "SELECT count(*) AS entries, count(DISTINCT row_id) AS rows FROM sync_log \
+                 WHERE table_name = 'tasks' AND outcome = 'applied'",
+                vec![],
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let column = |name| logged.try_get::<i64>("", name).unwrap();
+        assert_eq!(
+            (column("entries"), column("rows")),
+            (12, 12),
+            "each write once"
+        );
+        assert_eq!(client.pending().await.unwrap(), 0);
+        assert!(client.dead_letters().await.unwrap().is_empty());
+        rig.assert_converged(client.database()).await;
+    })
+    .await;
+}
