@@ -25,6 +25,8 @@ pub struct SyncOptions {
     /// changes). Each push costs a fixed handful of statements and round trips, so a long
     /// outbox (a replica back from a long offline spell) drains faster in large batches
     /// (see BENCHMARKS.md, `sync-bench`); a short one goes in one push whatever this is.
+    /// Each batch goes to the server while the replica settles the answer to the one
+    /// before ([`SyncClient::push_pending`]).
     pub batch: usize,
     /// Changed rows per pulled page (memory stays bounded whatever a table's size). Each
     /// page costs a fixed dozen statements on each side, so a first pull of a large
@@ -98,8 +100,9 @@ pub(crate) async fn step<T>(
         })
 }
 
-/// Pushes batch after batch until the outbox is empty (`true`) or `stop` is set (`false`;
-/// each batch is settled on its own, so stopping between two loses nothing). A push
+/// Pushes batch after batch ([`SyncClient::push_pending`]) until the outbox is empty
+/// (`true`) or `stop` is set (`false`; each batch is settled on its own, so stopping
+/// between two loses nothing). A push
 /// refused as `Diverged` (a restored or copied replica) makes the replica take a new
 /// client id ([`SyncClient::reidentify`]) and go on; once per call, so a second refusal
 /// right after is reported instead.
