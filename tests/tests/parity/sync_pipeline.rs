@@ -24,6 +24,17 @@ struct Scripted {
     pushes: AtomicUsize,
 }
 
+impl Scripted {
+    fn new(rig: &Rig, refused: Id, replica: Option<Database>) -> Scripted {
+        Scripted {
+            inner: PostgresTransport::new(rig.server.clone()),
+            refused: refused.0,
+            replica,
+            pushes: AtomicUsize::new(0),
+        }
+    }
+}
+
 #[async_trait]
 impl Transport for Scripted {
     async fn push(&self, mut batch: PushBatch) -> Result<PushAck, TransportError> {
@@ -91,6 +102,28 @@ async fn assert_refused(client: &SyncClient, project: Id) {
     assert!(dead.windows(2).all(|w| w[0].seq < w[1].seq), "{dead:?}");
 }
 
+/// Every task in `kept` is on the server, nothing waits, and the replica equals the server.
+async fn assert_settled(rig: &Rig, client: &SyncClient, kept: &[Id]) {
+    for task in kept {
+        rig.server.tasks().get(*task).await.unwrap();
+    }
+    assert_eq!(client.pending().await.unwrap(), 0);
+    rig.assert_converged(client.database()).await;
+}
+
+/// The one row `sql` selects on the server.
+async fn server_row(rig: &Rig, sql: &str, values: Vec<sea_orm::Value>) -> sea_orm::QueryResult {
+    rig.server
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 fn options() -> SyncOptions {
     SyncOptions {
         batch: 5,
@@ -107,22 +140,13 @@ async fn children_of_a_refused_insert_in_the_next_batch_are_refused_too() {
         let rig = Rig::new(&t);
         let (shared, client) = rig.synced_client("a").await;
         let (project, kept) = outbox(&client, shared).await;
-        let transport = Scripted {
-            inner: PostgresTransport::new(rig.server.clone()),
-            refused: project.0,
-            replica: None,
-            pushes: AtomicUsize::new(0),
-        };
+        let transport = Scripted::new(&rig, project, None);
         sync_once(&client, &transport, &options()).await.unwrap();
 
         assert_eq!(transport.pushes.load(Ordering::SeqCst), 3, "3 batches of 5");
         assert_refused(&client, project).await;
-        for task in &kept {
-            rig.server.tasks().get(*task).await.unwrap();
-        }
         assert!(rig.server.projects().get(project).await.is_err());
-        assert_eq!(client.pending().await.unwrap(), 0);
-        rig.assert_converged(client.database()).await;
+        assert_settled(&rig, &client, &kept).await;
     })
     .await;
 }
@@ -137,12 +161,7 @@ async fn a_settle_that_fails_after_the_next_batch_was_pushed_loses_nothing() {
         let rig = Rig::new(&t);
         let (shared, client) = rig.synced_client("a").await;
         let (project, kept) = outbox(&client, shared).await;
-        let transport = Scripted {
-            inner: PostgresTransport::new(rig.server.clone()),
-            refused: project.0,
-            replica: Some(client.database().clone()),
-            pushes: AtomicUsize::new(0),
-        };
+        let transport = Scripted::new(&rig, project, Some(client.database().clone()));
         let failed = sync_once(&client, &transport, &options()).await;
         assert!(
             matches!(failed, Err(SyncError::Local(_))),
@@ -164,20 +183,13 @@ async fn a_settle_that_fails_after_the_next_batch_was_pushed_loses_nothing() {
         sync_once(&client, &transport, &options()).await.unwrap();
 
         assert_refused(&client, project).await;
-        for task in &kept {
-            rig.server.tasks().get(*task).await.unwrap();
-        }
-        let logged = rig
-            .server
-            .query_one_raw(sea_orm::Statement::from_sql_and_values(
-                sea_orm::DbBackend::Postgres,
-                "SELECT count(*) AS entries, count(DISTINCT seq) AS seqs, min(seq) AS low, max(seq) AS high \
-                 FROM sync_log WHERE client_id = $1",
-                vec![client.client_id().into()],
-            ))
-            .await
-            .unwrap()
-            .unwrap();
+        let logged = server_row(
+            &rig,
+            "SELECT count(*) AS entries, count(DISTINCT seq) AS seqs, min(seq) AS low, max(seq) AS high \
+             FROM sync_log WHERE client_id = $1",
+            vec![client.client_id().into()],
+        )
+        .await;
         let column = |name| logged.try_get::<i64>("", name).unwrap();
         assert_eq!(
             (
@@ -189,8 +201,7 @@ async fn a_settle_that_fails_after_the_next_batch_was_pushed_loses_nothing() {
             (14, 14, 1, 14),
             "every entry applied or refused exactly once"
         );
-        assert_eq!(client.pending().await.unwrap(), 0);
-        rig.assert_converged(client.database()).await;
+        assert_settled(&rig, &client, &kept).await;
     })
     .await;
 }
@@ -214,12 +225,7 @@ async fn an_unreadable_next_batch_still_settles_the_answer_before_it() {
             )
             .await
             .unwrap();
-        let transport = Scripted {
-            inner: PostgresTransport::new(rig.server.clone()),
-            refused: project.0,
-            replica: None,
-            pushes: AtomicUsize::new(0),
-        };
+        let transport = Scripted::new(&rig, project, None);
         let failed = sync_once(&client, &transport, &options()).await;
         assert!(matches!(failed, Err(SyncError::Local(_))), "{failed:?}");
         assert_eq!(transport.pushes.load(Ordering::SeqCst), 1);
@@ -291,29 +297,21 @@ async fn a_new_client_id_taken_by_another_handle_mid_drain_loses_nothing() {
         assert!(drained.is_err(), "the drain stops: {drained:?}");
 
         rig.sync(&client).await;
-        for task in &tasks {
-            rig.server.tasks().get(*task).await.unwrap();
-        }
-        let logged = rig
-            .server
-            .query_one_raw(sea_orm::Statement::from_sql_and_values(
-                sea_orm::DbBackend::Postgres,
-                "SELECT count(*) AS entries, count(DISTINCT row_id) AS rows FROM sync_log \
-                 WHERE table_name = 'tasks' AND outcome = 'applied'",
-                vec![],
-            ))
-            .await
-            .unwrap()
-            .unwrap();
+        let logged = server_row(
+            &rig,
+            "SELECT count(*) AS entries, count(DISTINCT row_id) AS rows FROM sync_log \
+             WHERE table_name = 'tasks' AND outcome = 'applied'",
+            vec![],
+        )
+        .await;
         let column = |name| logged.try_get::<i64>("", name).unwrap();
         assert_eq!(
             (column("entries"), column("rows")),
             (12, 12),
             "each write once"
         );
-        assert_eq!(client.pending().await.unwrap(), 0);
         assert!(client.dead_letters().await.unwrap().is_empty());
-        rig.assert_converged(client.database()).await;
+        assert_settled(&rig, &client, &tasks).await;
     })
     .await;
 }
