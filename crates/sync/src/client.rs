@@ -73,8 +73,47 @@ pub struct SyncClient {
     pub(crate) clock_offset: Duration,
     /// Held for a whole push (request and settling), pull page or change of client id, so
     /// a push's answer and a pull are never stored out of the order the server produced
-    /// them in, and no push runs under a client id being replaced.
+    /// them in, and no push runs under a client id being replaced. One per replica file in
+    /// the process, shared by every handle on it ([`exchange_of`]): a change of client id
+    /// asks the server what it settled under the old id, and a batch of another handle
+    /// still on its way then would be applied after the answer and sent again under the
+    /// new id.
     pub(crate) exchange: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// The exchange lock of the replica file `db` is on: the same for every handle on that
+/// file in this process (by its canonical path), a lock of its own for a database
+/// without a file (in memory).
+async fn exchange_of(db: &Database) -> dal::Result<Arc<tokio::sync::Mutex<()>>> {
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+    use std::sync::{LazyLock, Mutex, Weak};
+    type Exchanges = Mutex<HashMap<PathBuf, Weak<tokio::sync::Mutex<()>>>>;
+    static EXCHANGES: LazyLock<Exchanges> = LazyLock::new(Default::default);
+
+    let file = db
+        .query_one_raw(sql(
+            "SELECT file FROM pragma_database_list WHERE name = 'main'",
+            vec![],
+        ))
+        .await?
+        .map(|row| row.try_get::<String>("", "file"))
+        .transpose()?
+        .unwrap_or_default();
+    if file.is_empty() {
+        return Ok(Arc::new(tokio::sync::Mutex::new(())));
+    }
+    let key = tokio::fs::canonicalize(&file)
+        .await
+        .unwrap_or_else(|_| PathBuf::from(&file));
+    let mut exchanges = EXCHANGES.lock().expect("exchanges lock");
+    exchanges.retain(|_, lock| lock.strong_count() > 0);
+    if let Some(lock) = exchanges.get(&key).and_then(Weak::upgrade) {
+        return Ok(lock);
+    }
+    let lock = Arc::new(tokio::sync::Mutex::new(()));
+    exchanges.insert(key, Arc::downgrade(&lock));
+    Ok(lock)
 }
 
 pub(crate) fn sql(sql: &str, values: Vec<Value>) -> Statement {
@@ -133,11 +172,12 @@ impl SyncClient {
         };
         set_state(&uow, "capture", "1").await?;
         uow.commit().await?;
+        let exchange = exchange_of(&db).await?;
         Ok(SyncClient {
             db,
             client_id: Arc::new(std::sync::Mutex::new(client_id)),
             clock_offset: Duration::zero(),
-            exchange: Arc::new(tokio::sync::Mutex::new(())),
+            exchange,
         })
     }
 
@@ -156,11 +196,12 @@ impl SyncClient {
         };
         let client_id = Uuid::parse_str(&id)
             .map_err(|_| DalError::undecodable("sync_state", "client_id", "value", "not a uuid"))?;
+        let exchange = exchange_of(&db).await?;
         Ok(Some(SyncClient {
             db,
             client_id: Arc::new(std::sync::Mutex::new(client_id)),
             clock_offset: Duration::zero(),
-            exchange: Arc::new(tokio::sync::Mutex::new(())),
+            exchange,
         }))
     }
 
