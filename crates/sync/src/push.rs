@@ -52,12 +52,13 @@ impl SyncClient {
         batch: usize,
     ) -> Result<usize, SyncError> {
         let _exchange = self.exchange.lock().await;
+        // The id before the entries, in the drain's order (see `push_pending`).
+        let client_id = self.stored_client_id(&self.db).await?;
         let entries = self.outbox(i64::MIN, batch).await?;
         if entries.is_empty() {
             return Ok(0);
         }
         let sent = entries.last().map_or(0, |e| e.seq);
-        let client_id = self.stored_client_id(&self.db).await?;
         let batch = PushBatch { client_id, entries };
         // A gap (the outbox lost entries the server never saw) is not retried: no later
         // push could fill it.
