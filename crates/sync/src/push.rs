@@ -72,7 +72,7 @@ impl SyncClient {
     }
 
     /// Up to `limit` outbox entries numbered after `after`, oldest first.
-    pub(crate) async fn outbox(&self, after: i64, limit: usize) -> dal::Result<Vec<Entry>> {
+    async fn outbox(&self, after: i64, limit: usize) -> dal::Result<Vec<Entry>> {
         let rows = self
             .db
             .query_all_raw(sql(
@@ -137,11 +137,11 @@ impl SyncClient {
     /// that change's answer brings the row back. Refused, changing nothing, when the
     /// replica no longer has `client_id`, the id the batch went under (another handle on
     /// the file took a new one and renumbered the outbox).
-    pub(crate) async fn settle(&self, client_id: Uuid, ack: &PushAck) -> dal::Result<u64> {
+    async fn settle(&self, client_id: Uuid, ack: &PushAck) -> dal::Result<u64> {
         let last_seq = ack.last_seq;
         let uow = self.db.begin().await?;
         if self.stored_client_id(&uow).await? != client_id {
-            return Err(crate::push::client_id_changed());
+            return Err(client_id_changed());
         }
         for (seq, reason) in ack.rejected.iter().filter(|(s, _)| *s <= last_seq) {
             dead_letter(&uow, *seq, reason).await?;
@@ -156,6 +156,16 @@ impl SyncClient {
         store_server_rows(&uow, &ack.rows).await?;
         uow.commit().await?;
         Ok(settled)
+    }
+
+    /// [`SyncClient::settle`] alone, bounded by `options.step_timeout`.
+    async fn settle_within(
+        &self,
+        options: &SyncOptions,
+        client_id: Uuid,
+        ack: &PushAck,
+    ) -> Result<u64, SyncError> {
+        step(options, async { Ok(self.settle(client_id, ack).await?) }).await
     }
 
     /// Pushes the outbox in batches of up to `batch` entries until it is empty (`true`)
@@ -184,9 +194,9 @@ impl SyncClient {
         // An answer not settled yet: its client id, the last entry its batch sent.
         let mut unsettled: Option<(PushAck, Uuid, i64)> = None;
         loop {
-            // Read again for each batch: another handle on the file may have taken a new
-            // client id (renumbering the outbox); entries read after an old number would
-            // then be other entries.
+            // Read again for each batch: another process on the file may have taken a new
+            // client id (renumbering the outbox; handles in this process wait for the
+            // exchange lock); entries read after an old number would then be others.
             let client_id = self.stored_client_id(&self.db).await?;
             if unsettled
                 .as_ref()
@@ -206,7 +216,7 @@ impl SyncClient {
                         // settled, as it would be pushed alone, before the error stops the
                         // push.
                         if let Some((ack, id, _)) = unsettled.take() {
-                            step(options, async { Ok(self.settle(id, &ack).await?) }).await?;
+                            self.settle_within(options, id, &ack).await?;
                         }
                         return Err(e.into());
                     }
@@ -214,7 +224,7 @@ impl SyncClient {
             };
             let Some(sent) = entries.last().map(|e| e.seq) else {
                 if let Some((ack, id, _)) = unsettled.take() {
-                    step(options, async { Ok(self.settle(id, &ack).await?) }).await?;
+                    self.settle_within(options, id, &ack).await?;
                 }
                 return Ok(!stopped);
             };
@@ -240,7 +250,7 @@ impl SyncClient {
             ack.last_seq = ack.last_seq.min(sent);
             if ack.last_seq < sent {
                 // Short of the batch: settle it now and read the rest from the start.
-                step(options, async { Ok(self.settle(client_id, &ack).await?) }).await?;
+                self.settle_within(options, client_id, &ack).await?;
             } else {
                 unsettled = Some((ack, client_id, sent));
             }
@@ -248,12 +258,12 @@ impl SyncClient {
     }
 }
 
-/// The error of a push whose client id another handle on the same file replaced while
+/// The error of a push whose client id another process on the same file replaced while
 /// the push was under way: its answer is left alone (the new id's recovery asked the
 /// server what it had settled), and the next push goes under the new id.
-pub(crate) fn client_id_changed() -> DalError {
+fn client_id_changed() -> DalError {
     DalError::invalid(
-        "the client id changed while a push was under way (another handle on the file took a \
-         new one); its answer was left to the new id's recovery",
+        "the client id changed while a push was under way (another process on the file took \
+         a new one); its answer was left to the new id's recovery",
     )
 }
