@@ -446,7 +446,8 @@ async fn enqueue_existing_rows(uow: &UnitOfWork) -> dal::Result<()> {
     Ok(())
 }
 
-async fn count<E: ConnectionTrait>(db: &E, query: &str) -> dal::Result<u64> {
+/// The `n` column of the one row `query` selects (0 when it selects none).
+pub(crate) async fn count<E: ConnectionTrait>(db: &E, query: &str) -> dal::Result<u64> {
     let row = db.query_one_raw(sql(query, vec![])).await?;
     Ok(row
         .map(|r| r.try_get::<i64>("", "n"))

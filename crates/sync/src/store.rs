@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 use uuid::Uuid;
 
 use crate::apply;
-use crate::client::{set_state, sql};
+use crate::client::{count, set_state, sql};
 use crate::protocol::RowValues;
 use crate::tables::{self, tables};
 use crate::wire;
@@ -149,16 +149,7 @@ pub(crate) async fn pending_among<'a>(
     rows: impl Iterator<Item = (&'a str, String)>,
 ) -> dal::Result<HashSet<(String, String)>> {
     // A first pull meets an empty outbox: no need to build and look up its keys.
-    let waiting = uow
-        .query_one_raw(sql(
-            "SELECT EXISTS (SELECT 1 FROM sync_outbox) AS waiting",
-            vec![],
-        ))
-        .await?
-        .map(|r| r.try_get::<i64>("", "waiting"))
-        .transpose()?
-        .unwrap_or(0);
-    if waiting == 0 {
+    if count(uow, "SELECT EXISTS (SELECT 1 FROM sync_outbox) AS n").await? == 0 {
         return Ok(HashSet::new());
     }
     let keys = Json::Array(
