@@ -59,27 +59,15 @@ where
     i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    let text = |name: &'static str| -> Result<Option<&'r str>, String> {
-        row.try_get::<Option<&str>, _>(name)
-            .or_else(absent)
-            .map_err(|e| e.to_string())
-    };
+    let text = |name| cell::<R, &'r str>(row, name);
     let mut values = RowValues::new();
     let id = text("id")?.ok_or("the row has no id")?;
     values.insert("id".into(), Json::String(id.to_owned()));
     for column in table.wire_columns() {
         let (name, kind) = (column.name, column.kind);
         let value = match kind {
-            Kind::Int => row
-                .try_get::<Option<i64>, _>(name)
-                .or_else(absent)
-                .map_err(|e| e.to_string())?
-                .map(Json::from),
-            Kind::Bool => row
-                .try_get::<Option<bool>, _>(name)
-                .or_else(absent)
-                .map_err(|e| e.to_string())?
-                .map(Json::Bool),
+            Kind::Int => cell::<R, i64>(row, name)?.map(Json::from),
+            Kind::Bool => cell::<R, bool>(row, name)?.map(Json::Bool),
             // In the form a local write produces (compact, keys sorted), not Postgres's
             // `jsonb` text: otherwise the replica's capture would see every JSON column of
             // an updated row as changed, and send (and win with) an unchanged value.
@@ -91,11 +79,18 @@ where
     Ok(values)
 }
 
-/// A column the select list does not name reads as NULL, as sea-orm's `Option<T>` does.
-fn absent<T>(error: sqlx::Error) -> Result<Option<T>, sqlx::Error> {
-    match error {
-        sqlx::Error::ColumnNotFound(_) => Ok(None),
-        other => Err(other),
+/// Column `name` of `row`; a column the select list does not name reads as NULL, as
+/// sea-orm's `Option<T>` does.
+fn cell<'r, R, T>(row: &'r R, name: &'static str) -> Result<Option<T>, String>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    T: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    match row.try_get::<Option<T>, _>(name) {
+        Ok(value) => Ok(value),
+        Err(sqlx::Error::ColumnNotFound(_)) => Ok(None),
+        Err(other) => Err(other.to_string()),
     }
 }
 
