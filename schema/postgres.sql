@@ -35,10 +35,30 @@ CREATE OR REPLACE FUNCTION dal_sync_moved_tasks()
  RETURNS trigger
  LANGUAGE plpgsql
 AS $function$ DECLARE was uuid; now_owner uuid; BEGIN SELECT a2.id INTO was FROM "projects" a1 JOIN "users" a2 ON a2.id = a1."user_id" WHERE a1.id = OLD."project_id"; SELECT a2.id INTO now_owner FROM "projects" a1 JOIN "users" a2 ON a2.id = a1."user_id" WHERE a1.id = NEW."project_id"; IF was IS DISTINCT FROM now_owner THEN IF was IS NOT NULL THEN INSERT INTO sync_removals (table_name, row_id, owner_id, reason) VALUES ('tasks', OLD.id, was, 'moved'); END IF; PERFORM dal_sync_restamp('tasks', ARRAY[NEW.id]); END IF; RETURN NULL; END $function$;
-CREATE OR REPLACE FUNCTION dal_sync_notify()
+CREATE OR REPLACE FUNCTION dal_sync_notify_generations()
  RETURNS trigger
  LANGUAGE plpgsql
-AS $function$ BEGIN PERFORM pg_notify('dal_sync', ''); RETURN NULL; END $function$;
+AS $function$ DECLARE owners text; n bigint; BEGIN IF TG_OP = 'INSERT' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a1."user_id" AS owner FROM dal_new r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL) s; ELSIF TG_OP = 'DELETE' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a1."user_id" AS owner FROM dal_old r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL) s; ELSE SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a1."user_id" AS owner FROM dal_new r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL UNION SELECT DISTINCT a1."user_id" AS owner FROM dal_old r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL) s; END IF; IF n > 0 THEN PERFORM pg_notify('dal_sync', CASE WHEN n > 200 THEN '*' ELSE owners END); END IF; RETURN NULL; END $function$;
+CREATE OR REPLACE FUNCTION dal_sync_notify_projects()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$ DECLARE owners text; n bigint; BEGIN IF TG_OP = 'INSERT' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT r."user_id" AS owner FROM dal_new r WHERE r."user_id" IS NOT NULL) s; ELSIF TG_OP = 'DELETE' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT r."user_id" AS owner FROM dal_old r WHERE r."user_id" IS NOT NULL) s; ELSE SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT r."user_id" AS owner FROM dal_new r WHERE r."user_id" IS NOT NULL UNION SELECT DISTINCT r."user_id" AS owner FROM dal_old r WHERE r."user_id" IS NOT NULL) s; END IF; IF n > 0 THEN PERFORM pg_notify('dal_sync', CASE WHEN n > 200 THEN '*' ELSE owners END); END IF; RETURN NULL; END $function$;
+CREATE OR REPLACE FUNCTION dal_sync_notify_shot_generations()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$ DECLARE owners text; n bigint; BEGIN IF TG_OP = 'INSERT' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a2."user_id" AS owner FROM dal_new r JOIN "shots" a1 ON a1.id = r."shot_id" JOIN "projects" a2 ON a2.id = a1."project_id" WHERE a2."user_id" IS NOT NULL) s; ELSIF TG_OP = 'DELETE' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a2."user_id" AS owner FROM dal_old r JOIN "shots" a1 ON a1.id = r."shot_id" JOIN "projects" a2 ON a2.id = a1."project_id" WHERE a2."user_id" IS NOT NULL) s; ELSE SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a2."user_id" AS owner FROM dal_new r JOIN "shots" a1 ON a1.id = r."shot_id" JOIN "projects" a2 ON a2.id = a1."project_id" WHERE a2."user_id" IS NOT NULL UNION SELECT DISTINCT a2."user_id" AS owner FROM dal_old r JOIN "shots" a1 ON a1.id = r."shot_id" JOIN "projects" a2 ON a2.id = a1."project_id" WHERE a2."user_id" IS NOT NULL) s; END IF; IF n > 0 THEN PERFORM pg_notify('dal_sync', CASE WHEN n > 200 THEN '*' ELSE owners END); END IF; RETURN NULL; END $function$;
+CREATE OR REPLACE FUNCTION dal_sync_notify_shots()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$ DECLARE owners text; n bigint; BEGIN IF TG_OP = 'INSERT' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a1."user_id" AS owner FROM dal_new r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL) s; ELSIF TG_OP = 'DELETE' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a1."user_id" AS owner FROM dal_old r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL) s; ELSE SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a1."user_id" AS owner FROM dal_new r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL UNION SELECT DISTINCT a1."user_id" AS owner FROM dal_old r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL) s; END IF; IF n > 0 THEN PERFORM pg_notify('dal_sync', CASE WHEN n > 200 THEN '*' ELSE owners END); END IF; RETURN NULL; END $function$;
+CREATE OR REPLACE FUNCTION dal_sync_notify_tasks()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$ DECLARE owners text; n bigint; BEGIN IF TG_OP = 'INSERT' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a1."user_id" AS owner FROM dal_new r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL) s; ELSIF TG_OP = 'DELETE' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a1."user_id" AS owner FROM dal_old r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL) s; ELSE SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a1."user_id" AS owner FROM dal_new r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL UNION SELECT DISTINCT a1."user_id" AS owner FROM dal_old r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL) s; END IF; IF n > 0 THEN PERFORM pg_notify('dal_sync', CASE WHEN n > 200 THEN '*' ELSE owners END); END IF; RETURN NULL; END $function$;
+CREATE OR REPLACE FUNCTION dal_sync_notify_users()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$ DECLARE owners text; n bigint; BEGIN IF TG_OP = 'INSERT' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT r.id AS owner FROM dal_new r) s; ELSIF TG_OP = 'DELETE' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT r.id AS owner FROM dal_old r) s; ELSE SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT r.id AS owner FROM dal_new r UNION SELECT DISTINCT r.id AS owner FROM dal_old r) s; END IF; IF n > 0 THEN PERFORM pg_notify('dal_sync', CASE WHEN n > 200 THEN '*' ELSE owners END); END IF; RETURN NULL; END $function$;
 CREATE OR REPLACE FUNCTION dal_sync_refuse_truncate()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -273,37 +293,49 @@ CREATE INDEX tasks_queued_order_idx ON tasks USING btree (created_at, id) WHERE 
 CREATE INDEX tasks_sync_txid_id_idx ON tasks USING btree (sync_txid, id);
 
 CREATE TRIGGER users_row_version BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION dal_row_version();
-CREATE TRIGGER users_sync_notify AFTER INSERT OR DELETE OR UPDATE ON users FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify();
+CREATE TRIGGER users_sync_notify_deleted AFTER DELETE ON users REFERENCING OLD TABLE AS dal_old FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify_users();
+CREATE TRIGGER users_sync_notify_inserted AFTER INSERT ON users REFERENCING NEW TABLE AS dal_new FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify_users();
+CREATE TRIGGER users_sync_notify_updated AFTER UPDATE ON users REFERENCING OLD TABLE AS dal_old NEW TABLE AS dal_new FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify_users();
 CREATE TRIGGER users_sync_removal BEFORE DELETE ON users FOR EACH ROW EXECUTE FUNCTION dal_sync_removal_users();
 CREATE TRIGGER users_sync_stamp BEFORE INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION dal_sync_stamp();
 CREATE TRIGGER users_sync_truncate BEFORE TRUNCATE ON users FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_refuse_truncate();
 CREATE TRIGGER projects_row_version BEFORE UPDATE ON projects FOR EACH ROW EXECUTE FUNCTION dal_row_version();
 CREATE TRIGGER projects_sync_moved AFTER UPDATE OF user_id ON projects FOR EACH ROW WHEN ((old.user_id IS DISTINCT FROM new.user_id)) EXECUTE FUNCTION dal_sync_moved_projects();
-CREATE TRIGGER projects_sync_notify AFTER INSERT OR DELETE OR UPDATE ON projects FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify();
+CREATE TRIGGER projects_sync_notify_deleted AFTER DELETE ON projects REFERENCING OLD TABLE AS dal_old FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify_projects();
+CREATE TRIGGER projects_sync_notify_inserted AFTER INSERT ON projects REFERENCING NEW TABLE AS dal_new FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify_projects();
+CREATE TRIGGER projects_sync_notify_updated AFTER UPDATE ON projects REFERENCING OLD TABLE AS dal_old NEW TABLE AS dal_new FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify_projects();
 CREATE TRIGGER projects_sync_removal BEFORE DELETE ON projects FOR EACH ROW EXECUTE FUNCTION dal_sync_removal_projects();
 CREATE TRIGGER projects_sync_stamp BEFORE INSERT OR UPDATE ON projects FOR EACH ROW EXECUTE FUNCTION dal_sync_stamp();
 CREATE TRIGGER projects_sync_truncate BEFORE TRUNCATE ON projects FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_refuse_truncate();
 CREATE TRIGGER generations_row_version BEFORE UPDATE ON generations FOR EACH ROW EXECUTE FUNCTION dal_row_version();
 CREATE TRIGGER generations_sync_moved AFTER UPDATE OF project_id ON generations FOR EACH ROW WHEN ((old.project_id IS DISTINCT FROM new.project_id)) EXECUTE FUNCTION dal_sync_moved_generations();
-CREATE TRIGGER generations_sync_notify AFTER INSERT OR DELETE OR UPDATE ON generations FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify();
+CREATE TRIGGER generations_sync_notify_deleted AFTER DELETE ON generations REFERENCING OLD TABLE AS dal_old FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify_generations();
+CREATE TRIGGER generations_sync_notify_inserted AFTER INSERT ON generations REFERENCING NEW TABLE AS dal_new FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify_generations();
+CREATE TRIGGER generations_sync_notify_updated AFTER UPDATE ON generations REFERENCING OLD TABLE AS dal_old NEW TABLE AS dal_new FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify_generations();
 CREATE TRIGGER generations_sync_removal BEFORE DELETE ON generations FOR EACH ROW EXECUTE FUNCTION dal_sync_removal_generations();
 CREATE TRIGGER generations_sync_stamp BEFORE INSERT OR UPDATE ON generations FOR EACH ROW EXECUTE FUNCTION dal_sync_stamp();
 CREATE TRIGGER generations_sync_truncate BEFORE TRUNCATE ON generations FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_refuse_truncate();
 CREATE TRIGGER shots_row_version BEFORE UPDATE ON shots FOR EACH ROW EXECUTE FUNCTION dal_row_version();
 CREATE TRIGGER shots_sync_moved AFTER UPDATE OF project_id ON shots FOR EACH ROW WHEN ((old.project_id IS DISTINCT FROM new.project_id)) EXECUTE FUNCTION dal_sync_moved_shots();
-CREATE TRIGGER shots_sync_notify AFTER INSERT OR DELETE OR UPDATE ON shots FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify();
+CREATE TRIGGER shots_sync_notify_deleted AFTER DELETE ON shots REFERENCING OLD TABLE AS dal_old FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify_shots();
+CREATE TRIGGER shots_sync_notify_inserted AFTER INSERT ON shots REFERENCING NEW TABLE AS dal_new FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify_shots();
+CREATE TRIGGER shots_sync_notify_updated AFTER UPDATE ON shots REFERENCING OLD TABLE AS dal_old NEW TABLE AS dal_new FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify_shots();
 CREATE TRIGGER shots_sync_removal BEFORE DELETE ON shots FOR EACH ROW EXECUTE FUNCTION dal_sync_removal_shots();
 CREATE TRIGGER shots_sync_stamp BEFORE INSERT OR UPDATE ON shots FOR EACH ROW EXECUTE FUNCTION dal_sync_stamp();
 CREATE TRIGGER shots_sync_truncate BEFORE TRUNCATE ON shots FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_refuse_truncate();
 CREATE TRIGGER shot_generations_row_version BEFORE UPDATE ON shot_generations FOR EACH ROW EXECUTE FUNCTION dal_row_version();
 CREATE TRIGGER shot_generations_sync_moved AFTER UPDATE OF shot_id ON shot_generations FOR EACH ROW WHEN ((old.shot_id IS DISTINCT FROM new.shot_id)) EXECUTE FUNCTION dal_sync_moved_shot_generations();
-CREATE TRIGGER shot_generations_sync_notify AFTER INSERT OR DELETE OR UPDATE ON shot_generations FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify();
+CREATE TRIGGER shot_generations_sync_notify_deleted AFTER DELETE ON shot_generations REFERENCING OLD TABLE AS dal_old FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify_shot_generations();
+CREATE TRIGGER shot_generations_sync_notify_inserted AFTER INSERT ON shot_generations REFERENCING NEW TABLE AS dal_new FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify_shot_generations();
+CREATE TRIGGER shot_generations_sync_notify_updated AFTER UPDATE ON shot_generations REFERENCING OLD TABLE AS dal_old NEW TABLE AS dal_new FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify_shot_generations();
 CREATE TRIGGER shot_generations_sync_removal BEFORE DELETE ON shot_generations FOR EACH ROW EXECUTE FUNCTION dal_sync_removal_shot_generations();
 CREATE TRIGGER shot_generations_sync_stamp BEFORE INSERT OR UPDATE ON shot_generations FOR EACH ROW EXECUTE FUNCTION dal_sync_stamp();
 CREATE TRIGGER shot_generations_sync_truncate BEFORE TRUNCATE ON shot_generations FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_refuse_truncate();
 CREATE TRIGGER tasks_row_version BEFORE UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION dal_row_version();
 CREATE TRIGGER tasks_sync_moved AFTER UPDATE OF project_id ON tasks FOR EACH ROW WHEN ((old.project_id IS DISTINCT FROM new.project_id)) EXECUTE FUNCTION dal_sync_moved_tasks();
-CREATE TRIGGER tasks_sync_notify AFTER INSERT OR DELETE OR UPDATE ON tasks FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify();
+CREATE TRIGGER tasks_sync_notify_deleted AFTER DELETE ON tasks REFERENCING OLD TABLE AS dal_old FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify_tasks();
+CREATE TRIGGER tasks_sync_notify_inserted AFTER INSERT ON tasks REFERENCING NEW TABLE AS dal_new FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify_tasks();
+CREATE TRIGGER tasks_sync_notify_updated AFTER UPDATE ON tasks REFERENCING OLD TABLE AS dal_old NEW TABLE AS dal_new FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify_tasks();
 CREATE TRIGGER tasks_sync_removal BEFORE DELETE ON tasks FOR EACH ROW EXECUTE FUNCTION dal_sync_removal_tasks();
 CREATE TRIGGER tasks_sync_stamp BEFORE INSERT OR UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION dal_sync_stamp();
 CREATE TRIGGER tasks_sync_truncate BEFORE TRUNCATE ON tasks FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_refuse_truncate();
@@ -350,6 +382,7 @@ INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261207_041000_syn
 INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261207_050000_link_policies', extract(epoch FROM now())::bigint);
 INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261207_160000_value_check_fast_paths', extract(epoch FROM now())::bigint);
 INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261207_190000_server_rows_unchecked', extract(epoch FROM now())::bigint);
+INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261207_234000_sync_notify_owners', extract(epoch FROM now())::bigint);
 
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20250601_000001_initial_schema', 'c15173c9520480721c317977b41bb2944b4908e494f0c690d1b172994b287fa0');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20250602_000001_row_level_security', 'cee9239a4f428d7d758dd47b0ed323bc52cf982d10e7ce2d16d92395cd0a3a3f');
@@ -365,3 +398,4 @@ INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_04100
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_050000_link_policies', 'bf0c529e17150b36ed6cc986f5c535e4d3e2209db84554ac26ba949cca23c888');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_160000_value_check_fast_paths', 'e32cab9466f0a1b093c873f6ac7146fced6fb78b90d34335dcd099e6195cce02');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_190000_server_rows_unchecked', 'ea896cd3be2e654b61a04d68cbfbf24cf418d34471a84405e4fb534d837000db');
+INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_234000_sync_notify_owners', '6850a785b1f615f217c835482a26127c98ee32fc39fd7f17b4737acc360cbeb8');

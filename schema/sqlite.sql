@@ -191,6 +191,7 @@ INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261207_041000_syn
 INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261207_050000_link_policies', CAST(strftime('%s', 'now') AS INTEGER));
 INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261207_160000_value_check_fast_paths', CAST(strftime('%s', 'now') AS INTEGER));
 INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261207_190000_server_rows_unchecked', CAST(strftime('%s', 'now') AS INTEGER));
+INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261207_234000_sync_notify_owners', CAST(strftime('%s', 'now') AS INTEGER));
 
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20250601_000001_initial_schema', 'c15173c9520480721c317977b41bb2944b4908e494f0c690d1b172994b287fa0');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20250602_000001_row_level_security', 'cee9239a4f428d7d758dd47b0ed323bc52cf982d10e7ce2d16d92395cd0a3a3f');
@@ -206,3 +207,4 @@ INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_04100
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_050000_link_policies', 'bf0c529e17150b36ed6cc986f5c535e4d3e2209db84554ac26ba949cca23c888');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_160000_value_check_fast_paths', 'e32cab9466f0a1b093c873f6ac7146fced6fb78b90d34335dcd099e6195cce02');
 INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_190000_server_rows_unchecked', 'ea896cd3be2e654b61a04d68cbfbf24cf418d34471a84405e4fb534d837000db');
+INSERT INTO dal_migration_checksums (version, checksum) VALUES ('m20261207_234000_sync_notify_owners', '6850a785b1f615f217c835482a26127c98ee32fc39fd7f17b4737acc360cbeb8');

@@ -232,6 +232,10 @@ mod tests {
             "m20261207_190000_server_rows_unchecked",
             "ea896cd3be2e654b61a04d68cbfbf24cf418d34471a84405e4fb534d837000db",
         ),
+        (
+            "m20261207_234000_sync_notify_owners",
+            "6850a785b1f615f217c835482a26127c98ee32fc39fd7f17b4737acc360cbeb8",
+        ),
     ];
 
     #[test]

@@ -27,6 +27,7 @@ pub use checksum::{applied_versions, has_table};
 pub mod checksum;
 pub mod columns;
 pub mod locked;
+pub mod notify;
 pub mod synced;
 
 /// The tooling's scratch databases, for the tests inside migrations (one compares its frozen
@@ -72,4 +73,5 @@ history! {
     m20261207_050000_link_policies,
     m20261207_160000_value_check_fast_paths,
     m20261207_190000_server_rows_unchecked,
+    m20261207_234000_sync_notify_owners,
 }

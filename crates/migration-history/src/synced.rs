@@ -139,7 +139,8 @@ pub async fn rebuild_capture(manager: &SchemaManager<'_>, table: &str) -> Result
 /// `deleted`), `row_version` and the trigger that keeps it, and on Postgres the change
 /// stamp (`sync_txid`, its pull-order index and the `{table}_sync_stamp` trigger) or on
 /// SQLite the capture triggers. Call it after creating the table, then [`owner_policy`]
-/// (which also gives it the removal triggers: deletes and owner changes reach replicas).
+/// (which also gives it the removal triggers, so deletes and owner changes reach replicas,
+/// and the notify triggers, so its owners' online clients hear of changes).
 pub async fn make_synced(manager: &SchemaManager<'_>, table: &'static str) -> Result<(), DbErr> {
     let backend = manager.get_database_backend();
     let c = Columns::new(backend, table);
@@ -181,7 +182,6 @@ pub async fn make_synced(manager: &SchemaManager<'_>, table: &'static str) -> Re
                 "CREATE TRIGGER \"{table}_row_version\" BEFORE UPDATE ON \"{table}\" \
                  FOR EACH ROW EXECUTE FUNCTION dal_row_version()"
             ),
-            notify_trigger(table),
         ] {
             db.execute_unprepared(&sql).await?;
         }
@@ -200,9 +200,10 @@ pub async fn make_synced(manager: &SchemaManager<'_>, table: &'static str) -> Re
 /// `LISTEN`s on it and tells its online clients to pull.
 pub const NOTIFY_CHANNEL: &str = "dal_sync";
 
-/// The Postgres trigger that notifies [`NOTIFY_CHANNEL`] once per statement that changes
-/// `table` (Postgres folds a transaction's identical notifications into one, delivered at
-/// commit). Needs `dal_sync_notify()` (migration `m20261207_041000_sync_notify`).
+/// The first version's Postgres trigger, which notifies [`NOTIFY_CHANNEL`] with an empty
+/// payload (waking every client) once per statement that changes `table`; kept for the
+/// migration `m20261207_041000_sync_notify` that created it. Tables now get the triggers
+/// of [`crate::notify::notify_triggers`] from [`owner_policy`], which name the owners.
 pub fn notify_trigger(table: &str) -> String {
     format!(
         "CREATE TRIGGER \"{table}_sync_notify\" AFTER INSERT OR UPDATE OR DELETE ON \"{table}\" \
@@ -316,7 +317,8 @@ pub async fn parents_policy(
 /// (Re)creates `table`'s row-level security policy `{table}_owner` on Postgres from its
 /// path to `users` (see [`owner_rule`]), enabling row-level security and granting the
 /// `authenticated` role what the other tables grant it, and the triggers that carry its
-/// deleted and moved rows to the replicas ([`removal_triggers`]). Nothing on SQLite.
+/// deleted and moved rows to the replicas ([`removal_triggers`]) and tell its owners'
+/// online clients of changes ([`crate::notify::notify_triggers`]). Nothing on SQLite.
 pub async fn owner_policy(
     manager: &SchemaManager<'_>,
     table: &str,
@@ -337,7 +339,8 @@ pub async fn owner_policy(
     ] {
         db.execute_unprepared(&sql).await?;
     }
-    removal_triggers(manager, table, path).await
+    removal_triggers(manager, table, path).await?;
+    crate::notify::notify_triggers(manager, table, path).await
 }
 /// (Re)creates, on Postgres, what makes rows leaving `table` reach the replicas (see
 /// migration `m20261202_120000_sync_removals`), from its path to `users` as

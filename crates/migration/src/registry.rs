@@ -4,15 +4,16 @@
 //! For every registry table it compares four encodings of the same facts: the entity's
 //! columns (with the sync metadata the registry adds), the live table's columns and
 //! foreign keys, the columns the SQLite capture triggers record (Postgres stamps whole
-//! rows: its stamp trigger must exist), and on Postgres the owner policy, which must be
-//! the one [`synced::owner_rule`] builds from the registry's parent path. A column added
+//! rows: its stamp trigger must exist), and on Postgres the owner policy and the function
+//! naming the owners a change notifies, which must be the ones [`synced::owner_rule`] and
+//! [`notify::function_body`] build from the registry's parent path. A column added
 //! to an entity but not to the database, added by a migration but not to the entity, or
 //! added to both without rebuilding the capture triggers, is a difference.
 
 use std::collections::BTreeSet;
 
 use entities::schema::Table;
-use migration_history::synced;
+use migration_history::{notify, synced};
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
 async fn strings<C: ConnectionTrait>(
@@ -268,9 +269,33 @@ async fn postgres_differences<C: ConnectionTrait>(
             "{name}: the sync stamp trigger {name}_sync_stamp is missing"
         ));
     }
-    if !has(format!("{name}_sync_notify")).await? {
+    for trigger in notify::trigger_names(name) {
+        if !has(trigger.clone()).await? {
+            out.push(format!(
+                "{name}: the live-update trigger {trigger} is missing (migration_history::synced::owner_policy creates it)"
+            ));
+        }
+    }
+    if has(format!("{name}_sync_notify")).await? {
         out.push(format!(
-            "{name}: the live-update trigger {name}_sync_notify is missing (migration_history::synced::make_synced creates it)"
+            "{name}: trigger {name}_sync_notify wakes every client on each change (replace it: migration_history::synced::owner_policy)"
+        ));
+    }
+    let body = strings(
+        db,
+        format!(
+            "SELECT prosrc AS body FROM pg_proc WHERE proname = {}",
+            quoted(&format!("dal_sync_notify_{name}"))
+        ),
+        "body",
+    )
+    .await?;
+    if body
+        .first()
+        .is_some_and(|b| *b != notify::function_body(&owner_path(tables, table)))
+    {
+        out.push(format!(
+            "{name}: dal_sync_notify_{name}() does not follow the registry's parent path (rebuild it: migration_history::synced::owner_policy)"
         ));
     }
     removal_differences(db, table, out).await?;

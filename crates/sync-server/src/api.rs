@@ -20,6 +20,7 @@ use uuid::Uuid;
 use crate::App;
 use crate::auth::{AuthError, Session};
 use crate::clients::{self, Binding};
+use crate::events::Change;
 
 /// A failed request, as the client will read it (a handler returns
 /// `Result<Response, Failure>`; axum turns either side into the response).
@@ -187,7 +188,8 @@ async fn push(
     match app.server.push_as(user, batch).await {
         Ok(ack) => {
             tracing::info!(%user, entries, last_seq = ack.last_seq, rejected = ack.rejected.len(), "push");
-            app.events.changed();
+            // The user's other devices; a server without `LISTEN` hears of nothing else.
+            app.events.changed_for(Change::Users([user].into()));
             Ok(json(StatusCode::OK, &ack))
         }
         Err(e) => {

@@ -8,8 +8,9 @@
 //!   id belongs to the first user who pushed under it; only that user may ask which of
 //!   its entries the server has (`POST /v1/settled`, [`sync::Server::settled_as`], what a
 //!   restored replica asks when it takes a new client id).
-//! * **Live updates**: `GET /v1/events` (Server-Sent Events) tells online clients to pull
-//!   when the database changes (Postgres `LISTEN`/`NOTIFY`).
+//! * **Live updates**: `GET /v1/events` (Server-Sent Events) tells a user's online
+//!   clients to pull when rows of theirs change (Postgres `LISTEN`/`NOTIFY`; each
+//!   notification names the owners of the rows written).
 //! * **New devices**: `GET /v1/snapshot` sends the user's rows as one SQLite replica
 //!   made from a consistent snapshot, to go on from with incremental pulls.
 //! * **No state of its own**: any number of instances behind any load balancer share

@@ -39,6 +39,7 @@ mod sync;
 mod sync_edges;
 mod sync_http;
 mod sync_leases;
+mod sync_live;
 mod sync_pipeline;
 mod sync_removals;
 mod sync_restore;

@@ -94,9 +94,9 @@ parity_test!(async fn entities_live_tables_and_capture_triggers_agree(t) {
             let problems = differences(&db, &both).await;
             assert!(mentions(&problems, &["tasks_sync_stamp", "missing"]), "{problems:#?}");
             assert!(!mentions(&problems, &["tasks_sync_notify"]), "{problems:#?}");
-            db.execute_unprepared("DROP TRIGGER tasks_sync_notify ON tasks").await.unwrap();
+            db.execute_unprepared("DROP TRIGGER tasks_sync_notify_updated ON tasks").await.unwrap();
             let problems = differences(&db, &both).await;
-            assert!(mentions(&problems, &["tasks_sync_notify", "missing"]), "{problems:#?}");
+            assert!(mentions(&problems, &["tasks_sync_notify_updated", "missing"]), "{problems:#?}");
         }
     }
     db.close().await.unwrap();
@@ -156,6 +156,27 @@ parity_test!(async fn the_owner_policies_follow_the_registrys_parents(t) {
         synced::removal_triggers(&SchemaManager::new(db.sea_orm_connection()), name, &path).await.unwrap();
     }
     assert!(!mentions(&differences(&db, schema::tables()).await, &["sync_"]));
+
+    // Live updates: a notify trigger gone, the first version's trigger (which woke every
+    // client) back, a notify function naming the wrong owners.
+    db.execute_unprepared("DROP TRIGGER generations_sync_notify_deleted ON generations").await.unwrap();
+    db.execute_unprepared(
+        "CREATE TRIGGER tasks_sync_notify AFTER INSERT ON tasks FOR EACH STATEMENT EXECUTE FUNCTION dal_sync_notify_tasks()",
+    )
+    .await
+    .unwrap();
+    for sql in migration_history::notify::notify_statements("shots", &[]) {
+        db.execute_unprepared(&sql).await.unwrap();
+    }
+    let problems = differences(&db, schema::tables()).await;
+    assert!(mentions(&problems, &["generations: the live-update trigger generations_sync_notify_deleted is missing"]), "{problems:#?}");
+    assert!(mentions(&problems, &["tasks: trigger tasks_sync_notify wakes every client"]), "{problems:#?}");
+    assert!(mentions(&problems, &["shots: dal_sync_notify_shots() does not follow the registry's parent path"]), "{problems:#?}");
+    for name in ["generations", "tasks", "shots"] {
+        let path = registry::owner_path(schema::tables(), schema::table(name).unwrap());
+        synced::owner_policy(&SchemaManager::new(db.sea_orm_connection()), name, &path).await.unwrap();
+    }
+    assert!(!mentions(&differences(&db, schema::tables()).await, &["notify"]));
 
     db.execute_unprepared("DROP POLICY shots_owner ON shots").await.unwrap();
     let problems = differences(&db, schema::tables()).await;
