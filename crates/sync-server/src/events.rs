@@ -10,9 +10,9 @@
 //! 6543) notifications are not delivered, so give the server a direct or session-pooler
 //! URL in `SYNC_LISTEN_DATABASE_URL`. Without live updates clients still poll.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -21,7 +21,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use migration_history::synced::NOTIFY_CHANNEL;
-use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::App;
@@ -65,15 +65,19 @@ impl Change {
     }
 }
 
-/// Changes seen, handed to every online client's stream, which keeps those of its user.
+/// Changes seen, as counters the online clients' streams watch: one per user with a
+/// stream open, bumped by that user's changes (so a change touches only its owners'
+/// streams, however many others are open), and one for changes that concern everyone.
 pub struct Events {
-    changes: broadcast::Sender<Arc<Change>>,
+    users: Mutex<HashMap<Uuid, watch::Sender<u64>>>,
+    everyone: watch::Sender<u64>,
 }
 
 impl Default for Events {
     fn default() -> Self {
         Events {
-            changes: broadcast::channel(1024).0,
+            users: Mutex::new(HashMap::new()),
+            everyone: watch::channel(0).0,
         }
     }
 }
@@ -81,19 +85,77 @@ impl Default for Events {
 impl Events {
     /// Something changed for everyone.
     pub fn changed(&self) {
-        self.changed_for(Change::Everyone);
+        self.everyone.send_modify(|n| *n += 1);
     }
 
-    /// `change` happened: the clients it concerns hear of it (once, however many changes
+    /// `change` happened: the streams it concerns hear of it (once, however many changes
     /// came since they last looked).
     pub fn changed_for(&self, change: Change) {
-        // No receiver (no client online) is not an error.
-        let _ = self.changes.send(Arc::new(change));
+        match change {
+            Change::Everyone => self.changed(),
+            Change::Users(users) => {
+                let open = self.users.lock().unwrap_or_else(|e| e.into_inner());
+                for user in users {
+                    if let Some(counter) = open.get(&user) {
+                        counter.send_modify(|n| *n += 1);
+                    }
+                }
+            }
+        }
     }
 
-    /// A receiver of changes.
-    pub fn watch(&self) -> broadcast::Receiver<Arc<Change>> {
-        self.changes.subscribe()
+    /// What a stream of `user`'s watches; the user's counter goes when its last watcher
+    /// does.
+    pub fn watch(self: &Arc<Self>, user: Uuid) -> Watch {
+        let mut open = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        let counter = open.entry(user).or_insert_with(|| watch::channel(0).0);
+        Watch {
+            user,
+            mine: counter.subscribe(),
+            everyone: self.everyone.subscribe(),
+            events: Arc::clone(self),
+        }
+    }
+
+    /// How many users have a stream open here.
+    pub fn users_watching(&self) -> usize {
+        self.users.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// One stream's view of [`Events`]: its user's changes and everyone's.
+pub struct Watch {
+    user: Uuid,
+    mine: watch::Receiver<u64>,
+    everyone: watch::Receiver<u64>,
+    events: Arc<Events>,
+}
+
+impl Watch {
+    /// Waits for a change concerning the user since the last call (or since the watch
+    /// began); `None` once the server shuts the counters down.
+    pub async fn changed(&mut self) -> Option<()> {
+        tokio::select! {
+            changed = self.mine.changed() => changed.ok()?,
+            changed = self.everyone.changed() => changed.ok()?,
+        }
+        // One event covers whatever else came meanwhile.
+        self.mine.borrow_and_update();
+        self.everyone.borrow_and_update();
+        Some(())
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let mut open = self.events.users.lock().unwrap_or_else(|e| e.into_inner());
+        // This watch's receiver is still alive here: it is the last one when it is one.
+        if open
+            .get(&self.user)
+            .is_some_and(|counter| counter.receiver_count() <= 1)
+        {
+            open.remove(&self.user);
+        }
     }
 }
 
@@ -144,35 +206,63 @@ pub async fn stream(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
         .until
         .duration_since(std::time::SystemTime::now())
         .unwrap_or_default();
-    let receiver = app.events.watch();
-    Sse::new(changes(session.user, receiver).take_until(tokio::time::sleep(left)))
+    let watch = app.events.watch(session.user);
+    Sse::new(changes(watch).take_until(tokio::time::sleep(left)))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
 
-/// One event now, then one per change concerning `user`, those that came while the last
-/// event was on its way folded into it. A client that fell behind (the channel dropped
-/// changes it had not read) gets an event, as one of them may have been its user's.
-fn changes(
-    user: Uuid,
-    receiver: broadcast::Receiver<Arc<Change>>,
-) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures::stream::unfold((receiver, true), move |(mut receiver, first)| async move {
+/// One event now, then one per change concerning the watch's user, those that came while
+/// the last event was on its way folded into it.
+fn changes(watch: Watch) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures::stream::unfold((watch, true), |(mut watch, first)| async move {
         if !first {
-            loop {
-                match receiver.recv().await {
-                    Ok(change) if change.concerns(user) => break,
-                    Ok(_) => continue,
-                    Err(RecvError::Lagged(_)) => break,
-                    Err(RecvError::Closed) => return None,
-                }
-            }
-            // The pull this event starts reads whatever else is waiting.
-            while matches!(receiver.try_recv(), Ok(_) | Err(TryRecvError::Lagged(_))) {}
+            watch.changed().await?;
         }
         Some((
             Ok(Event::default().event("change").data("{}")),
-            (receiver, false),
+            (watch, false),
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_change_reaches_its_users_streams_and_a_closed_stream_leaves_nothing() {
+        let events = Arc::new(Events::default());
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let (mut a_phone, mut a_laptop, mut b_phone) =
+            (events.watch(a), events.watch(a), events.watch(b));
+        assert_eq!(events.users_watching(), 2);
+
+        events.changed_for(Change::Users([a].into()));
+        events.changed_for(Change::Users([a].into()));
+        assert!(woken(&mut a_phone).await);
+        assert!(!woken(&mut a_phone).await, "two changes, one event");
+        assert!(woken(&mut a_laptop).await);
+        assert!(!woken(&mut b_phone).await);
+        events.changed();
+        for watch in [&mut a_phone, &mut a_laptop, &mut b_phone] {
+            assert!(woken(watch).await);
+        }
+
+        drop(a_phone);
+        assert_eq!(events.users_watching(), 2, "a still has a stream open");
+        drop(a_laptop);
+        drop(b_phone);
+        assert_eq!(events.users_watching(), 0);
+        // A change for a user with no stream open is nobody's.
+        events.changed_for(Change::Users([a].into()));
+        assert_eq!(events.users_watching(), 0);
+    }
+
+    /// Whether `watch` hears of a change within 50 ms.
+    async fn woken(watch: &mut Watch) -> bool {
+        tokio::time::timeout(std::time::Duration::from_millis(50), watch.changed())
+            .await
+            .is_ok()
+    }
 }
