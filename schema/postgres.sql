@@ -38,26 +38,38 @@ AS $function$ DECLARE was uuid; now_owner uuid; BEGIN SELECT a2.id INTO was FROM
 CREATE OR REPLACE FUNCTION dal_sync_notify_generations()
  RETURNS trigger
  LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'public', 'pg_temp'
 AS $function$ DECLARE owners text; n bigint; BEGIN IF TG_OP = 'INSERT' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a1."user_id" AS owner FROM dal_new r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL) s; ELSIF TG_OP = 'DELETE' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a1."user_id" AS owner FROM dal_old r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL) s; ELSE SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a1."user_id" AS owner FROM dal_new r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL UNION SELECT DISTINCT a1."user_id" AS owner FROM dal_old r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL) s; END IF; IF n > 0 THEN PERFORM pg_notify('dal_sync', CASE WHEN n > 200 THEN '*' ELSE owners END); END IF; RETURN NULL; END $function$;
 CREATE OR REPLACE FUNCTION dal_sync_notify_projects()
  RETURNS trigger
  LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'public', 'pg_temp'
 AS $function$ DECLARE owners text; n bigint; BEGIN IF TG_OP = 'INSERT' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT r."user_id" AS owner FROM dal_new r WHERE r."user_id" IS NOT NULL) s; ELSIF TG_OP = 'DELETE' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT r."user_id" AS owner FROM dal_old r WHERE r."user_id" IS NOT NULL) s; ELSE SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT r."user_id" AS owner FROM dal_new r WHERE r."user_id" IS NOT NULL UNION SELECT DISTINCT r."user_id" AS owner FROM dal_old r WHERE r."user_id" IS NOT NULL) s; END IF; IF n > 0 THEN PERFORM pg_notify('dal_sync', CASE WHEN n > 200 THEN '*' ELSE owners END); END IF; RETURN NULL; END $function$;
 CREATE OR REPLACE FUNCTION dal_sync_notify_shot_generations()
  RETURNS trigger
  LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'public', 'pg_temp'
 AS $function$ DECLARE owners text; n bigint; BEGIN IF TG_OP = 'INSERT' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a2."user_id" AS owner FROM dal_new r JOIN "shots" a1 ON a1.id = r."shot_id" JOIN "projects" a2 ON a2.id = a1."project_id" WHERE a2."user_id" IS NOT NULL) s; ELSIF TG_OP = 'DELETE' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a2."user_id" AS owner FROM dal_old r JOIN "shots" a1 ON a1.id = r."shot_id" JOIN "projects" a2 ON a2.id = a1."project_id" WHERE a2."user_id" IS NOT NULL) s; ELSE SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a2."user_id" AS owner FROM dal_new r JOIN "shots" a1 ON a1.id = r."shot_id" JOIN "projects" a2 ON a2.id = a1."project_id" WHERE a2."user_id" IS NOT NULL UNION SELECT DISTINCT a2."user_id" AS owner FROM dal_old r JOIN "shots" a1 ON a1.id = r."shot_id" JOIN "projects" a2 ON a2.id = a1."project_id" WHERE a2."user_id" IS NOT NULL) s; END IF; IF n > 0 THEN PERFORM pg_notify('dal_sync', CASE WHEN n > 200 THEN '*' ELSE owners END); END IF; RETURN NULL; END $function$;
 CREATE OR REPLACE FUNCTION dal_sync_notify_shots()
  RETURNS trigger
  LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'public', 'pg_temp'
 AS $function$ DECLARE owners text; n bigint; BEGIN IF TG_OP = 'INSERT' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a1."user_id" AS owner FROM dal_new r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL) s; ELSIF TG_OP = 'DELETE' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a1."user_id" AS owner FROM dal_old r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL) s; ELSE SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a1."user_id" AS owner FROM dal_new r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL UNION SELECT DISTINCT a1."user_id" AS owner FROM dal_old r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL) s; END IF; IF n > 0 THEN PERFORM pg_notify('dal_sync', CASE WHEN n > 200 THEN '*' ELSE owners END); END IF; RETURN NULL; END $function$;
 CREATE OR REPLACE FUNCTION dal_sync_notify_tasks()
  RETURNS trigger
  LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'public', 'pg_temp'
 AS $function$ DECLARE owners text; n bigint; BEGIN IF TG_OP = 'INSERT' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a1."user_id" AS owner FROM dal_new r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL) s; ELSIF TG_OP = 'DELETE' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a1."user_id" AS owner FROM dal_old r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL) s; ELSE SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT a1."user_id" AS owner FROM dal_new r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL UNION SELECT DISTINCT a1."user_id" AS owner FROM dal_old r JOIN "projects" a1 ON a1.id = r."project_id" WHERE a1."user_id" IS NOT NULL) s; END IF; IF n > 0 THEN PERFORM pg_notify('dal_sync', CASE WHEN n > 200 THEN '*' ELSE owners END); END IF; RETURN NULL; END $function$;
 CREATE OR REPLACE FUNCTION dal_sync_notify_users()
  RETURNS trigger
  LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'public', 'pg_temp'
 AS $function$ DECLARE owners text; n bigint; BEGIN IF TG_OP = 'INSERT' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT r.id AS owner FROM dal_new r) s; ELSIF TG_OP = 'DELETE' THEN SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT r.id AS owner FROM dal_old r) s; ELSE SELECT count(*), string_agg(owner::text, ',') INTO n, owners FROM (SELECT DISTINCT r.id AS owner FROM dal_new r UNION SELECT DISTINCT r.id AS owner FROM dal_old r) s; END IF; IF n > 0 THEN PERFORM pg_notify('dal_sync', CASE WHEN n > 200 THEN '*' ELSE owners END); END IF; RETURN NULL; END $function$;
 CREATE OR REPLACE FUNCTION dal_sync_refuse_truncate()
  RETURNS trigger

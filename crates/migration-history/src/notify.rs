@@ -8,8 +8,11 @@
 //! version's `dal_sync_notify()`.
 //!
 //! The function is written for the table, with its path in plain SQL (a cached plan, as
-//! the removal triggers are), and runs as whoever writes: a user under row-level security
-//! only ever writes their own rows, so only finds themselves. A statement that changes
+//! the removal triggers are), and runs as its owner (`SECURITY DEFINER`, its search path
+//! fixed to the tables' schema then `pg_temp`): the writer's rights would miss owners, as
+//! a user under row-level security deleting their generation cascades to another user's
+//! link to it, whose shot they cannot read, and would refuse the write of a role granted
+//! only the table it writes. A statement that changes
 //! no row notifies nobody. Postgres folds a transaction's identical notifications into
 //! one, delivered at commit.
 //!
@@ -109,6 +112,15 @@ pub fn notify_statements(table: &str, path: &[(&str, &str)]) -> Vec<String> {
         format!(
             "CREATE OR REPLACE FUNCTION \"dal_sync_notify_{table}\"() RETURNS trigger LANGUAGE plpgsql AS $${}$$",
             function_body(path)
+        ),
+        // Run as the function's owner (the tables' owner), so the owners of every row are
+        // found: a cascade under row-level security removes rows the writer cannot read
+        // (another user's link to their generation), and a writer granted only the table
+        // it writes may not read the path. Its search path is fixed to the tables' schema
+        // with `pg_temp` last, so no caller's objects run with the owner's rights.
+        format!(
+            "DO $do$ BEGIN EXECUTE format('ALTER FUNCTION %I() SECURITY DEFINER SET search_path = %I, pg_temp', \
+             'dal_sync_notify_{table}', current_schema()); END $do$"
         ),
         format!("DROP TRIGGER IF EXISTS \"{table}_sync_notify\" ON \"{table}\""),
     ];

@@ -25,6 +25,7 @@ mod review_issue13;
 mod review_issue14;
 mod review_issue15;
 mod review_issue16;
+mod review_live;
 mod roundtrip;
 mod schema;
 mod schema_dumps;

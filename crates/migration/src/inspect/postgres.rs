@@ -86,6 +86,13 @@ pub(super) async fn schema<C: ConnectionTrait>(db: &C) -> Result<Schema, DbErr> 
 /// Definitions name objects of the schema with its name as a prefix; ours are
 /// unqualified, so the same schema compares equal whichever schema it lives in.
 pub(super) fn unqualify(schema: &str, def: &str) -> String {
+    // A function's fixed search path names its schema as a literal (the live notify
+    // functions' `SET search_path TO '<schema>', 'pg_temp'`): written as the deployed
+    // schema's, so a scratch schema compares equal to the live one.
     def.replace(&format!("\"{schema}\"."), "")
         .replace(&format!("{schema}."), "")
+        .replace(
+            &format!("search_path TO '{schema}'"),
+            "search_path TO 'public'",
+        )
 }
