@@ -298,6 +298,20 @@ async fn postgres_differences<C: ConnectionTrait>(
             "{name}: dal_sync_notify_{name}() does not follow the registry's parent path (rebuild it: migration_history::synced::owner_policy)"
         ));
     }
+    let invoker = strings(
+        db,
+        format!(
+            "SELECT proname::text AS name FROM pg_proc WHERE proname = {} AND NOT prosecdef",
+            quoted(&format!("dal_sync_notify_{name}"))
+        ),
+        "name",
+    )
+    .await?;
+    if !invoker.is_empty() {
+        out.push(format!(
+            "{name}: dal_sync_notify_{name}() runs with the writer's rights, so it misses owners of rows the writer cannot read (rebuild it: migration_history::synced::owner_policy)"
+        ));
+    }
     removal_differences(db, table, out).await?;
     let policy = format!("{name}_owner");
     let live = strings(

@@ -168,10 +168,12 @@ parity_test!(async fn the_owner_policies_follow_the_registrys_parents(t) {
     for sql in migration_history::notify::notify_statements("shots", &[]) {
         db.execute_unprepared(&sql).await.unwrap();
     }
+    db.execute_unprepared("ALTER FUNCTION dal_sync_notify_generations() SECURITY INVOKER").await.unwrap();
     let problems = differences(&db, schema::tables()).await;
     assert!(mentions(&problems, &["generations: the live-update trigger generations_sync_notify_deleted is missing"]), "{problems:#?}");
     assert!(mentions(&problems, &["tasks: trigger tasks_sync_notify wakes every client"]), "{problems:#?}");
     assert!(mentions(&problems, &["shots: dal_sync_notify_shots() does not follow the registry's parent path"]), "{problems:#?}");
+    assert!(mentions(&problems, &["generations: dal_sync_notify_generations() runs with the writer's rights"]), "{problems:#?}");
     for name in ["generations", "tasks", "shots"] {
         let path = registry::owner_path(schema::tables(), schema::table(name).unwrap());
         synced::owner_policy(&SchemaManager::new(db.sea_orm_connection()), name, &path).await.unwrap();
