@@ -2,61 +2,12 @@
 //! test is a finding, failing on the code as it was reviewed.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use dal::prelude::*;
-use migration_history::synced::NOTIFY_CHANNEL;
 use sea_orm::ConnectionTrait;
-use sqlx::postgres::PgListener;
 
 use crate::sync::run_postgres;
-
-/// A user with a project of their own, made on the server.
-async fn owner(server: &Database, name: &str) -> (Id, Id) {
-    let user = server.users().create(NewUser::default()).await.unwrap().id;
-    let project = server
-        .projects()
-        .create(NewProject::new(user, name))
-        .await
-        .unwrap()
-        .id;
-    (user, project)
-}
-
-/// The notifications of the change channel, on a session of their own.
-struct Notifications(PgListener);
-
-impl Notifications {
-    async fn listen(url: &str) -> Notifications {
-        let mut listener = PgListener::connect(url).await.unwrap();
-        listener.listen(NOTIFY_CHANNEL).await.unwrap();
-        Notifications(listener)
-    }
-
-    /// The owners notified since the last call: a marker (a new user, the one owner its
-    /// insert names) is written, and the owners named before it are returned (`*`, for
-    /// everyone, as a panic: these tests write few rows).
-    async fn owners(&mut self, server: &Database) -> HashSet<Id> {
-        let marker = server.users().create(NewUser::default()).await.unwrap().id;
-        let mut owners = HashSet::new();
-        loop {
-            let payload = tokio::time::timeout(Duration::from_secs(10), self.0.recv())
-                .await
-                .expect("a notification within 10 s")
-                .unwrap()
-                .payload()
-                .to_owned();
-            if payload == marker.to_string() {
-                return owners;
-            }
-            for id in payload.split(',') {
-                owners.insert(Id(id
-                    .parse()
-                    .unwrap_or_else(|_| panic!("{payload:?} names owners"))));
-            }
-        }
-    }
-}
+use crate::sync_live::{Notifications, owner};
 
 /// A link of one user's generation into another user's timeline (written by the server,
 /// or from before migration `m20261207_050000_link_policies`): when its generation's owner

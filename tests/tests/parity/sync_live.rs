@@ -16,7 +16,7 @@ use crate::sync::{run_postgres, server_world};
 use crate::sync_http::{HttpRig, token_for};
 
 /// A user with a project of their own, made on the server.
-async fn owner(server: &Database, name: &str) -> (Id, Id) {
+pub(crate) async fn owner(server: &Database, name: &str) -> (Id, Id) {
     let user = server.users().create(NewUser::default()).await.unwrap().id;
     let project = server
         .projects()
@@ -28,10 +28,10 @@ async fn owner(server: &Database, name: &str) -> (Id, Id) {
 }
 
 /// The notifications of the change channel, on a session of their own.
-struct Notifications(PgListener);
+pub(crate) struct Notifications(PgListener);
 
 impl Notifications {
-    async fn listen(url: &str) -> Notifications {
+    pub(crate) async fn listen(url: &str) -> Notifications {
         let mut listener = PgListener::connect(url).await.unwrap();
         listener.listen(NOTIFY_CHANNEL).await.unwrap();
         Notifications(listener)
@@ -39,7 +39,7 @@ impl Notifications {
 
     /// The payloads notified since the last call: a marker (a new user, the one owner
     /// its insert names) is written, and what came before it is returned.
-    async fn since(&mut self, server: &Database) -> Vec<String> {
+    pub(crate) async fn since(&mut self, server: &Database) -> Vec<String> {
         let marker = server.users().create(NewUser::default()).await.unwrap().id;
         let mut payloads = Vec::new();
         loop {
@@ -59,7 +59,7 @@ impl Notifications {
     /// The owners notified since the last call, all together (a transaction may notify
     /// more than once: a project's move re-stamps its tasks, and their statement names
     /// the new owner again).
-    async fn owners(&mut self, server: &Database) -> HashSet<Id> {
+    pub(crate) async fn owners(&mut self, server: &Database) -> HashSet<Id> {
         let payloads = self.since(server).await;
         payloads
             .iter()
