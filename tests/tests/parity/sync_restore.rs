@@ -247,7 +247,14 @@ async fn the_engine_takes_a_new_id_when_asked_after_a_restore() {
         let engine =
             SyncEngine::start(restored.clone(), rig.transport.clone(), rig.options.clone());
         let record = engine.reidentify().await.unwrap();
-        assert_eq!((record.already_on_server, record.requeued), (1, 0));
+        // The engine's first sync starts at once and may push the restored entry before
+        // the request arrives: the server passes over it as a retry under the same id,
+        // and the new id's recovery then finds nothing left. Either way it is on the
+        // server once (checked below) and nothing is requeued.
+        assert!(
+            matches!((record.already_on_server, record.requeued), (1, 0) | (0, 0)),
+            "{record:?}"
+        );
         assert_eq!(record.reason, "asked by the application");
         let mine = create_task(&restored, project, 2).await;
         engine.sync_now().await.unwrap();
