@@ -27,7 +27,6 @@
 //! ```
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
 pub use crate::synced::NOTIFY_CHANNEL;
 
@@ -141,14 +140,7 @@ pub async fn notify_triggers(
     table: &str,
     path: &[(&str, &str)],
 ) -> Result<(), DbErr> {
-    if manager.get_database_backend() != DbBackend::Postgres {
-        return Ok(());
-    }
-    let db = manager.get_connection();
-    for sql in notify_statements(table, path) {
-        db.execute_unprepared(&sql).await?;
-    }
-    Ok(())
+    crate::synced::on_postgres(manager, notify_statements(table, path)).await
 }
 
 #[cfg(test)]

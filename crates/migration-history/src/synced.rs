@@ -366,11 +366,19 @@ pub async fn removal_triggers(
     table: &str,
     path: &[(&str, &str)],
 ) -> Result<(), DbErr> {
+    on_postgres(manager, removal_statements(table, path)).await
+}
+
+/// Runs `statements` in order on Postgres; nothing on SQLite.
+pub(crate) async fn on_postgres(
+    manager: &SchemaManager<'_>,
+    statements: Vec<String>,
+) -> Result<(), DbErr> {
     if manager.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }
     let db = manager.get_connection();
-    for sql in removal_statements(table, path) {
+    for sql in statements {
         db.execute_unprepared(&sql).await?;
     }
     Ok(())

@@ -242,6 +242,63 @@ async fn removal_differences<C: ConnectionTrait>(
     Ok(())
 }
 
+/// A change reaches its owners' online clients only through the table's notify triggers
+/// (`migration_history::notify`), whose function must name the owners over the
+/// registry's parent path, as the table's owner (a writer's rights would miss some).
+async fn notify_differences<C: ConnectionTrait>(
+    db: &C,
+    tables: &[Table],
+    table: &Table,
+    out: &mut Vec<String>,
+) -> Result<(), DbErr> {
+    let name = table.name;
+    let live = strings(
+        db,
+        format!(
+            "SELECT tgname::text AS name FROM pg_trigger WHERE tgrelid = to_regclass({})",
+            quoted(name)
+        ),
+        "name",
+    )
+    .await?;
+    for trigger in notify::trigger_names(name) {
+        if !live.contains(&trigger) {
+            out.push(format!(
+                "{name}: the live-update trigger {trigger} is missing (migration_history::synced::owner_policy creates it)"
+            ));
+        }
+    }
+    if live.contains(&format!("{name}_sync_notify")) {
+        out.push(format!(
+            "{name}: trigger {name}_sync_notify wakes every client on each change (replace it: migration_history::synced::owner_policy)"
+        ));
+    }
+    let function = format!("dal_sync_notify_{name}");
+    let found = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT prosrc AS body, prosecdef AS definer FROM pg_proc WHERE proname = {}",
+                quoted(&function)
+            ),
+        ))
+        .await?;
+    let Some(row) = found.first() else {
+        return Ok(());
+    };
+    if row.try_get::<String>("", "body")? != notify::function_body(&owner_path(tables, table)) {
+        out.push(format!(
+            "{name}: {function}() does not follow the registry's parent path (rebuild it: migration_history::synced::owner_policy)"
+        ));
+    }
+    if !row.try_get::<bool>("", "definer")? {
+        out.push(format!(
+            "{name}: {function}() runs with the writer's rights, so it misses owners of rows the writer cannot read (rebuild it: migration_history::synced::owner_policy)"
+        ));
+    }
+    Ok(())
+}
+
 /// Postgres stamps every synced row with its version (one trigger per table, whatever the
 /// columns), and guards it with the owner policy the registry's parent path gives.
 async fn postgres_differences<C: ConnectionTrait>(
@@ -269,49 +326,7 @@ async fn postgres_differences<C: ConnectionTrait>(
             "{name}: the sync stamp trigger {name}_sync_stamp is missing"
         ));
     }
-    for trigger in notify::trigger_names(name) {
-        if !has(trigger.clone()).await? {
-            out.push(format!(
-                "{name}: the live-update trigger {trigger} is missing (migration_history::synced::owner_policy creates it)"
-            ));
-        }
-    }
-    if has(format!("{name}_sync_notify")).await? {
-        out.push(format!(
-            "{name}: trigger {name}_sync_notify wakes every client on each change (replace it: migration_history::synced::owner_policy)"
-        ));
-    }
-    let body = strings(
-        db,
-        format!(
-            "SELECT prosrc AS body FROM pg_proc WHERE proname = {}",
-            quoted(&format!("dal_sync_notify_{name}"))
-        ),
-        "body",
-    )
-    .await?;
-    if body
-        .first()
-        .is_some_and(|b| *b != notify::function_body(&owner_path(tables, table)))
-    {
-        out.push(format!(
-            "{name}: dal_sync_notify_{name}() does not follow the registry's parent path (rebuild it: migration_history::synced::owner_policy)"
-        ));
-    }
-    let invoker = strings(
-        db,
-        format!(
-            "SELECT proname::text AS name FROM pg_proc WHERE proname = {} AND NOT prosecdef",
-            quoted(&format!("dal_sync_notify_{name}"))
-        ),
-        "name",
-    )
-    .await?;
-    if !invoker.is_empty() {
-        out.push(format!(
-            "{name}: dal_sync_notify_{name}() runs with the writer's rights, so it misses owners of rows the writer cannot read (rebuild it: migration_history::synced::owner_policy)"
-        ));
-    }
+    notify_differences(db, tables, table, out).await?;
     removal_differences(db, table, out).await?;
     let policy = format!("{name}_owner");
     let live = strings(
